@@ -1,0 +1,8 @@
+//! The BGP-4 engine (RFC 4271): a codec free of I/O, the session FSM as
+//! pure code, and the tokio driver that owns sockets and timers.
+
+pub mod attribute;
+pub mod capability;
+pub mod error;
+pub mod message;
+pub mod nlri;

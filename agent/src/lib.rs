@@ -1,0 +1,8 @@
+//! Steer: a route server and host agent with an eBPF dataplane.
+//!
+//! `steer server` peers with network virtual appliances over eBGP and
+//! reflects their routes to host agents over iBGP with ADD-PATH; `steer
+//! agent` programs each hypervisor's kernel table and XDP fast path.
+
+pub mod bgp;
+pub mod prefix;

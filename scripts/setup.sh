@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Idempotent installer for everything Steer's build, tests, demo and benchmarks
+# need on a Debian 12 machine: the lab's BGP peers and tools, the nightly's
+# rust-src, bpf-linker built against the nightly's own LLVM, and a bpffs mount.
+# Safe to run again; each step checks before it acts and says what failed.
+set -euo pipefail
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] FAILED: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (apt, bpffs mount and network namespaces need it)"
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+PKGS=(bird2 frr gobgpd exabgp bpftool iproute2 ethtool tcpdump iputils-ping python3 procps psmisc)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || die "apt-get update"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]}"
+fi
+
+# The packaged daemons must not run in the root namespace: the lab starts its
+# own instances inside network namespaces.
+for svc in bird frr gobgpd exabgp; do
+  if systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" >/dev/null 2>&1 || true
+    systemctl disable "$svc" >/dev/null 2>&1 || true
+  fi
+done
+pkill -x bird 2>/dev/null || true
+pkill -x gobgpd 2>/dev/null || true
+
+rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src' || {
+  log "adding rust-src to the nightly toolchain"
+  rustup component add rust-src --toolchain nightly || die "rustup component add rust-src --toolchain nightly"
+}
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" || die "rustup component add $c"
+done
+
+if ! command -v bpf-linker >/dev/null 2>&1; then
+  NL=$(rustc +nightly --print sysroot)/lib
+  LLVM=$(basename "$(ls "$NL"/libLLVM.so.*-nightly | head -1)")
+  MAJOR=$(rustc +nightly -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+  [ -n "$LLVM" ] && [ -n "$MAJOR" ] || die "cannot find the nightly's libLLVM under $NL"
+  log "building bpf-linker against $LLVM (llvm-$MAJOR); this takes a few minutes"
+  RUSTFLAGS="-L $NL -C link-arg=-l:$LLVM -C link-arg=-Wl,-rpath,$NL" \
+    cargo install bpf-linker --locked --no-default-features \
+      --features "llvm-$MAJOR,no-llvm-linking" >&2 \
+    || die "cargo install bpf-linker (llvm-$MAJOR, linked to $LLVM)"
+fi
+
+if [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != "bpf_fs" ]; then
+  log "mounting bpffs on /sys/fs/bpf"
+  mkdir -p /sys/fs/bpf
+  mount -t bpf bpf /sys/fs/bpf || die "mount -t bpf bpf /sys/fs/bpf"
+fi
+
+log "ready"

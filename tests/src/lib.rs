@@ -1,0 +1,1 @@
+//! The test lab: network namespaces, veth links and real BGP peers.

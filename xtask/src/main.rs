@@ -1,0 +1,2 @@
+//! `cargo xtask build-ebpf | test | demo | bench`: developer tasks.
+fn main() {}
