@@ -5,4 +5,5 @@
 //! agent` programs each hypervisor's kernel table and XDP fast path.
 
 pub mod bgp;
+pub mod fib;
 pub mod prefix;

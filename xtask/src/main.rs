@@ -1,2 +1,57 @@
-//! `cargo xtask build-ebpf | test | demo | bench`: developer tasks.
-fn main() {}
+//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|fib>`.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Steer developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the XDP program (nightly, bpfel-unknown-none, bpf-linker).
+    BuildEbpf,
+    /// Run the test suite exactly as CI does (scripts/test.sh).
+    Test,
+    /// Run the seed-scenario demo (scripts/demo.sh).
+    Demo {
+        /// Extra arguments for the demo script, e.g. --keep.
+        args: Vec<String>,
+    },
+    /// Benchmarks that run the competitor in the same run and print ratios.
+    Bench {
+        #[command(subcommand)]
+        which: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Route server: P appliances x N prefixes, Steer vs BIRD vs GoBGP.
+    Bgp,
+    /// Host FIB: kernel programming vs `ip -batch`, XDP map rate and cost.
+    Fib,
+}
+
+fn script(name: &str, args: &[String]) -> Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = std::process::Command::new("bash")
+        .arg(root.join("scripts").join(name))
+        .args(args)
+        .status()?;
+    anyhow::ensure!(status.success(), "scripts/{name} failed: {status}");
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::BuildEbpf => anyhow::bail!("not built yet"),
+        Cmd::Test => script("test.sh", &[]),
+        Cmd::Demo { args } => script("demo.sh", &args),
+        Cmd::Bench { which: Bench::Bgp } => anyhow::bail!("not built yet"),
+        Cmd::Bench { which: Bench::Fib } => anyhow::bail!("not built yet"),
+    }
+}

@@ -1,0 +1,2 @@
+//! The host's forwarding state: the plan (desired vs. installed), the
+//! kernel table (rtnetlink) and the XDP maps (aya).
