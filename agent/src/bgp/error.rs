@@ -309,11 +309,18 @@ mod tests {
 
     #[test]
     fn describe_names_code_and_subcode() {
-        let n = Notification::with_data(code::CEASE, cease::MAX_PREFIXES, vec![0, 1, 1, 0, 0, 3, 0xe8]);
+        let n = Notification::with_data(
+            code::CEASE,
+            cease::MAX_PREFIXES,
+            vec![0, 1, 1, 0, 0, 3, 0xe8],
+        );
         assert_eq!(
             n.to_string(),
             "Cease / Maximum Number of Prefixes Reached (6/1) data 000101000003e8"
         );
-        assert_eq!(Notification::new(1, 1).describe(), "Message Header Error / Connection Not Synchronized");
+        assert_eq!(
+            Notification::new(1, 1).describe(),
+            "Message Header Error / Connection Not Synchronized"
+        );
     }
 }

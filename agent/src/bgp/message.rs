@@ -7,12 +7,38 @@
 //! parseable is reported on the [`Update`] (treat-as-withdraw or attribute
 //! discard) and the session continues; anything else is a [`DecodeError`]
 //! carrying the NOTIFICATION to send.
+//!
+//! The work sits in private modules under `codec/`: `frame` (the header
+//! for encoders), `open` (OPEN and its optional parameters) and `update`
+//! (UPDATE decoding, RFC 7606 classification of what the attribute codec
+//! cannot see, and the packing encoders).
 
-use super::attribute::PathAttributes;
-use super::capability::Capability;
-use super::error::{DecodeError, EncodeError, Notification};
+use super::attribute::{PathAttributes, code as attr_code, flags as attr_flags};
+use super::capability::{AddPathFamily, Capability, GracefulRestart};
+use super::error::{DecodeError, EncodeError, Notification, code, header};
 use super::nlri::{Family, Nlri};
+use crate::prefix::Afi;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+#[path = "codec/frame.rs"]
+mod frame;
+#[path = "codec/open.rs"]
+mod open_codec;
+#[path = "codec/update.rs"]
+mod update_codec;
+
+#[cfg(test)]
+#[path = "codec/capture_tests.rs"]
+mod capture_tests;
+#[cfg(test)]
+#[path = "codec/test_util.rs"]
+pub(crate) mod test_util;
+#[cfg(test)]
+#[path = "codec/message_tests.rs"]
+mod tests;
+#[cfg(test)]
+#[path = "codec/update_tests.rs"]
+mod update_tests;
 
 /// Length of the fixed header: marker, length, type.
 pub const HEADER_LEN: usize = 19;
@@ -83,7 +109,12 @@ pub struct Open {
 impl Open {
     /// An OPEN for `asn`, putting AS_TRANS in My AS when it needs 4 octets.
     /// The caller includes [`Capability::FourOctetAs`] itself.
-    pub fn new(asn: u32, hold_time: u16, router_id: Ipv4Addr, capabilities: Vec<Capability>) -> Open {
+    pub fn new(
+        asn: u32,
+        hold_time: u16,
+        router_id: Ipv4Addr,
+        capabilities: Vec<Capability>,
+    ) -> Open {
         Open {
             version: 4,
             my_as: u16::try_from(asn).unwrap_or(AS_TRANS),
@@ -102,6 +133,46 @@ impl Open {
                 _ => None,
             })
             .unwrap_or(u32::from(self.my_as))
+    }
+
+    /// The first capability with this code.
+    pub fn capability(&self, code: u8) -> Option<&Capability> {
+        self.capabilities.iter().find(|c| c.code() == code)
+    }
+
+    /// True when the OPEN carries a capability with this code.
+    pub fn has_capability(&self, code: u8) -> bool {
+        self.capability(code).is_some()
+    }
+
+    /// The families of the Multiprotocol capabilities, in order. Empty when
+    /// there are none (the session then assumes IPv4 unicast).
+    pub fn families(&self) -> impl Iterator<Item = Family> + '_ {
+        self.capabilities.iter().filter_map(|c| match c {
+            Capability::Multiprotocol(f) => Some(*f),
+            _ => None,
+        })
+    }
+
+    /// The ADD-PATH mode announced for `family`, the last mention winning
+    /// when several ADD-PATH capabilities name it.
+    pub fn add_path(&self, family: Family) -> Option<AddPathFamily> {
+        self.capabilities
+            .iter()
+            .filter_map(|c| match c {
+                Capability::AddPath(v) => v.iter().rev().find(|a| a.family == family),
+                _ => None,
+            })
+            .next_back()
+            .copied()
+    }
+
+    /// The Graceful Restart capability, if sent.
+    pub fn graceful_restart(&self) -> Option<&GracefulRestart> {
+        self.capabilities.iter().find_map(|c| match c {
+            Capability::GracefulRestart(g) => Some(g),
+            _ => None,
+        })
     }
 }
 
@@ -159,9 +230,17 @@ pub struct Update {
 impl Update {
     /// The family this UPDATE marks End-of-RIB for (RFC 4724 §2): an empty
     /// UPDATE for IPv4 unicast, or one holding only an empty MP_UNREACH.
+    /// An UPDATE that lost an attribute to RFC 7606 (say, the empty
+    /// MP_UNREACH of a family Steer does not route) is not one.
     pub fn end_of_rib(&self) -> Option<Family> {
         let no_attrs = self.attributes == PathAttributes::default();
-        if !no_attrs || !self.withdrawn.is_empty() || !self.nlri.is_empty() || self.mp_reach.is_some() {
+        if !no_attrs
+            || !self.withdrawn.is_empty()
+            || !self.nlri.is_empty()
+            || self.mp_reach.is_some()
+            || !self.treat_as_withdraw.is_empty()
+            || !self.discarded.is_empty()
+        {
             return None;
         }
         match &self.mp_unreach {
@@ -169,6 +248,25 @@ impl Update {
             Some(u) if u.withdrawn.is_empty() => Some(u.family),
             Some(_) => None,
         }
+    }
+}
+
+impl Update {
+    /// Every NLRI this UPDATE announces: the NLRI field, then MP_REACH.
+    /// Under treat-as-withdraw the caller withdraws these instead.
+    pub fn announced(&self) -> impl Iterator<Item = &Nlri> {
+        let mp = self.mp_reach.as_ref().map_or(&[][..], |r| &r.nlri[..]);
+        self.nlri.iter().chain(mp)
+    }
+
+    /// Every NLRI this UPDATE withdraws: the Withdrawn Routes field, then
+    /// MP_UNREACH.
+    pub fn withdrawals(&self) -> impl Iterator<Item = &Nlri> {
+        let mp = self
+            .mp_unreach
+            .as_ref()
+            .map_or(&[][..], |u| &u.withdrawn[..]);
+        self.withdrawn.iter().chain(mp)
     }
 }
 
@@ -183,6 +281,8 @@ pub struct RouteRefresh {
 
 /// Any BGP message.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// UPDATE is the common message; boxing it would add an allocation to each.
+#[allow(clippy::large_enum_variant)]
 pub enum Message {
     /// OPEN.
     Open(Open),
@@ -199,22 +299,136 @@ pub enum Message {
 /// Check the header at the front of `buf` (RFC 4271 §6.1): marker, length
 /// within the session's limit and the type's minimum, known type. Returns
 /// the whole message's length once 19 octets are there, `None` before.
+///
+/// OPEN and KEEPALIVE never exceed 4096 octets, even with extended messages
+/// (RFC 8654 §4); ROUTE-REFRESH must be exactly 23 octets since Steer
+/// negotiates no ORF (RFC 5291).
 pub fn frame_len(buf: &[u8], cfg: &CodecConfig) -> Result<Option<usize>, DecodeError> {
-    let _ = (buf, cfg);
-    todo!("codec")
+    let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    if header[..16].iter().any(|&b| b != 0xff) {
+        return Err(DecodeError::new(
+            code::MESSAGE_HEADER,
+            header::NOT_SYNCHRONIZED,
+            Vec::new(),
+            "marker is not all ones (RFC 4271 §6.1)",
+        ));
+    }
+    let field = [header[16], header[17]];
+    let len = usize::from(u16::from_be_bytes(field));
+    let bad_length = |why: String| {
+        DecodeError::new(
+            code::MESSAGE_HEADER,
+            header::BAD_LENGTH,
+            field.to_vec(),
+            format!("{why} (RFC 4271 §6.1)"),
+        )
+    };
+    let limit = cfg.max_message_len();
+    if !(HEADER_LEN..=limit).contains(&len) {
+        return Err(bad_length(format!("length {len} is outside 19..={limit}")));
+    }
+    let (name, min, max) = match header[18] {
+        kind::OPEN => ("OPEN", 29, MAX_MESSAGE_LEN),
+        kind::UPDATE => ("UPDATE", 23, limit),
+        kind::NOTIFICATION => ("NOTIFICATION", 21, limit),
+        kind::KEEPALIVE => ("KEEPALIVE", HEADER_LEN, HEADER_LEN),
+        kind::ROUTE_REFRESH => ("ROUTE-REFRESH", 23, 23),
+        other => {
+            return Err(DecodeError::new(
+                code::MESSAGE_HEADER,
+                header::BAD_TYPE,
+                vec![other],
+                format!("unknown message type {other} (RFC 4271 §6.1)"),
+            ));
+        }
+    };
+    if !(min..=max).contains(&len) {
+        return Err(bad_length(format!(
+            "{name} length {len} is outside {min}..={max}"
+        )));
+    }
+    Ok(Some(len))
 }
 
 /// Decode one whole message (header included, exactly `frame_len` octets).
 pub fn decode(msg: &[u8], cfg: &CodecConfig) -> Result<Message, DecodeError> {
-    let _ = (msg, cfg);
-    todo!("codec")
+    let Some(len) = frame_len(msg, cfg)? else {
+        return Err(DecodeError::new(
+            code::MESSAGE_HEADER,
+            header::BAD_LENGTH,
+            Vec::new(),
+            format!("{} octets cannot hold the 19-octet header", msg.len()),
+        ));
+    };
+    if len != msg.len() {
+        return Err(DecodeError::new(
+            code::MESSAGE_HEADER,
+            header::BAD_LENGTH,
+            msg[16..18].to_vec(),
+            format!(
+                "length field says {len}, the message has {} octets",
+                msg.len()
+            ),
+        ));
+    }
+    let body = &msg[HEADER_LEN..];
+    match (msg[18], body) {
+        (kind::OPEN, _) => open_codec::decode(body).map(Message::Open),
+        (kind::UPDATE, _) => update_codec::decode(body, cfg).map(Message::Update),
+        (kind::NOTIFICATION, [c, subcode, data @ ..]) => Ok(Message::Notification(
+            Notification::with_data(*c, *subcode, data.to_vec()),
+        )),
+        (kind::KEEPALIVE, _) => Ok(Message::Keepalive),
+        (kind::ROUTE_REFRESH, &[a0, a1, subtype, safi]) => {
+            Ok(Message::RouteRefresh(RouteRefresh {
+                family: Family {
+                    afi: u16::from_be_bytes([a0, a1]),
+                    safi,
+                },
+                subtype,
+            }))
+        }
+        (other, _) => Err(DecodeError::new(
+            code::MESSAGE_HEADER,
+            header::BAD_TYPE,
+            vec![other],
+            format!("message type {other} with a body of {} octets", body.len()),
+        )),
+    }
 }
 
 impl Message {
-    /// Append this message's encoding to `out`.
+    /// Append this message's encoding to `out`. Nothing is appended on
+    /// error.
+    ///
+    /// A NOTIFICATION's data is cut to fit the size limit rather than fail,
+    /// since it is sent on the way out of a session. An UPDATE is encoded
+    /// as given (missing mandatory attributes included, so tests can build
+    /// faulty ones), in one message; see [`encode_announce`] for packing.
     pub fn encode(&self, cfg: &CodecConfig, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        let _ = (cfg, out);
-        todo!("codec")
+        match self {
+            Message::Open(open) => open_codec::encode(open, out),
+            Message::Update(update) => update_codec::encode(update, cfg, out),
+            Message::Notification(n) => {
+                let start = frame::begin(out, kind::NOTIFICATION);
+                let room = cfg.max_message_len() - 21;
+                out.extend_from_slice(&[n.code, n.subcode]);
+                out.extend_from_slice(&n.data[..n.data.len().min(room)]);
+                frame::end(out, start, cfg.max_message_len(), "NOTIFICATION")
+            }
+            Message::Keepalive => {
+                let start = frame::begin(out, kind::KEEPALIVE);
+                frame::end(out, start, HEADER_LEN, "KEEPALIVE")
+            }
+            Message::RouteRefresh(r) => {
+                let start = frame::begin(out, kind::ROUTE_REFRESH);
+                out.extend_from_slice(&r.family.afi.to_be_bytes());
+                out.extend_from_slice(&[r.subtype, r.family.safi]);
+                frame::end(out, start, 23, "ROUTE-REFRESH")
+            }
+        }
     }
 }
 
@@ -223,24 +437,78 @@ impl Message {
 /// uses NEXT_HOP and the NLRI field; IPv6 uses MP_REACH with
 /// `attrs.next_hop` (and its link-local next hop). Path ids are written when
 /// `cfg.add_path_send` is set for the family.
+///
+/// The attributes are encoded once per call. ORIGIN and the next hop are
+/// required; an absent AS_PATH goes out empty (a locally originated route).
+/// NLRI of both families are accepted and sent family by family. On error
+/// `out` may hold the messages completed before it.
 pub fn encode_announce(
     cfg: &CodecConfig,
     attrs: &PathAttributes,
     nlri: &[Nlri],
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
-    let _ = (cfg, attrs, nlri, out);
-    todo!("codec")
+    let Some(first) = nlri.first() else {
+        return Ok(());
+    };
+    if attrs.origin.is_none() {
+        return Err(EncodeError::Missing("ORIGIN"));
+    }
+    let afi = first.prefix.afi();
+    if nlri.iter().all(|n| n.prefix.afi() == afi) {
+        return update_codec::announce(cfg, attrs, afi, nlri.iter(), out);
+    }
+    for afi in [Afi::Ipv4, Afi::Ipv6] {
+        let mut of_family = nlri.iter().filter(|n| n.prefix.afi() == afi).peekable();
+        if of_family.peek().is_some() {
+            update_codec::announce(cfg, attrs, afi, of_family, out)?;
+        }
+    }
+    Ok(())
 }
 
-/// Append UPDATEs withdrawing `nlri` (all of one family), packed.
-pub fn encode_withdraw(cfg: &CodecConfig, nlri: &[Nlri], out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let _ = (cfg, nlri, out);
-    todo!("codec")
+/// Append UPDATEs withdrawing `nlri` (all of one family), packed. IPv4 uses
+/// the Withdrawn Routes field, IPv6 MP_UNREACH_NLRI; NLRI of both families
+/// are accepted and sent family by family.
+pub fn encode_withdraw(
+    cfg: &CodecConfig,
+    nlri: &[Nlri],
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let Some(first) = nlri.first() else {
+        return Ok(());
+    };
+    let afi = first.prefix.afi();
+    if nlri.iter().all(|n| n.prefix.afi() == afi) {
+        update_codec::withdraw(cfg, afi, nlri.iter(), out);
+        return Ok(());
+    }
+    for afi in [Afi::Ipv4, Afi::Ipv6] {
+        let mut of_family = nlri.iter().filter(|n| n.prefix.afi() == afi).peekable();
+        if of_family.peek().is_some() {
+            update_codec::withdraw(cfg, afi, of_family, out);
+        }
+    }
+    Ok(())
 }
 
 /// Append the End-of-RIB marker for `family` (RFC 4724 §2).
 pub fn encode_end_of_rib(family: Family, out: &mut Vec<u8>) {
-    let _ = (family, out);
-    todo!("codec")
+    let start = frame::begin(out, kind::UPDATE);
+    if family == Family::IPV4_UNICAST {
+        out.extend_from_slice(&[0, 0, 0, 0]);
+    } else {
+        out.extend_from_slice(&[
+            0,
+            0,
+            0,
+            6,
+            attr_flags::OPTIONAL,
+            attr_code::MP_UNREACH_NLRI,
+            3,
+        ]);
+        out.extend_from_slice(&family.afi.to_be_bytes());
+        out.push(family.safi);
+    }
+    frame::patch_len(out, start);
 }
