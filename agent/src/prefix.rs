@@ -73,10 +73,16 @@ fn mask4(addr: Ipv4Addr, len: u8) -> Ipv4Addr {
 
 fn mask6(addr: Ipv6Addr, len: u8) -> Ipv6Addr {
     let bits = u128::from(addr);
-    let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len)
+    };
     Ipv6Addr::from(bits & mask)
 }
 
+// `len` is the prefix length, not a size: there is nothing to be empty.
+#[allow(clippy::len_without_is_empty)]
 impl Prefix {
     /// A prefix from an address and length, clearing host bits.
     /// Lengths beyond the family's width are clamped to it.
@@ -256,7 +262,11 @@ mod tests {
         );
         assert!(matches!(
             Prefix::parse_strict("10.0.0.0/33"),
-            Err(PrefixError::Length { len: 33, max: 32, .. })
+            Err(PrefixError::Length {
+                len: 33,
+                max: 32,
+                ..
+            })
         ));
         assert!(matches!(
             Prefix::parse_strict("10.0.0.0"),
@@ -283,6 +293,10 @@ mod tests {
     fn significant_octets_follow_length() {
         let p: Prefix = "10.1.128.0/17".parse().unwrap();
         assert_eq!(p.significant_octets(), vec![10, 1, 128]);
-        assert!(Prefix::default_route(Afi::Ipv6).significant_octets().is_empty());
+        assert!(
+            Prefix::default_route(Afi::Ipv6)
+                .significant_octets()
+                .is_empty()
+        );
     }
 }

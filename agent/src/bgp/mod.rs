@@ -4,5 +4,10 @@
 pub mod attribute;
 pub mod capability;
 pub mod error;
+pub mod fsm;
 pub mod message;
+pub mod negotiate;
 pub mod nlri;
+pub mod routes;
+pub mod session;
+pub mod status;

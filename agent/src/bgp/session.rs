@@ -1,0 +1,853 @@
+//! The tokio driver of one BGP session: owns the TCP connection, the timers
+//! and the [`Fsm`]; turns bytes into FSM inputs and FSM outputs into I/O;
+//! hands routes to its owner (the server's RIB or the agent) as
+//! [`PeerMsg`]s. Connection collisions (RFC 4271 §6.8) are resolved here by
+//! running a second FSM on the colliding connection until one side's BGP
+//! identifier decides. Timers get the jitter of RFC 4271 §10.
+
+use super::error::{Notification, cease};
+use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
+use super::message::{CodecConfig, Message, decode, frame_len, kind};
+use super::negotiate::Negotiated;
+use super::nlri::Family;
+use super::routes::{IngestContext, RouteBatch, ingest};
+use super::status::PeerStatus;
+use bytes::{Bytes, BytesMut};
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info, warn};
+
+/// A session's identity inside one daemon.
+pub type PeerId = u32;
+
+/// How to run one session.
+#[derive(Clone, Debug)]
+pub struct SessionSpec {
+    /// Identity for events.
+    pub id: PeerId,
+    /// Name for logs and `steer show`.
+    pub name: String,
+    /// The FSM's configuration.
+    pub fsm: FsmConfig,
+    /// Where to connect (peer address and port).
+    pub remote: SocketAddr,
+    /// Source address for outgoing connections.
+    pub bind: Option<IpAddr>,
+}
+
+/// Commands from the owner.
+#[derive(Debug)]
+pub enum SessionCommand {
+    /// Administrative stop: send the NOTIFICATION and end the task.
+    Stop(Notification),
+    /// End the session with the NOTIFICATION, refuse the peer for the given
+    /// time, then start again (max-prefix).
+    StopFor(Notification, Duration),
+    /// A connection the listener accepted from this peer.
+    Incoming(TcpStream),
+}
+
+/// Where the owner writes pre-encoded messages for an established session.
+#[derive(Clone, Debug)]
+pub struct Outbound {
+    tx: mpsc::UnboundedSender<Bytes>,
+    status: Arc<PeerStatus>,
+}
+
+impl Outbound {
+    /// A send queue feeding `tx` (the session's writer; tests read it).
+    pub fn new(tx: mpsc::UnboundedSender<Bytes>, status: Arc<PeerStatus>) -> Outbound {
+        Outbound { tx, status }
+    }
+
+    /// Queue `bytes` holding `updates` UPDATE messages; false when the
+    /// session has gone.
+    pub fn send(&self, bytes: Bytes, updates: u64) -> bool {
+        let ok = self.tx.send(bytes).is_ok();
+        if ok {
+            self.status.sent(updates, updates);
+        }
+        ok
+    }
+}
+
+/// An established session, as announced to the owner.
+#[derive(Debug)]
+pub struct Established {
+    /// What the OPENs negotiated.
+    pub negotiated: Negotiated,
+    /// Our address on the connection.
+    pub local: SocketAddr,
+    /// The peer's address on the connection.
+    pub remote: SocketAddr,
+    /// The send queue.
+    pub out: Outbound,
+}
+
+/// What a session tells its owner.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// The session reached Established; a new epoch begins.
+    Established(Box<Established>),
+    /// Routes from UPDATEs, in order.
+    Routes(Vec<RouteBatch>),
+    /// End-of-RIB for a family.
+    EndOfRib(Family),
+    /// The peer asked for a family again (RFC 2918).
+    RouteRefresh(Family),
+    /// The established session ended.
+    Down {
+        /// Why.
+        reason: super::fsm::DownReason,
+    },
+}
+
+/// A session event tagged with its session and epoch, so that an owner can
+/// ignore what a superseded session still had in flight.
+#[derive(Debug)]
+pub struct PeerMsg {
+    /// Which session.
+    pub peer: PeerId,
+    /// Which establishment of it.
+    pub epoch: u64,
+    /// What happened.
+    pub event: SessionEvent,
+}
+
+/// The owner's handle on a running session.
+#[derive(Debug)]
+pub struct SessionHandle {
+    /// Identity.
+    pub id: PeerId,
+    /// Commands.
+    pub cmd: mpsc::UnboundedSender<SessionCommand>,
+    /// Live status.
+    pub status: Arc<PeerStatus>,
+    /// The task.
+    pub task: JoinHandle<()>,
+}
+
+/// Start a session task reporting into `status`. With `incoming`, the
+/// session begins on that accepted connection (dynamic neighbours);
+/// otherwise it starts per its configuration (connecting, or waiting when
+/// passive).
+pub fn spawn(
+    spec: SessionSpec,
+    events: mpsc::UnboundedSender<PeerMsg>,
+    incoming: Option<TcpStream>,
+    status: Arc<PeerStatus>,
+) -> SessionHandle {
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let span = tracing::info_span!("peer", name = %spec.name, addr = %spec.remote.ip());
+    let id = spec.id;
+    let driver = Driver::new(spec, events, cmd_rx, status.clone());
+    let task = tokio::spawn(driver.run(incoming).instrument(span));
+    SessionHandle {
+        id,
+        cmd: cmd_tx,
+        status,
+        task,
+    }
+}
+
+struct Conn {
+    reader: OwnedReadHalf,
+    buf: BytesMut,
+    tx: mpsc::UnboundedSender<Bytes>,
+    err: oneshot::Receiver<String>,
+    writer: JoinHandle<()>,
+    codec: CodecConfig,
+    local: SocketAddr,
+    remote: SocketAddr,
+    outgoing: bool,
+}
+
+impl Conn {
+    fn new(stream: TcpStream, outgoing: bool) -> io::Result<Conn> {
+        stream.set_nodelay(true)?;
+        let local = stream.local_addr()?;
+        let remote = stream.peer_addr()?;
+        let (reader, writer) = stream.into_split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (err_tx, err) = oneshot::channel();
+        let writer = tokio::spawn(write_loop(writer, rx, err_tx));
+        Ok(Conn {
+            reader,
+            buf: BytesMut::with_capacity(65536),
+            tx,
+            err,
+            writer,
+            codec: CodecConfig::default(),
+            local,
+            remote,
+            outgoing,
+        })
+    }
+}
+
+async fn write_loop(
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    err: oneshot::Sender<String>,
+) {
+    let mut batch = Vec::with_capacity(64);
+    loop {
+        if rx.recv_many(&mut batch, 64).await == 0 {
+            break;
+        }
+        for b in batch.drain(..) {
+            if let Err(e) = w.write_all(&b).await {
+                let _ = err.send(format!("write failed: {e}"));
+                return;
+            }
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+/// One FSM and its connection and timers.
+struct Slot {
+    fsm: Fsm,
+    conn: Option<Conn>,
+    timers: [Option<Instant>; 4],
+}
+
+fn timer_index(t: Timer) -> usize {
+    match t {
+        Timer::ConnectRetry => 0,
+        Timer::Hold => 1,
+        Timer::Keepalive => 2,
+        Timer::IdleHold => 3,
+    }
+}
+
+const TIMERS: [Timer; 4] = [
+    Timer::ConnectRetry,
+    Timer::Hold,
+    Timer::Keepalive,
+    Timer::IdleHold,
+];
+
+impl Slot {
+    fn new(cfg: FsmConfig) -> Slot {
+        Slot {
+            fsm: Fsm::new(cfg),
+            conn: None,
+            timers: [None; 4],
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.timers.iter().flatten().min().copied()
+    }
+}
+
+type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
+
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+enum Which {
+    Primary,
+    Collision,
+}
+
+struct Driver {
+    spec: SessionSpec,
+    events: mpsc::UnboundedSender<PeerMsg>,
+    cmds: mpsc::UnboundedReceiver<SessionCommand>,
+    status: Arc<PeerStatus>,
+    primary: Slot,
+    collision: Option<Slot>,
+    connecting: Option<Connecting>,
+    epoch: u64,
+    established: Option<(Negotiated, SocketAddr)>,
+    refuse_until: Option<Instant>,
+    stopping: bool,
+    closing: Vec<JoinHandle<()>>,
+    pending: Vec<RouteBatch>,
+    rng: u64,
+}
+
+/// Something happened on a connection.
+enum ConnEvent {
+    /// Bytes arrived (count), end of stream (0) or a read error.
+    Read(io::Result<usize>),
+    /// The writer task failed.
+    WriteFailed(String),
+}
+
+async fn conn_event(conn: Option<&mut Option<Conn>>) -> ConnEvent {
+    let Some(Some(c)) = conn else {
+        return std::future::pending().await;
+    };
+    let writer_failed = async {
+        match (&mut c.err).await {
+            Ok(e) => e,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = c.reader.read_buf(&mut c.buf) => ConnEvent::Read(r),
+        e = writer_failed => ConnEvent::WriteFailed(e),
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn connected(c: &mut Option<Connecting>) -> io::Result<TcpStream> {
+    match c {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Driver {
+    fn new(
+        spec: SessionSpec,
+        events: mpsc::UnboundedSender<PeerMsg>,
+        cmds: mpsc::UnboundedReceiver<SessionCommand>,
+        status: Arc<PeerStatus>,
+    ) -> Driver {
+        let seed = u64::from(spec.id).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64);
+        Driver {
+            primary: Slot::new(spec.fsm.clone()),
+            spec,
+            events,
+            cmds,
+            status,
+            collision: None,
+            connecting: None,
+            epoch: 0,
+            established: None,
+            refuse_until: None,
+            stopping: false,
+            closing: Vec::new(),
+            pending: Vec::new(),
+            rng: seed | 1,
+        }
+    }
+
+    /// RFC 4271 §10: timers other than hold/keepalive's first arming are
+    /// jittered by a random factor between 0.75 and 1.0.
+    fn jitter(&mut self, d: Duration) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let f = 0.75 + (self.rng % 1000) as f64 / 4000.0;
+        d.mul_f64(f)
+    }
+
+    async fn run(mut self, incoming: Option<TcpStream>) {
+        match incoming {
+            Some(s) => self.accept(s),
+            None => {
+                let outs = self.primary.fsm.process(Input::Start);
+                self.apply(Which::Primary, outs);
+            }
+        }
+        loop {
+            if self.finished() {
+                break;
+            }
+            let deadline = [
+                self.primary.next_deadline(),
+                self.collision.as_ref().and_then(Slot::next_deadline),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let collision_conn = self.collision.as_mut().map(|s| &mut s.conn);
+            tokio::select! {
+                cmd = self.cmds.recv() => {
+                    match cmd {
+                        Some(c) => self.command(c),
+                        None => self.command(SessionCommand::Stop(Notification::new(6, cease::PEER_DECONFIGURED))),
+                    }
+                }
+                r = connected(&mut self.connecting) => {
+                    self.connecting = None;
+                    self.on_connect(r);
+                }
+                ev = conn_event(Some(&mut self.primary.conn)) => self.on_conn_event(Which::Primary, ev),
+                ev = conn_event(collision_conn) => self.on_conn_event(Which::Collision, ev),
+                () = sleep_until(deadline) => self.fire_timers(),
+            }
+            self.flush_routes();
+        }
+        self.flush_routes();
+        self.primary.conn = None;
+        self.collision = None;
+        for w in self.closing.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), w).await;
+        }
+        debug!("session task ended");
+    }
+
+    fn finished(&self) -> bool {
+        if self.stopping {
+            return self.primary.conn.is_none() && self.connecting.is_none();
+        }
+        self.primary.fsm.state() == State::Idle
+            && !self.primary.fsm.config().restart
+            && self.primary.timers.iter().all(Option::is_none)
+            && self.primary.conn.is_none()
+    }
+
+    fn command(&mut self, c: SessionCommand) {
+        match c {
+            SessionCommand::Stop(n) => {
+                self.stopping = true;
+                self.connecting = None;
+                if let Some(mut s) = self.collision.take() {
+                    let outs = s.fsm.process(Input::Stop(n.clone()));
+                    self.collision = Some(s);
+                    self.apply(Which::Collision, outs);
+                    self.collision = None;
+                }
+                self.input(Which::Primary, Input::Stop(n));
+            }
+            SessionCommand::StopFor(n, d) => {
+                self.refuse_until = Some(Instant::now() + d);
+                self.collision = None;
+                let text = n.to_string();
+                self.input(Which::Primary, Input::StopFor(n, d));
+                self.status
+                    .set_error(format!("sent {text}; peer held down for {}s", d.as_secs()));
+            }
+            SessionCommand::Incoming(s) => self.accept(s),
+        }
+    }
+
+    fn accept(&mut self, stream: TcpStream) {
+        if self.stopping || self.refuse_until.is_some_and(|t| Instant::now() < t) {
+            info!("refusing connection: peer is held down");
+            return;
+        }
+        let conn = match Conn::new(stream, false) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!("accepted connection unusable: {e}");
+                return;
+            }
+        };
+        match self.primary.fsm.state() {
+            State::Idle | State::Connect | State::Active => {
+                self.connecting = None;
+                self.replace_conn(Which::Primary, Some(conn));
+                self.input(Which::Primary, Input::TcpConnected);
+            }
+            State::OpenSent | State::OpenConfirm => {
+                info!("connection collision: running the incoming connection until its OPEN");
+                let mut slot = Slot::new(self.spec.fsm.clone());
+                slot.conn = Some(conn);
+                let outs = slot.fsm.process(Input::TcpConnected);
+                if let Some(old) = self.collision.replace(slot) {
+                    self.retire(old.conn);
+                }
+                self.apply(Which::Collision, outs);
+            }
+            State::Established => {
+                let gr = self
+                    .established
+                    .as_ref()
+                    .is_some_and(|(n, _)| n.graceful_restart.is_some());
+                if gr {
+                    info!("peer reconnected while established: treating it as a graceful restart");
+                    self.input(
+                        Which::Primary,
+                        Input::TcpFailed("peer opened a new connection (restart)".into()),
+                    );
+                    self.replace_conn(Which::Primary, Some(conn));
+                    self.input(Which::Primary, Input::TcpConnected);
+                } else {
+                    info!(
+                        "refusing second connection: session already established (RFC 4271 §6.8)"
+                    );
+                    let mut out = Vec::new();
+                    let n = Notification::new(6, cease::COLLISION_RESOLUTION);
+                    if Message::Notification(n)
+                        .encode(&conn.codec, &mut out)
+                        .is_ok()
+                    {
+                        let _ = conn.tx.send(Bytes::from(out));
+                    }
+                    self.retire(Some(conn));
+                }
+            }
+        }
+    }
+
+    fn slot(&mut self, w: Which) -> Option<&mut Slot> {
+        match w {
+            Which::Primary => Some(&mut self.primary),
+            Which::Collision => self.collision.as_mut(),
+        }
+    }
+
+    fn retire(&mut self, conn: Option<Conn>) {
+        if let Some(c) = conn {
+            self.closing.retain(|h| !h.is_finished());
+            self.closing.push(c.writer);
+        }
+    }
+
+    fn replace_conn(&mut self, w: Which, conn: Option<Conn>) {
+        let old = match self.slot(w) {
+            Some(s) => std::mem::replace(&mut s.conn, conn),
+            None => None,
+        };
+        self.retire(old);
+    }
+
+    fn start_connect(&mut self) {
+        let remote = self.spec.remote;
+        let bind = self.spec.bind;
+        self.connecting = Some(Box::pin(async move {
+            let sock = if remote.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            if let Some(b) = bind {
+                sock.bind(SocketAddr::new(b, 0))?;
+            }
+            match tokio::time::timeout(Duration::from_secs(10), sock.connect(remote)).await {
+                Ok(r) => r,
+                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+            }
+        }));
+    }
+
+    fn on_connect(&mut self, r: io::Result<TcpStream>) {
+        match r.and_then(|s| Conn::new(s, true)) {
+            Ok(c) => {
+                debug!("connected to {}", c.remote);
+                self.replace_conn(Which::Primary, Some(c));
+                self.input(Which::Primary, Input::TcpConnected);
+            }
+            Err(e) => {
+                debug!("connect failed: {e}");
+                self.status.set_error(format!("connect: {e}"));
+                self.input(Which::Primary, Input::TcpFailed(e.to_string()));
+            }
+        }
+    }
+
+    fn on_conn_event(&mut self, w: Which, ev: ConnEvent) {
+        match ev {
+            ConnEvent::Read(Ok(0)) => {
+                self.input(w, Input::TcpFailed("connection closed by peer".into()))
+            }
+            ConnEvent::Read(Ok(_)) => self.drain_frames(w),
+            ConnEvent::Read(Err(e)) => self.input(w, Input::TcpFailed(format!("read failed: {e}"))),
+            ConnEvent::WriteFailed(e) => self.input(w, Input::TcpFailed(e)),
+        }
+    }
+
+    fn drain_frames(&mut self, w: Which) {
+        let status = self.status.clone();
+        loop {
+            let Some(slot) = self.slot(w) else { return };
+            let Some(conn) = slot.conn.as_mut() else {
+                return;
+            };
+            let input = match frame_len(&conn.buf, &conn.codec) {
+                Ok(Some(n)) if conn.buf.len() >= n => {
+                    let msg = conn.buf.split_to(n);
+                    status.msgs_in.fetch_add(1, Ordering::Relaxed);
+                    if msg[18] == kind::UPDATE {
+                        status.updates_in.fetch_add(1, Ordering::Relaxed);
+                    }
+                    match decode(&msg, &conn.codec) {
+                        Ok(m) => Input::Message(m),
+                        Err(e) => {
+                            warn!("{e}");
+                            Input::DecodeError(e)
+                        }
+                    }
+                }
+                Ok(_) => return,
+                Err(e) => {
+                    warn!("{e}");
+                    Input::DecodeError(e)
+                }
+            };
+            let fatal = matches!(input, Input::DecodeError(_));
+            self.input(w, input);
+            if fatal {
+                return;
+            }
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        for w in [Which::Primary, Which::Collision] {
+            for t in TIMERS {
+                let due = self
+                    .slot(w)
+                    .and_then(|s| s.timers[timer_index(t)])
+                    .is_some_and(|at| at <= now);
+                if due {
+                    if let Some(s) = self.slot(w) {
+                        s.timers[timer_index(t)] = None;
+                    }
+                    if t == Timer::IdleHold {
+                        self.refuse_until = None;
+                    }
+                    self.input(w, Input::TimerExpired(t));
+                }
+            }
+        }
+    }
+
+    fn input(&mut self, w: Which, input: Input) {
+        let Some(slot) = self.slot(w) else { return };
+        let outs = slot.fsm.process(input);
+        self.apply(w, outs);
+        if w == Which::Primary {
+            self.status.set_state(self.primary.fsm.state());
+        }
+        self.resolve_collision();
+    }
+
+    fn apply(&mut self, w: Which, outs: Vec<Output>) {
+        for o in outs {
+            match o {
+                Output::Connect => {
+                    if w == Which::Primary {
+                        self.start_connect();
+                    }
+                }
+                Output::Disconnect => {
+                    if w == Which::Primary {
+                        self.connecting = None;
+                    }
+                    self.replace_conn(w, None);
+                    if w == Which::Collision {
+                        self.collision = None;
+                        return;
+                    }
+                }
+                Output::Send(m) => self.send(w, &m),
+                Output::StartTimer(t, d) => {
+                    let d = match t {
+                        Timer::ConnectRetry | Timer::IdleHold => self.jitter(d),
+                        Timer::Keepalive => self.jitter(d),
+                        Timer::Hold => d,
+                    };
+                    if let Some(s) = self.slot(w) {
+                        s.timers[timer_index(t)] = Some(Instant::now() + d);
+                    }
+                }
+                Output::StopTimer(t) => {
+                    if let Some(s) = self.slot(w) {
+                        s.timers[timer_index(t)] = None;
+                    }
+                }
+                Output::Established(n) => {
+                    if w == Which::Collision {
+                        self.promote_collision();
+                    }
+                    self.on_established(*n);
+                }
+                Output::Update(u) => self.on_update(u),
+                Output::RouteRefresh(r) => {
+                    self.flush_routes();
+                    self.emit(SessionEvent::RouteRefresh(r.family));
+                }
+                Output::Down {
+                    reason,
+                    was_established,
+                } => {
+                    if w == Which::Primary {
+                        self.status.set_error(reason.to_string());
+                        if was_established {
+                            info!("session down: {reason}");
+                            self.flush_routes();
+                            self.established = None;
+                            self.emit(SessionEvent::Down { reason });
+                        } else {
+                            info!("session setup failed: {reason}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, w: Which, m: &Message) {
+        let Some(conn) = self.slot(w).and_then(|s| s.conn.as_mut()) else {
+            return;
+        };
+        let mut buf = Vec::with_capacity(64);
+        match m.encode(&conn.codec, &mut buf) {
+            Ok(()) => {
+                let _ = conn.tx.send(Bytes::from(buf));
+                self.status.sent(1, 0);
+                if let Message::Notification(n) = m {
+                    warn!("sending NOTIFICATION {n}");
+                }
+            }
+            Err(e) => warn!("cannot encode {m:?}: {e}"),
+        }
+    }
+
+    fn on_established(&mut self, n: Negotiated) {
+        let Some(conn) = self.primary.conn.as_mut() else {
+            return;
+        };
+        conn.codec = n.codec.clone();
+        self.epoch += 1;
+        let (local, remote) = (conn.local, conn.remote);
+        info!(
+            "established: AS {} id {} hold {}s families {:?}",
+            n.peer_asn, n.peer_router_id, n.hold_time, n.families
+        );
+        self.status.set_state(State::Established);
+        self.status.set_established(n.clone(), local, remote);
+        let out = Outbound {
+            tx: conn.tx.clone(),
+            status: self.status.clone(),
+        };
+        self.established = Some((n.clone(), local));
+        self.emit(SessionEvent::Established(Box::new(Established {
+            negotiated: n,
+            local,
+            remote,
+            out,
+        })));
+    }
+
+    fn on_update(&mut self, u: super::message::Update) {
+        let Some((n, local)) = &self.established else {
+            return;
+        };
+        let ctx = IngestContext {
+            negotiated: n,
+            local_addr: local.ip(),
+            ebgp: n.codec.ebgp,
+        };
+        let i = ingest(u, &ctx);
+        for d in &i.discarded {
+            warn!("attribute {} discarded: {}", d.type_code, d.reason);
+        }
+        if !i.withdrawn_because.is_empty() {
+            let n: usize = i.batches.iter().map(|b| b.withdraw.len()).sum();
+            for d in &i.withdrawn_because {
+                warn!(
+                    "treat-as-withdraw for {n} prefixes: attribute {}: {}",
+                    d.type_code, d.reason
+                );
+            }
+        }
+        for f in &i.ignored_families {
+            warn!("ignoring {f} routes: family not negotiated");
+        }
+        self.pending.extend(i.batches);
+        if let Some(f) = i.end_of_rib {
+            self.flush_routes();
+            self.emit(SessionEvent::EndOfRib(f));
+        }
+    }
+
+    fn flush_routes(&mut self) {
+        if !self.pending.is_empty() {
+            let b = std::mem::take(&mut self.pending);
+            self.emit(SessionEvent::Routes(b));
+        }
+    }
+
+    fn emit(&mut self, event: SessionEvent) {
+        let _ = self.events.send(PeerMsg {
+            peer: self.spec.id,
+            epoch: self.epoch,
+            event,
+        });
+    }
+
+    /// RFC 4271 §6.8: once both connections have the peer's OPEN, the one
+    /// opened by the speaker with the higher BGP identifier survives.
+    fn resolve_collision(&mut self) {
+        let Some(c) = &self.collision else { return };
+        let cs = c.fsm.state();
+        let ps = self.primary.fsm.state();
+        if cs != State::OpenConfirm {
+            if cs == State::Idle {
+                let s = self.collision.take();
+                self.retire(s.and_then(|s| s.conn));
+            }
+            return;
+        }
+        let keep_primary = match ps {
+            State::Established => true,
+            State::OpenConfirm => {
+                let primary_outgoing = self.primary.conn.as_ref().is_some_and(|c| c.outgoing);
+                let remote_id = self
+                    .primary
+                    .fsm
+                    .negotiated()
+                    .map(|n| n.peer_router_id)
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+                primary_outgoing && self.spec.fsm.router_id > remote_id
+            }
+            State::OpenSent => return,
+            State::Idle | State::Connect | State::Active => false,
+        };
+        let n = Notification::new(6, cease::COLLISION_RESOLUTION);
+        if keep_primary {
+            info!("collision resolved: keeping the existing connection");
+            let mut s = self.collision.take().expect("collision present");
+            let outs = s.fsm.process(Input::Stop(n));
+            self.collision = Some(s);
+            self.apply(Which::Collision, outs);
+            let s = self.collision.take();
+            self.retire(s.and_then(|s| s.conn));
+        } else {
+            info!("collision resolved: keeping the incoming connection");
+            if matches!(ps, State::OpenSent | State::OpenConfirm) {
+                let outs = self.primary.fsm.process(Input::Stop(n));
+                self.apply_quiet(outs);
+            }
+            self.promote_collision();
+            self.status.set_state(self.primary.fsm.state());
+        }
+    }
+
+    /// Apply a superseded primary's outputs: send and disconnect only.
+    fn apply_quiet(&mut self, outs: Vec<Output>) {
+        for o in outs {
+            match o {
+                Output::Send(m) => self.send(Which::Primary, &m),
+                Output::Disconnect => self.replace_conn(Which::Primary, None),
+                _ => {}
+            }
+        }
+    }
+
+    fn promote_collision(&mut self) {
+        if let Some(c) = self.collision.take() {
+            let old = std::mem::replace(&mut self.primary, c);
+            self.retire(old.conn);
+            self.connecting = None;
+        }
+    }
+}
