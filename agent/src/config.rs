@@ -1,0 +1,764 @@
+//! The TOML configuration of `steer server` and `steer agent`: every key,
+//! its default, and validation that names the file, the key and what is
+//! wrong. Unknown keys are errors (a typo must not silently fall back to a
+//! default).
+
+use crate::prefix::Prefix;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key, or a value of the wrong type.
+    #[error("{file}: {message}")]
+    Parse {
+        /// The file.
+        file: PathBuf,
+        /// The parser's message (line, column, key).
+        message: String,
+    },
+    /// A value that parses but cannot work.
+    #[error("{file}: key `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// The key, e.g. `peer[1].asn`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Defaults shared by both roles, as Azure Route Server uses them.
+pub mod defaults {
+    /// BGP port.
+    pub const PORT: u16 = 179;
+    /// Hold time (s).
+    pub const HOLD_TIME: u16 = 180;
+    /// Keepalive (s).
+    pub const KEEPALIVE: u16 = 60;
+    /// Prefixes accepted per appliance before the session is dropped.
+    pub const MAX_PREFIXES: u32 = 1000;
+    /// Idle time after a max-prefix Cease before reconnecting (s).
+    pub const MAX_PREFIX_RESTART: u64 = 60;
+    /// First connect-retry delay (s); doubles per failure.
+    pub const CONNECT_RETRY: u64 = 2;
+    /// Longest connect-retry delay (s).
+    pub const CONNECT_RETRY_MAX: u64 = 120;
+    /// Graceful-restart time we advertise and honour (s).
+    pub const GRACEFUL_RESTART_TIME: u16 = 120;
+    /// Kernel table for learned routes.
+    pub const TABLE: u32 = 200;
+    /// Priority of the first `ip rule` for VM interfaces.
+    pub const RULE_PRIORITY: u32 = 1000;
+    /// How long the agent waits for End-of-RIB before sweeping stale state.
+    pub const STALE_TIMEOUT: u64 = 60;
+}
+
+fn d_port() -> u16 {
+    defaults::PORT
+}
+fn d_hold() -> u16 {
+    defaults::HOLD_TIME
+}
+fn d_keepalive() -> u16 {
+    defaults::KEEPALIVE
+}
+fn d_max_prefixes() -> u32 {
+    defaults::MAX_PREFIXES
+}
+fn d_max_prefix_restart() -> u64 {
+    defaults::MAX_PREFIX_RESTART
+}
+fn d_connect_retry() -> u64 {
+    defaults::CONNECT_RETRY
+}
+fn d_connect_retry_max() -> u64 {
+    defaults::CONNECT_RETRY_MAX
+}
+fn d_gr_time() -> u16 {
+    defaults::GRACEFUL_RESTART_TIME
+}
+fn d_listen() -> Vec<IpAddr> {
+    vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
+}
+fn d_table() -> u32 {
+    defaults::TABLE
+}
+fn d_rule_priority() -> u32 {
+    defaults::RULE_PRIORITY
+}
+fn d_stale_timeout() -> u64 {
+    defaults::STALE_TIMEOUT
+}
+fn d_true() -> bool {
+    true
+}
+
+/// Session timers common to both roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// Proposed hold time in seconds (0 or >= 3).
+    pub hold_time: u16,
+    /// Keepalive interval in seconds.
+    pub keepalive: u16,
+    /// First connect-retry delay in seconds.
+    pub connect_retry: u64,
+    /// Longest connect-retry delay in seconds.
+    pub connect_retry_max: u64,
+}
+
+/// `steer server` configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Our AS (65515 as Azure Route Server).
+    pub asn: u32,
+    /// BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Addresses to accept BGP on.
+    #[serde(default = "d_listen")]
+    pub listen: Vec<IpAddr>,
+    /// TCP port for BGP, listening and connecting.
+    #[serde(default = "d_port")]
+    pub port: u16,
+    /// The virtual network's address space, advertised to every appliance.
+    #[serde(default)]
+    pub vnet_prefixes: Vec<Prefix>,
+    /// Advertise each appliance's routes to the other appliances.
+    #[serde(default)]
+    pub branch_to_branch: bool,
+    /// Proposed hold time in seconds (0, or 3 and more).
+    #[serde(default = "d_hold")]
+    pub hold_time: u16,
+    /// Keepalive interval in seconds (capped at a third of the hold time).
+    #[serde(default = "d_keepalive")]
+    pub keepalive: u16,
+    /// First connect-retry delay in seconds; doubles per failure.
+    #[serde(default = "d_connect_retry")]
+    pub connect_retry: u64,
+    /// Longest connect-retry delay in seconds.
+    #[serde(default = "d_connect_retry_max")]
+    pub connect_retry_max: u64,
+    /// Seconds a peer stays down after exceeding max_prefixes.
+    #[serde(default = "d_max_prefix_restart")]
+    pub max_prefix_restart: u64,
+    /// Graceful-restart time advertised, and the longest we keep a
+    /// restarting peer's routes (seconds; 0 turns graceful restart off).
+    #[serde(default = "d_gr_time")]
+    pub graceful_restart_time: u16,
+    /// Control socket path (default /run/steer/server.sock).
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+    /// Address:port for Prometheus metrics over HTTP (off by default).
+    #[serde(default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Network appliances (eBGP).
+    #[serde(default, rename = "peer")]
+    pub peers: Vec<PeerConfig>,
+    /// Host agents (iBGP, dynamic neighbours).
+    #[serde(default)]
+    pub hosts: HostsConfig,
+}
+
+/// One appliance, `[[peer]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// A unique name used by `steer show`.
+    pub name: String,
+    /// The appliance's address.
+    pub address: IpAddr,
+    /// The appliance's AS (must differ from ours: appliances are eBGP).
+    pub asn: u32,
+    /// Prefixes accepted before the session is dropped with Cease/1.
+    #[serde(default = "d_max_prefixes")]
+    pub max_prefixes: u32,
+    /// Never connect out; wait for the appliance.
+    #[serde(default)]
+    pub passive: bool,
+    /// Hold time for this peer (defaults to the global one).
+    #[serde(default)]
+    pub hold_time: Option<u16>,
+    /// Keepalive for this peer (defaults to the global one).
+    #[serde(default)]
+    pub keepalive: Option<u16>,
+    /// Keep this appliance's routes (stale) while it restarts, when it
+    /// asks for it (RFC 4724 helper). Off by default: when an appliance's
+    /// session ends, its routes are withdrawn at once so traffic fails
+    /// over to the others.
+    #[serde(default)]
+    pub graceful_restart: bool,
+}
+
+/// `[hosts]`: where agents connect from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostsConfig {
+    /// Source ranges accepted as iBGP host agents. A configured `[[peer]]`
+    /// address inside a range is still that appliance.
+    #[serde(default)]
+    pub ranges: Vec<Prefix>,
+    /// Prefixes accepted per host (default 1000).
+    #[serde(default)]
+    pub max_prefixes: Option<u32>,
+    /// Hold time proposed to hosts (defaults to the global one).
+    #[serde(default)]
+    pub hold_time: Option<u16>,
+    /// Keepalive for hosts (defaults to the global one).
+    #[serde(default)]
+    pub keepalive: Option<u16>,
+    /// Keep a host's VM prefixes (stale) while its agent restarts (RFC
+    /// 4724 helper), so appliances keep routing replies. On by default.
+    #[serde(default = "d_true")]
+    pub graceful_restart: bool,
+}
+
+impl Default for HostsConfig {
+    fn default() -> Self {
+        HostsConfig {
+            ranges: Vec::new(),
+            max_prefixes: None,
+            hold_time: None,
+            keepalive: None,
+            graceful_restart: true,
+        }
+    }
+}
+
+/// XDP attach mode of the agent.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpSetting {
+    /// Driver (native) mode.
+    Native,
+    /// Generic (skb) mode.
+    Generic,
+    /// No XDP: the kernel table forwards everything.
+    Off,
+}
+
+/// How the agent installs ECMP routes.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EcmpSetting {
+    /// Let Steer pick (the strategy that measured fastest).
+    #[default]
+    Auto,
+    /// RTA_MULTIPATH routes.
+    Multipath,
+    /// Nexthop objects and groups.
+    Nexthop,
+}
+
+/// `steer agent` configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Our AS: the route servers' AS (iBGP).
+    pub asn: u32,
+    /// BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Route servers to peer with; all are used.
+    pub route_servers: Vec<IpAddr>,
+    /// TCP port of the route servers.
+    #[serde(default = "d_port")]
+    pub port: u16,
+    /// Kernel table for learned routes.
+    #[serde(default = "d_table")]
+    pub table: u32,
+    /// VM-facing interfaces: XDP attaches here and their traffic uses `table`.
+    #[serde(default)]
+    pub vm_interfaces: Vec<String>,
+    /// The host's VM prefixes, announced so appliances can route back.
+    #[serde(default)]
+    pub vm_prefixes: Vec<Prefix>,
+    /// The VNet address space, always handled by the kernel's own routes.
+    /// Learned from the route servers when empty.
+    #[serde(default)]
+    pub vnet_prefixes: Vec<Prefix>,
+    /// XDP mode: native, generic or off.
+    #[serde(default = "d_xdp")]
+    pub xdp: XdpSetting,
+    /// aya-log debug events from the XDP program.
+    #[serde(default)]
+    pub xdp_debug: bool,
+    /// bpffs directory for pinned maps and links (per instance).
+    #[serde(default)]
+    pub pin_dir: Option<PathBuf>,
+    /// ECMP install strategy: auto, multipath or nexthop.
+    #[serde(default)]
+    pub ecmp: EcmpSetting,
+    /// Priority of the first of the three `ip rule`s per VM interface.
+    #[serde(default = "d_rule_priority")]
+    pub rule_priority: u32,
+    /// On SIGTERM remove routes, rules and XDP instead of keeping the
+    /// dataplane forwarding while the agent is down.
+    #[serde(default)]
+    pub flush_on_exit: bool,
+    /// Keep resolved neighbour entries for next hops so XDP can forward
+    /// the first packet of a flow.
+    #[serde(default = "d_true")]
+    pub manage_neighbors: bool,
+    /// Seconds to wait for End-of-RIB from every route server before
+    /// removing state that no route server re-announced.
+    #[serde(default = "d_stale_timeout")]
+    pub stale_timeout: u64,
+    /// Graceful-restart time advertised to the route servers (seconds).
+    #[serde(default = "d_gr_time")]
+    pub graceful_restart_time: u16,
+    /// Proposed hold time in seconds (0, or 3 and more).
+    #[serde(default = "d_hold")]
+    pub hold_time: u16,
+    /// Keepalive interval in seconds (capped at a third of the hold time).
+    #[serde(default = "d_keepalive")]
+    pub keepalive: u16,
+    /// First connect-retry delay in seconds; doubles per failure.
+    #[serde(default = "d_connect_retry")]
+    pub connect_retry: u64,
+    /// Longest connect-retry delay in seconds.
+    #[serde(default = "d_connect_retry_max")]
+    pub connect_retry_max: u64,
+    /// Control socket path (default /run/steer/agent.sock).
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+    /// Address:port for Prometheus metrics over HTTP (off by default).
+    #[serde(default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+fn d_xdp() -> XdpSetting {
+    XdpSetting::Native
+}
+
+fn read(file: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_path_buf(),
+        source,
+    })
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(file: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        file: file.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+struct Check<'a> {
+    file: &'a Path,
+}
+
+impl Check<'_> {
+    fn fail(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_path_buf(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn asn(&self, key: &str, asn: u32) -> Result<(), ConfigError> {
+        if asn == 0 || asn == 23456 || asn == u32::MAX {
+            return Err(self.fail(key, format!("{asn} is a reserved AS number")));
+        }
+        Ok(())
+    }
+
+    fn router_id(&self, key: &str, id: Ipv4Addr) -> Result<(), ConfigError> {
+        if id.is_unspecified() {
+            return Err(self.fail(key, "0.0.0.0 is not a valid BGP identifier"));
+        }
+        Ok(())
+    }
+
+    fn timers(&self, prefix: &str, hold: u16, keepalive: u16) -> Result<(), ConfigError> {
+        if hold != 0 && hold < 3 {
+            return Err(self.fail(
+                format!("{prefix}hold_time"),
+                format!("{hold} s is not allowed: use 0 (no keepalives) or at least 3"),
+            ));
+        }
+        if hold != 0 && keepalive == 0 {
+            return Err(self.fail(
+                format!("{prefix}keepalive"),
+                "0 only makes sense with hold_time = 0",
+            ));
+        }
+        Ok(())
+    }
+
+    fn prefixes(&self, key: &str, list: &[Prefix]) -> Result<(), ConfigError> {
+        let mut seen = HashSet::new();
+        for (i, p) in list.iter().enumerate() {
+            if !seen.insert(p) {
+                return Err(self.fail(format!("{key}[{i}]"), format!("{p} is listed twice")));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Timers {
+    fn check(&self, c: &Check<'_>) -> Result<(), ConfigError> {
+        c.timers("", self.hold_time, self.keepalive)?;
+        if self.connect_retry == 0 {
+            return Err(c.fail("connect_retry", "must be at least 1 second"));
+        }
+        if self.connect_retry_max < self.connect_retry {
+            return Err(c.fail(
+                "connect_retry_max",
+                format!(
+                    "{} s is less than connect_retry ({} s)",
+                    self.connect_retry_max, self.connect_retry
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ServerConfig {
+    /// The session timers.
+    pub fn timers(&self) -> Timers {
+        Timers {
+            hold_time: self.hold_time,
+            keepalive: self.keepalive,
+            connect_retry: self.connect_retry,
+            connect_retry_max: self.connect_retry_max,
+        }
+    }
+    /// Read, parse and validate a server configuration file.
+    pub fn load(file: &Path) -> Result<ServerConfig, ConfigError> {
+        Self::from_str(file, &read(file)?)
+    }
+
+    /// Parse and validate configuration text; `file` names it in errors.
+    pub fn from_str(file: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
+        let cfg: ServerConfig = parse(file, text)?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let c = Check { file };
+        c.asn("asn", self.asn)?;
+        c.router_id("router_id", self.router_id)?;
+        self.timers().check(&c)?;
+        c.prefixes("vnet_prefixes", &self.vnet_prefixes)?;
+        c.prefixes("hosts.ranges", &self.hosts.ranges)?;
+        if self.listen.is_empty() {
+            return Err(c.fail("listen", "needs at least one address (0.0.0.0 for all)"));
+        }
+        if self.port == 0 {
+            return Err(c.fail("port", "0 is not a TCP port"));
+        }
+        let mut names = HashSet::new();
+        let mut addrs = HashSet::new();
+        for (i, p) in self.peers.iter().enumerate() {
+            let k = |f: &str| format!("peer[{i}].{f}");
+            if p.name.is_empty() || p.name.contains(char::is_whitespace) {
+                return Err(c.fail(k("name"), "must be a non-empty word"));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(c.fail(k("name"), format!("`{}` is used by another peer", p.name)));
+            }
+            if !addrs.insert(p.address) {
+                return Err(c.fail(
+                    k("address"),
+                    format!("{} is used by another peer", p.address),
+                ));
+            }
+            c.asn(&k("asn"), p.asn)?;
+            if p.asn == self.asn {
+                return Err(c.fail(
+                    k("asn"),
+                    format!(
+                        "{} is the route server's own AS; appliances are eBGP peers (hosts connect through [hosts])",
+                        p.asn
+                    ),
+                ));
+            }
+            if p.max_prefixes == 0 {
+                return Err(c.fail(k("max_prefixes"), "must be at least 1"));
+            }
+            c.timers(
+                &format!("peer[{i}]."),
+                p.hold_time.unwrap_or(self.hold_time),
+                p.keepalive.unwrap_or(self.keepalive),
+            )?;
+        }
+        c.timers(
+            "hosts.",
+            self.hosts.hold_time.unwrap_or(self.hold_time),
+            self.hosts.keepalive.unwrap_or(self.keepalive),
+        )?;
+        if self.hosts.max_prefixes == Some(0) {
+            return Err(c.fail("hosts.max_prefixes", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The control socket path.
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/run/steer/server.sock"))
+    }
+}
+
+impl AgentConfig {
+    /// The session timers.
+    pub fn timers(&self) -> Timers {
+        Timers {
+            hold_time: self.hold_time,
+            keepalive: self.keepalive,
+            connect_retry: self.connect_retry,
+            connect_retry_max: self.connect_retry_max,
+        }
+    }
+    /// Read, parse and validate an agent configuration file.
+    pub fn load(file: &Path) -> Result<AgentConfig, ConfigError> {
+        Self::from_str(file, &read(file)?)
+    }
+
+    /// Parse and validate configuration text; `file` names it in errors.
+    pub fn from_str(file: &Path, text: &str) -> Result<AgentConfig, ConfigError> {
+        let cfg: AgentConfig = parse(file, text)?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let c = Check { file };
+        c.asn("asn", self.asn)?;
+        c.router_id("router_id", self.router_id)?;
+        self.timers().check(&c)?;
+        if self.route_servers.is_empty() {
+            return Err(c.fail("route_servers", "needs at least one route server address"));
+        }
+        let mut seen = HashSet::new();
+        for (i, a) in self.route_servers.iter().enumerate() {
+            if !seen.insert(a) {
+                return Err(c.fail(
+                    format!("route_servers[{i}]"),
+                    format!("{a} is listed twice"),
+                ));
+            }
+        }
+        if matches!(self.table, 0 | 253..=255) {
+            return Err(c.fail(
+                "table",
+                format!(
+                    "{} is a reserved kernel table (0, default 253, main 254, local 255)",
+                    self.table
+                ),
+            ));
+        }
+        c.prefixes("vm_prefixes", &self.vm_prefixes)?;
+        c.prefixes("vnet_prefixes", &self.vnet_prefixes)?;
+        let mut ifs = HashSet::new();
+        for (i, name) in self.vm_interfaces.iter().enumerate() {
+            if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+                return Err(c.fail(
+                    format!("vm_interfaces[{i}]"),
+                    format!(
+                        "`{name}` is not a valid interface name (1-15 characters, no '/' or spaces)"
+                    ),
+                ));
+            }
+            if !ifs.insert(name) {
+                return Err(c.fail(
+                    format!("vm_interfaces[{i}]"),
+                    format!("`{name}` is listed twice"),
+                ));
+            }
+        }
+        if self.rule_priority == 0 || self.rule_priority > 32000 {
+            return Err(c.fail(
+                "rule_priority",
+                "must be between 1 and 32000 so the rules sit before the main table's (32766)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The control socket path.
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/run/steer/agent.sock"))
+    }
+
+    /// The bpffs directory for this agent's pinned objects.
+    pub fn pin_path(&self) -> PathBuf {
+        self.pin_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("/sys/fs/bpf/steer/agent-{}", self.table)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISSUE_SERVER: &str = r#"
+asn = 65515
+router_id = "10.1.0.4"
+listen = ["10.1.0.4"]            # BGP on port 179 of these addresses
+vnet_prefixes = ["10.1.0.0/16"]  # advertised to every appliance
+branch_to_branch = false         # when true, one appliance's routes go to the others
+
+[[peer]]
+name = "sdwan"
+address = "10.1.0.10"
+asn = 65010
+max_prefixes = 1000              # the default; above it the session is dropped
+
+[[peer]]
+name = "firewall"
+address = "10.1.0.20"
+asn = 65020
+
+[hosts]
+ranges = ["10.1.0.0/24"]         # host agents connect from here (iBGP, no per-host config)
+"#;
+
+    const ISSUE_AGENT: &str = r#"
+asn = 65515
+router_id = "10.1.0.31"
+route_servers = ["10.1.0.4", "10.1.0.5"]  # iBGP to each; both are used
+table = 200                               # kernel table for learned routes
+vm_interfaces = ["vm1"]                   # XDP attaches here; their traffic looks up `table`
+vm_prefixes = ["10.1.1.0/24"]             # announced, so appliances can route back
+xdp = "native"                            # native | generic | off
+"#;
+
+    fn server(text: &str) -> Result<ServerConfig, ConfigError> {
+        ServerConfig::from_str(Path::new("rs.toml"), text)
+    }
+
+    fn agent(text: &str) -> Result<AgentConfig, ConfigError> {
+        AgentConfig::from_str(Path::new("agent.toml"), text)
+    }
+
+    #[test]
+    fn the_issue_server_example_loads_with_defaults() {
+        let c = server(ISSUE_SERVER).unwrap();
+        assert_eq!(c.asn, 65515);
+        assert_eq!(c.peers.len(), 2);
+        assert_eq!(c.peers[1].max_prefixes, 1000);
+        assert_eq!(c.hold_time, 180);
+        assert_eq!(c.keepalive, 60);
+        assert_eq!(c.port, 179);
+        assert_eq!(c.hosts.ranges[0].to_string(), "10.1.0.0/24");
+        assert_eq!(c.socket_path(), PathBuf::from("/run/steer/server.sock"));
+    }
+
+    #[test]
+    fn the_issue_agent_example_loads_with_defaults() {
+        let c = agent(ISSUE_AGENT).unwrap();
+        assert_eq!(c.route_servers.len(), 2);
+        assert_eq!(c.table, 200);
+        assert_eq!(c.xdp, XdpSetting::Native);
+        assert!(!c.flush_on_exit);
+        assert_eq!(c.rule_priority, 1000);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_the_file_and_key() {
+        let e = server(&format!("{ISSUE_SERVER}\nbranch_to_brnch = true\n")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("rs.toml: "), "{msg}");
+        assert!(msg.contains("branch_to_brnch"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_line() {
+        let e = server(&ISSUE_SERVER.replace("asn = 65010", "asn = \"65010\"")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("line 11"), "{msg}");
+    }
+
+    #[test]
+    fn host_bits_in_a_prefix_name_the_canonical_form() {
+        let e = server(&ISSUE_SERVER.replace("10.1.0.0/16", "10.1.0.4/16")).unwrap_err();
+        assert!(e.to_string().contains("did you mean 10.1.0.0/16"), "{e}");
+    }
+
+    #[test]
+    fn appliance_in_our_own_as_is_refused() {
+        let e = server(&ISSUE_SERVER.replace("asn = 65020", "asn = 65515")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rs.toml: key `peer[1].asn`: 65515 is the route server's own AS; appliances are eBGP peers (hosts connect through [hosts])"
+        );
+    }
+
+    #[test]
+    fn duplicate_peer_names_and_addresses_are_refused() {
+        let e = server(&ISSUE_SERVER.replace("\"firewall\"", "\"sdwan\"")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rs.toml: key `peer[1].name`: `sdwan` is used by another peer"
+        );
+        let e = server(&ISSUE_SERVER.replace("10.1.0.20", "10.1.0.10")).unwrap_err();
+        assert!(e.to_string().contains("peer[1].address"), "{e}");
+    }
+
+    #[test]
+    fn hold_time_of_two_is_refused() {
+        let e = server(&format!("hold_time = 2\n{ISSUE_SERVER}")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rs.toml: key `hold_time`: 2 s is not allowed: use 0 (no keepalives) or at least 3"
+        );
+        assert!(server(&format!("hold_time = 0\nkeepalive = 0\n{ISSUE_SERVER}")).is_ok());
+    }
+
+    #[test]
+    fn reserved_table_is_refused() {
+        let e = agent(&ISSUE_AGENT.replace("table = 200", "table = 254")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("agent.toml: key `table`: 254 is a reserved"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_xdp_mode_is_refused() {
+        let e = agent(&ISSUE_AGENT.replace("\"native\"", "\"turbo\"")).unwrap_err();
+        assert!(e.to_string().contains("turbo"), "{e}");
+    }
+
+    #[test]
+    fn agent_without_route_servers_is_refused() {
+        let e = agent(&ISSUE_AGENT.replace("[\"10.1.0.4\", \"10.1.0.5\"]", "[]")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "agent.toml: key `route_servers`: needs at least one route server address"
+        );
+    }
+
+    #[test]
+    fn missing_file_names_the_file() {
+        let e = ServerConfig::load(Path::new("/nonexistent/rs.toml")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/rs.toml: cannot read"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! Prometheus text exposition over plain HTTP (`metrics_listen`): each
+//! scrape asks the daemon's main task for its current metrics text.
+
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+/// A scrape waiting for the metrics text.
+pub type Scrape = oneshot::Sender<String>;
+
+/// Serve `GET /metrics` on `addr`.
+pub async fn serve(addr: SocketAddr, tx: mpsc::Sender<Scrape>) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    info!("metrics on http://{addr}/metrics");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                continue;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await;
+                let (otx, orx) = oneshot::channel();
+                let body = if tx.send(otx).await.is_ok() {
+                    orx.await.unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                if let Err(e) = s.write_all(resp.as_bytes()).await {
+                    warn!("metrics write failed: {e}");
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+/// Builds exposition text.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    text: String,
+    described: Vec<String>,
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Exposition {
+    /// Add one sample; HELP/TYPE lines are written once per metric.
+    pub fn sample(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
+        if !self.described.iter().any(|d| d == name) {
+            self.text
+                .push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            self.described.push(name.to_string());
+        }
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            let l: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                .collect();
+            self.text.push_str(&format!("{{{}}}", l.join(",")));
+        }
+        self.text.push_str(&format!(" {value}\n"));
+    }
+
+    /// The text.
+    pub fn finish(self) -> String {
+        self.text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_describes_each_metric_once() {
+        let mut e = Exposition::default();
+        e.sample("steer_up", "gauge", "Up.", &[("peer", "a\"b")], 1.0);
+        e.sample("steer_up", "gauge", "Up.", &[("peer", "c")], 0.0);
+        assert_eq!(
+            e.finish(),
+            "# HELP steer_up Up.\n# TYPE steer_up gauge\nsteer_up{peer=\"a\\\"b\"} 1\nsteer_up{peer=\"c\"} 0\n"
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! Operating a running daemon: the control socket behind `steer show`, the
+//! renderers of its answers, and Prometheus metrics.
+
+pub mod metrics;
+pub mod render;
+pub mod socket;
+
+use crate::server::core::RouteQuery;
+
+/// A question to a daemon over its control socket (one JSON line).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "show", rename_all = "lowercase")]
+pub enum Request {
+    /// BGP sessions.
+    Peers,
+    /// Routes (route server) or learned routes (agent).
+    Routes(RouteQuery),
+    /// The agent's kernel table and XDP maps side by side.
+    Fib,
+}

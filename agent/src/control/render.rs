@@ -1,0 +1,348 @@
+//! Human tables for `steer show`, built from the same JSON that `--json`
+//! prints, so the two views never disagree.
+
+use serde_json::Value;
+
+/// A text table with aligned columns; the last column is not padded.
+#[derive(Debug, Default)]
+pub struct TextTable {
+    rows: Vec<Vec<String>>,
+}
+
+impl TextTable {
+    /// A table with a header row.
+    pub fn new(header: &[&str]) -> TextTable {
+        TextTable {
+            rows: vec![header.iter().map(|s| s.to_string()).collect()],
+        }
+    }
+
+    /// Add a row.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// Render with two spaces between columns.
+    pub fn render(&self) -> String {
+        let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut width = vec![0; cols];
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate() {
+                width[i] = width[i].max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for r in &self.rows {
+            let mut line = String::new();
+            for (i, c) in r.iter().enumerate() {
+                if i + 1 < r.len() {
+                    line.push_str(&format!("{c:<w$}  ", w = width[i]));
+                } else {
+                    line.push_str(c);
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn s(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        None | Some(Value::Null) => "-".into(),
+        Some(Value::String(x)) => x.clone(),
+        Some(x) => x.to_string(),
+    }
+}
+
+fn list(v: &Value, k: &str) -> String {
+    match v.get(k).and_then(Value::as_array) {
+        Some(a) if !a.is_empty() => a
+            .iter()
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+/// `steer show peers`.
+pub fn peers(v: &Value) -> String {
+    let mut t = TextTable::new(&[
+        "NAME",
+        "KIND",
+        "ADDRESS",
+        "ASN",
+        "STATE",
+        "FOR",
+        "RCVD",
+        "ACCEPTED",
+        "ADVERTISED",
+        "LAST ERROR",
+    ]);
+    for p in v.as_array().into_iter().flatten() {
+        let st = &p["status"];
+        let state = s(st, "state");
+        let mut state_text = state.clone();
+        if p.get("stale").and_then(Value::as_bool) == Some(true) {
+            state_text.push_str(" (stale routes kept)");
+        }
+        t.row(vec![
+            s(p, "name"),
+            s(p, "kind"),
+            s(p, "address"),
+            s(p, "asn"),
+            state_text,
+            crate::util::human_duration(st["state_seconds"].as_u64().unwrap_or(0)),
+            s(p, "received"),
+            s(p, "accepted"),
+            s(p, "advertised"),
+            if state == "Established" {
+                String::new()
+            } else {
+                s(st, "last_error").replace('-', "")
+            },
+        ]);
+    }
+    t.render()
+}
+
+fn flags(p: &Value) -> String {
+    let mut f = String::new();
+    if p["best"].as_bool() == Some(true) {
+        f.push('*');
+    }
+    if p["multipath"].as_bool() == Some(true) {
+        f.push('=');
+    }
+    if p["stale"].as_bool() == Some(true) {
+        f.push('S');
+    }
+    if p["reason"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("refused"))
+    {
+        f.push('R');
+    }
+    f
+}
+
+/// `steer show routes`: every path, best first, with why losers lost.
+pub fn routes(v: &Value) -> String {
+    let mut t = TextTable::new(&[
+        "PREFIX",
+        "FLAGS",
+        "PEER",
+        "NEXT HOP",
+        "AS PATH",
+        "LP",
+        "MED",
+        "COMMUNITIES",
+        "WHY NOT USED",
+    ]);
+    let mut n = 0;
+    for r in v.as_array().into_iter().flatten() {
+        for (i, p) in r["paths"].as_array().into_iter().flatten().enumerate() {
+            n += 1;
+            let mut comms = list(p, "communities");
+            let large = list(p, "large_communities");
+            if !large.is_empty() {
+                if !comms.is_empty() {
+                    comms.push(' ');
+                }
+                comms.push_str(&large);
+            }
+            t.row(vec![
+                if i == 0 {
+                    s(r, "prefix")
+                } else {
+                    String::new()
+                },
+                flags(p),
+                s(p, "peer"),
+                s(p, "next_hop"),
+                s(p, "as_path"),
+                s(p, "local_pref"),
+                s(p, "med"),
+                comms,
+                p["reason"].as_str().unwrap_or("").to_string(),
+            ]);
+        }
+    }
+    format!(
+        "{}{n} paths. Flags: * best, = multipath (ECMP) member, S stale (graceful restart), R refused by import policy\n",
+        t.render()
+    )
+}
+
+/// `steer show routes --peer NAME --advertised`.
+pub fn advertised(v: &Value) -> String {
+    let mut t = TextTable::new(&["PREFIX", "PATH ID", "NEXT HOP", "AS PATH", "COMMUNITIES"]);
+    let mut n = 0;
+    for a in v.as_array().into_iter().flatten() {
+        n += 1;
+        let mut comms = list(a, "communities");
+        let large = list(a, "large_communities");
+        if !large.is_empty() {
+            if !comms.is_empty() {
+                comms.push(' ');
+            }
+            comms.push_str(&large);
+        }
+        t.row(vec![
+            s(a, "prefix"),
+            s(a, "path_id"),
+            s(a, "next_hop"),
+            s(a, "as_path"),
+            comms,
+        ]);
+    }
+    format!("{}{n} paths advertised\n", t.render())
+}
+
+fn want_text(w: &Value) -> String {
+    match w {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Object(m) => match m.get("forward").and_then(Value::as_array) {
+            Some(h) => format!(
+                "forward {}",
+                h.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => w.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// `steer show fib` (agent): intent, kernel table and XDP map side by
+/// side; `!` marks a prefix where they disagree.
+pub fn fib(v: &Value) -> String {
+    let table = s(v, "table");
+    let kernel_head = format!("KERNEL (table {table})");
+    let mut t = TextTable::new(&["", "PREFIX", "INTENT", &kernel_head, "XDP"]);
+    let mut mismatches = 0;
+    for e in v["entries"].as_array().into_iter().flatten() {
+        let bad = e["mismatch"].as_bool() == Some(true);
+        mismatches += usize::from(bad);
+        t.row(vec![
+            if bad { "!".into() } else { String::new() },
+            s(e, "prefix"),
+            want_text(&e["want"]),
+            s(e, "kernel"),
+            s(e, "xdp"),
+        ]);
+    }
+    let mut out = t.render();
+    out.push_str(&format!("ECMP: {}", s(v, "ecmp")));
+    if v["awaiting_sync"].as_bool() == Some(true) {
+        out.push_str("; keeping adopted state until every route server has re-sent its routes");
+    }
+    out.push('\n');
+    if mismatches > 0 {
+        out.push_str(&format!(
+            "{mismatches} prefixes where intent, kernel and XDP disagree (marked !)\n"
+        ));
+    }
+    let attached = list(v, "xdp_attached");
+    if attached.is_empty() {
+        out.push_str("XDP: off\n");
+    } else {
+        out.push_str(&format!(
+            "XDP attached: {}\n",
+            v["xdp_attached"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("; "))
+                .unwrap_or_default()
+        ));
+        let mut c = TextTable::new(&["XDP COUNTER", "PACKETS", "BYTES"]);
+        if let Some(m) = v["xdp_counters"].as_object() {
+            for (name, pb) in m {
+                let p = pb[0].as_u64().unwrap_or(0);
+                if p == 0 && name != "forwarded" {
+                    continue;
+                }
+                c.row(vec![
+                    name.clone(),
+                    p.to_string(),
+                    pb[1].as_u64().unwrap_or(0).to_string(),
+                ]);
+            }
+        }
+        out.push_str(&c.render());
+    }
+    for f in v["failures"].as_array().into_iter().flatten() {
+        out.push_str(&format!("refused: {}\n", f.as_str().unwrap_or("")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns_and_leaves_the_last_unpadded() {
+        let mut t = TextTable::new(&["A", "BB", "C"]);
+        t.row(vec!["xxx".into(), "y".into(), "z".into()]);
+        assert_eq!(t.render(), "A    BB  C\nxxx  y   z\n");
+    }
+
+    #[test]
+    fn fib_flags_mismatches_and_lists_counters() {
+        let v = serde_json::json!({
+            "table": 200, "ecmp": "NexthopObjects", "awaiting_sync": false,
+            "xdp_attached": ["vm1 (Native, link 3, prog 9)"],
+            "xdp_counters": {"forwarded": [5, 500], "pass_no_route": [0, 0]},
+            "failures": [],
+            "entries": [
+                {"prefix": "0.0.0.0/0", "want": {"forward": ["10.1.0.20"]}, "kernel": "via 10.1.0.20", "xdp": "forward 10.1.0.20", "mismatch": false},
+                {"prefix": "10.1.0.0/16", "want": "vnet", "kernel": null, "xdp": "pass", "mismatch": true}
+            ]
+        });
+        let out = fib(&v);
+        assert!(
+            out.contains(
+                "   0.0.0.0/0    forward 10.1.0.20  via 10.1.0.20       forward 10.1.0.20"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("!  10.1.0.0/16  vnet"), "{out}");
+        assert!(
+            out.contains("1 prefixes where intent, kernel and XDP disagree"),
+            "{out}"
+        );
+        assert!(out.contains("forwarded    5        500"), "{out}");
+        assert!(!out.contains("pass_no_route"), "{out}");
+    }
+
+    #[test]
+    fn routes_marks_best_multipath_and_reason() {
+        let v = serde_json::json!([{
+            "prefix": "0.0.0.0/0",
+            "paths": [
+                {"peer": "fw1", "next_hop": "10.1.0.20", "as_path": "65020", "local_pref": 100, "med": null,
+                 "communities": [], "large_communities": [], "best": true, "multipath": true, "stale": false, "reason": null},
+                {"peer": "fw2", "next_hop": "10.1.0.21", "as_path": "65021 65021", "local_pref": 100, "med": null,
+                 "communities": ["no-export"], "large_communities": [], "best": false, "multipath": false, "stale": false,
+                 "reason": "shorter AS_PATH wins (RFC 4271 9.1.2.2 a)"}
+            ]
+        }]);
+        let out = routes(&v);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[1].starts_with("0.0.0.0/0  *=     fw1"), "{out}");
+        assert!(
+            lines[2].contains("no-export    shorter AS_PATH wins"),
+            "{out}"
+        );
+        assert!(lines[3].starts_with("2 paths."), "{out}");
+    }
+}

@@ -1,0 +1,426 @@
+//! The BGP decision process (RFC 4271 §9.1.2.2, with RFC 4456 §9 for
+//! reflected routes) and the multipath set. Pure: candidates in, an order
+//! and reasons out. Every comparison says which step decided it, so `steer
+//! show routes PREFIX` can explain why each losing path lost.
+//!
+//! MED is compared only between paths from the same neighbouring AS, which
+//! makes pairwise comparison non-transitive; selection therefore picks the
+//! best of each neighbour AS first (where MED applies) and then the best of
+//! those winners without MED, the "deterministic MED" order BIRD and FRR
+//! offer. Multipath (ECMP) takes every eligible path equal to the best down
+//! to and including the AS-path-length step, one per source: equal paths
+//! are active/active, a prepended path stays passive.
+
+use crate::bgp::attribute::{Origin, PathAttributes};
+use std::cmp::Ordering;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// Default LOCAL_PREF for routes without one (RFC 4271 §5.1.5).
+pub const DEFAULT_LOCAL_PREF: u32 = 100;
+
+/// One step of the decision process.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Step {
+    /// Higher LOCAL_PREF (RFC 4271 §9.1.2.1).
+    LocalPref,
+    /// Shorter AS_PATH (§9.1.2.2 a).
+    AsPathLength,
+    /// Lower ORIGIN (§9.1.2.2 b).
+    Origin,
+    /// Lower MED from the same neighbour AS (§9.1.2.2 c).
+    Med,
+    /// eBGP over iBGP (§9.1.2.2 d).
+    ExternalOverInternal,
+    /// Lower BGP identifier, or ORIGINATOR_ID (§9.1.2.2 f, RFC 4456 §9).
+    RouterId,
+    /// Shorter CLUSTER_LIST (RFC 4456 §9).
+    ClusterListLength,
+    /// Lower peer address (§9.1.2.2 g).
+    PeerAddress,
+}
+
+impl Step {
+    /// The rule in words, with its RFC section.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Step::LocalPref => "higher LOCAL_PREF wins (RFC 4271 9.1.1)",
+            Step::AsPathLength => "shorter AS_PATH wins (RFC 4271 9.1.2.2 a)",
+            Step::Origin => "lower ORIGIN wins (RFC 4271 9.1.2.2 b)",
+            Step::Med => "lower MED from the same neighbour AS wins (RFC 4271 9.1.2.2 c)",
+            Step::ExternalOverInternal => "eBGP wins over iBGP (RFC 4271 9.1.2.2 d)",
+            Step::RouterId => "lower router id wins (RFC 4271 9.1.2.2 f, RFC 4456 9)",
+            Step::ClusterListLength => "shorter CLUSTER_LIST wins (RFC 4456 9)",
+            Step::PeerAddress => "lower peer address wins (RFC 4271 9.1.2.2 g)",
+        }
+    }
+}
+
+/// What the decision process needs to know about one path.
+#[derive(Clone, Debug)]
+pub struct Candidate<'a> {
+    /// The path's attributes.
+    pub attrs: &'a PathAttributes,
+    /// Learned over eBGP.
+    pub ebgp: bool,
+    /// The BGP identifier of the peer it came from.
+    pub peer_router_id: Ipv4Addr,
+    /// The address of the peer it came from.
+    pub peer_addr: IpAddr,
+    /// Who the path came from, for "one path per source" in multipath.
+    pub source: u32,
+}
+
+impl Candidate<'_> {
+    fn local_pref(&self) -> u32 {
+        self.attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF)
+    }
+
+    fn origin_rank(&self) -> u8 {
+        match self.attrs.origin {
+            Some(Origin::Igp) => 0,
+            Some(Origin::Egp) => 1,
+            Some(Origin::Incomplete) | None => 2,
+        }
+    }
+
+    fn neighbour_as(&self) -> Option<u32> {
+        self.attrs.as_path.as_ref().and_then(|p| p.first_asn())
+    }
+
+    fn router_id(&self) -> Ipv4Addr {
+        self.attrs.originator_id.unwrap_or(self.peer_router_id)
+    }
+}
+
+/// A decided comparison: `order` is `Less` when the first path is better.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// Which is better.
+    pub order: Ordering,
+    /// The step that decided (or the last one, when equal).
+    pub step: Step,
+}
+
+fn by(step: Step, order: Ordering) -> Option<Verdict> {
+    (order != Ordering::Equal).then_some(Verdict { order, step })
+}
+
+/// Compare two paths; MED applies only when both come from the same
+/// neighbour AS and `with_med` is set.
+pub fn compare(a: &Candidate<'_>, b: &Candidate<'_>, with_med: bool) -> Verdict {
+    by(Step::LocalPref, b.local_pref().cmp(&a.local_pref()))
+        .or_else(|| {
+            by(
+                Step::AsPathLength,
+                a.attrs.as_path_len().cmp(&b.attrs.as_path_len()),
+            )
+        })
+        .or_else(|| by(Step::Origin, a.origin_rank().cmp(&b.origin_rank())))
+        .or_else(|| {
+            if with_med && a.neighbour_as() == b.neighbour_as() {
+                by(
+                    Step::Med,
+                    a.attrs.med.unwrap_or(0).cmp(&b.attrs.med.unwrap_or(0)),
+                )
+            } else {
+                None
+            }
+        })
+        .or_else(|| by(Step::ExternalOverInternal, b.ebgp.cmp(&a.ebgp)))
+        .or_else(|| by(Step::RouterId, a.router_id().cmp(&b.router_id())))
+        .or_else(|| {
+            by(
+                Step::ClusterListLength,
+                a.attrs.cluster_list.len().cmp(&b.attrs.cluster_list.len()),
+            )
+        })
+        .or_else(|| by(Step::PeerAddress, a.peer_addr.cmp(&b.peer_addr)))
+        .unwrap_or(Verdict {
+            order: Ordering::Equal,
+            step: Step::PeerAddress,
+        })
+}
+
+/// True when `a` and `b` tie on every step up to and including AS-path
+/// length: the multipath criterion.
+pub fn multipath_equal(a: &Candidate<'_>, b: &Candidate<'_>) -> bool {
+    a.local_pref() == b.local_pref() && a.attrs.as_path_len() == b.attrs.as_path_len()
+}
+
+/// The outcome for one prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selection {
+    /// Candidate indexes, best first; multipath members follow the best,
+    /// then the rest in preference order.
+    pub order: Vec<usize>,
+    /// How many of `order`'s first entries form the multipath set (1 when
+    /// only the best; 0 when there are no candidates).
+    pub multipath: usize,
+}
+
+fn better(a: &Candidate<'_>, b: &Candidate<'_>, with_med: bool) -> bool {
+    compare(a, b, with_med).order == Ordering::Less
+}
+
+/// Run the decision process over `cands`.
+pub fn select(cands: &[Candidate<'_>]) -> Selection {
+    if cands.is_empty() {
+        return Selection {
+            order: Vec::new(),
+            multipath: 0,
+        };
+    }
+    let mut groups: Vec<(Option<u32>, usize)> = Vec::new();
+    for (i, c) in cands.iter().enumerate() {
+        let nas = c.neighbour_as();
+        match groups.iter_mut().find(|(g, _)| *g == nas) {
+            Some((_, w)) => {
+                if better(c, &cands[*w], true) {
+                    *w = i;
+                }
+            }
+            None => groups.push((nas, i)),
+        }
+    }
+    let best = groups
+        .iter()
+        .map(|&(_, w)| w)
+        .reduce(|w, i| {
+            if better(&cands[i], &cands[w], false) {
+                i
+            } else {
+                w
+            }
+        })
+        .expect("non-empty");
+
+    let mut order = vec![best];
+    let mut sources = vec![cands[best].source];
+    let mut rest: Vec<usize> = (0..cands.len()).filter(|&i| i != best).collect();
+    rest.sort_by(|&x, &y| {
+        compare(&cands[x], &cands[y], false)
+            .order
+            .then_with(|| x.cmp(&y))
+    });
+    let mut others = Vec::new();
+    for i in rest {
+        if multipath_equal(&cands[i], &cands[best]) && !sources.contains(&cands[i].source) {
+            sources.push(cands[i].source);
+            order.push(i);
+        } else {
+            others.push(i);
+        }
+    }
+    let multipath = order.len();
+    order.extend(others);
+    Selection { order, multipath }
+}
+
+/// Why `loser` is not the best path `best`: the first step where it is
+/// worse. `None` when it is in the multipath set.
+pub fn why_lost(best: &Candidate<'_>, loser: &Candidate<'_>) -> Verdict {
+    let v = compare(best, loser, true);
+    if v.order == Ordering::Less {
+        return v;
+    }
+    compare(best, loser, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bgp::attribute::AsPath;
+
+    fn attrs(path: &[u32]) -> PathAttributes {
+        PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::sequence(path.iter().copied())),
+            next_hop: Some("10.1.0.10".parse().unwrap()),
+            local_pref: Some(100),
+            ..PathAttributes::default()
+        }
+    }
+
+    fn cand(a: &PathAttributes, src: u32, id: [u8; 4]) -> Candidate<'_> {
+        Candidate {
+            attrs: a,
+            ebgp: true,
+            peer_router_id: Ipv4Addr::from(id),
+            peer_addr: IpAddr::V4(Ipv4Addr::from(id)),
+            source: src,
+        }
+    }
+
+    #[test]
+    fn equal_paths_from_two_appliances_are_active_active() {
+        let a = attrs(&[65020]);
+        let b = attrs(&[65021]);
+        let s = select(&[cand(&a, 1, [10, 1, 0, 20]), cand(&b, 2, [10, 1, 0, 21])]);
+        assert_eq!(s.multipath, 2);
+        assert_eq!(s.order, vec![0, 1]);
+    }
+
+    #[test]
+    fn prepended_path_is_passive_and_loses_on_as_path_length() {
+        let a = attrs(&[65020, 65020, 65020]);
+        let b = attrs(&[65021]);
+        let (ca, cb) = (cand(&a, 1, [10, 1, 0, 20]), cand(&b, 2, [10, 1, 0, 21]));
+        let s = select(&[ca.clone(), cb.clone()]);
+        assert_eq!(s.order, vec![1, 0]);
+        assert_eq!(s.multipath, 1);
+        assert_eq!(why_lost(&cb, &ca).step, Step::AsPathLength);
+    }
+
+    #[test]
+    fn higher_local_pref_beats_shorter_path() {
+        let mut a = attrs(&[65020, 65020]);
+        a.local_pref = Some(200);
+        let b = attrs(&[65021]);
+        let s = select(&[cand(&b, 2, [1, 1, 1, 1]), cand(&a, 1, [2, 2, 2, 2])]);
+        assert_eq!(s.order[0], 1);
+        assert_eq!(
+            why_lost(&cand(&a, 1, [2, 2, 2, 2]), &cand(&b, 2, [1, 1, 1, 1])).step,
+            Step::LocalPref
+        );
+    }
+
+    #[test]
+    fn origin_igp_beats_incomplete() {
+        let a = attrs(&[65020]);
+        let mut b = attrs(&[65021]);
+        b.origin = Some(Origin::Incomplete);
+        let s = select(&[cand(&b, 2, [1, 1, 1, 1]), cand(&a, 1, [2, 2, 2, 2])]);
+        assert_eq!(s.order[0], 1);
+        // Origin is after the multipath cut: still ECMP.
+        assert_eq!(s.multipath, 2);
+    }
+
+    #[test]
+    fn med_counts_only_within_the_same_neighbour_as() {
+        let mut a = attrs(&[65020]);
+        a.med = Some(50);
+        let mut b = attrs(&[65020]);
+        b.med = Some(10);
+        let (ca, cb) = (cand(&a, 1, [1, 1, 1, 1]), cand(&b, 2, [2, 2, 2, 2]));
+        assert_eq!(compare(&ca, &cb, true).step, Step::Med);
+        assert_eq!(select(&[ca.clone(), cb.clone()]).order[0], 1);
+        let mut c = attrs(&[65030]);
+        c.med = Some(90);
+        let cc = cand(&c, 3, [3, 3, 3, 3]);
+        assert_eq!(compare(&ca, &cc, true).step, Step::RouterId);
+    }
+
+    #[test]
+    fn deterministic_med_does_not_depend_on_input_order() {
+        let mut a = attrs(&[65020]);
+        a.med = Some(100);
+        let mut b = attrs(&[65030]);
+        b.med = Some(0);
+        let mut c = attrs(&[65020]);
+        c.med = Some(50);
+        let cands = [
+            cand(&a, 1, [1, 1, 1, 1]),
+            cand(&b, 2, [3, 3, 3, 3]),
+            cand(&c, 3, [2, 2, 2, 2]),
+        ];
+        let first = select(&cands).order[0];
+        let perms = [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ];
+        for p in perms {
+            let v: Vec<Candidate<'_>> = p.iter().map(|&i| cands[i].clone()).collect();
+            let s = select(&v);
+            assert_eq!(p[s.order[0]], first, "permutation {p:?}");
+        }
+        assert_eq!(first, 2);
+    }
+
+    #[test]
+    fn ebgp_beats_ibgp_then_router_id_then_cluster_list_then_address() {
+        let a = attrs(&[65020]);
+        let mut ia = cand(&a, 1, [1, 1, 1, 1]);
+        ia.ebgp = false;
+        let eb = cand(&a, 2, [9, 9, 9, 9]);
+        assert_eq!(
+            compare(&eb, &ia, true),
+            Verdict {
+                order: Ordering::Less,
+                step: Step::ExternalOverInternal
+            }
+        );
+        let low = cand(&a, 3, [1, 0, 0, 1]);
+        assert_eq!(compare(&low, &eb, true).step, Step::RouterId);
+        let mut r = attrs(&[65020]);
+        r.originator_id = Some(Ipv4Addr::new(9, 9, 9, 9));
+        r.cluster_list = vec![Ipv4Addr::new(1, 1, 1, 1)];
+        let mut q = r.clone();
+        q.cluster_list.push(Ipv4Addr::new(2, 2, 2, 2));
+        assert_eq!(
+            compare(&cand(&r, 1, [5, 5, 5, 5]), &cand(&q, 2, [5, 5, 5, 5]), true).step,
+            Step::ClusterListLength
+        );
+        let mut same_id = cand(&a, 4, [7, 7, 7, 7]);
+        same_id.peer_addr = "10.0.0.2".parse().unwrap();
+        let mut same_id2 = cand(&a, 5, [7, 7, 7, 7]);
+        same_id2.peer_addr = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            compare(&same_id2, &same_id, true),
+            Verdict {
+                order: Ordering::Less,
+                step: Step::PeerAddress
+            }
+        );
+    }
+
+    #[test]
+    fn multipath_takes_one_path_per_source() {
+        let a = attrs(&[65020]);
+        let b = attrs(&[65020]);
+        let s = select(&[cand(&a, 1, [1, 1, 1, 1]), cand(&b, 1, [1, 1, 1, 2])]);
+        assert_eq!(s.multipath, 1);
+    }
+
+    #[test]
+    fn originator_id_replaces_router_id_for_reflected_routes() {
+        let mut a = attrs(&[]);
+        a.originator_id = Some(Ipv4Addr::new(1, 1, 1, 1));
+        let b = attrs(&[]);
+        let (mut ca, mut cb) = (cand(&a, 1, [9, 9, 9, 9]), cand(&b, 2, [5, 5, 5, 5]));
+        ca.ebgp = false;
+        cb.ebgp = false;
+        assert_eq!(
+            compare(&ca, &cb, true),
+            Verdict {
+                order: Ordering::Less,
+                step: Step::RouterId
+            }
+        );
+    }
+
+    #[test]
+    fn missing_local_pref_counts_as_default() {
+        let mut a = attrs(&[65020]);
+        a.local_pref = None;
+        let b = attrs(&[65021]);
+        assert!(multipath_equal(
+            &cand(&a, 1, [1, 1, 1, 1]),
+            &cand(&b, 2, [2, 2, 2, 2])
+        ));
+    }
+
+    #[test]
+    fn empty_input_selects_nothing() {
+        assert_eq!(
+            select(&[]),
+            Selection {
+                order: vec![],
+                multipath: 0
+            }
+        );
+    }
+}

@@ -1,0 +1,670 @@
+//! Route-server behaviour, driven through session events; what members
+//! receive is decoded from their send queues with the codec.
+
+use super::*;
+use crate::bgp::attribute::{AsPath, Origin, community};
+use crate::bgp::capability::GracefulRestart;
+use crate::bgp::message::{CodecConfig, Message, decode, frame_len};
+use crate::bgp::nlri::Nlri;
+use crate::bgp::session::Outbound;
+use std::net::{Ipv4Addr, SocketAddr};
+use tokio::sync::mpsc;
+
+const CONFIG: &str = r#"
+asn = 65515
+router_id = "10.1.0.4"
+listen = ["10.1.0.4"]
+vnet_prefixes = ["10.1.0.0/16"]
+
+[[peer]]
+name = "sdwan"
+address = "10.1.0.10"
+asn = 65010
+
+[[peer]]
+name = "fw1"
+address = "10.1.0.20"
+asn = 65020
+max_prefixes = 3
+
+[[peer]]
+name = "fw2"
+address = "10.1.0.21"
+asn = 65021
+
+[hosts]
+ranges = ["10.1.0.0/24"]
+"#;
+
+fn server(extra: &str) -> RouteServer {
+    let cfg = ServerConfig::from_str(
+        std::path::Path::new("t.toml"),
+        &format!("{extra}\n{CONFIG}"),
+    )
+    .unwrap();
+    RouteServer::new(Arc::new(cfg))
+}
+
+struct Peer {
+    id: PeerId,
+    epoch: u64,
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    cmd: mpsc::UnboundedReceiver<SessionCommand>,
+    codec: CodecConfig,
+}
+
+fn negotiated(asn: u32, id: &str, ebgp: bool, add_path: bool, gr: bool) -> Negotiated {
+    Negotiated {
+        peer_asn: asn,
+        peer_router_id: id.parse().unwrap(),
+        hold_time: 90,
+        keepalive: 30,
+        families: vec![Family::IPV4_UNICAST],
+        route_refresh: true,
+        graceful_restart: gr.then(|| GracefulRestart {
+            restarting: false,
+            notification: false,
+            restart_time: 120,
+            families: vec![(Family::IPV4_UNICAST, true)],
+        }),
+        codec: CodecConfig {
+            four_octet_as: true,
+            add_path_send: [add_path, false],
+            ebgp,
+            ..CodecConfig::default()
+        },
+    }
+}
+
+fn connect(rs: &mut RouteServer, id: PeerId, n: Negotiated, addr: &str) -> Peer {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (ctx, crx) = mpsc::unbounded_channel();
+    let p = rs.peer_mut(id).unwrap();
+    p.cmd = Some(ctx);
+    let epoch = 1 + p.status.snapshot().established_count;
+    p.status.set_state(crate::bgp::fsm::State::Established);
+    let codec = n.codec.clone();
+    let out = Outbound::new(tx, p.status.clone());
+    rs.handle(
+        PeerMsg {
+            peer: id,
+            epoch,
+            event: SessionEvent::Established(Box::new(Established {
+                negotiated: n,
+                local: "10.1.0.4:179".parse().unwrap(),
+                remote: SocketAddr::new(addr.parse().unwrap(), 40000),
+                out,
+            })),
+        },
+        Instant::now(),
+    );
+    Peer {
+        id,
+        epoch,
+        rx,
+        cmd: crx,
+        codec,
+    }
+}
+
+fn appliance(rs: &mut RouteServer, name: &str) -> Peer {
+    let (id, asn, addr) = {
+        let p = rs.peers().find(|p| p.name == name).unwrap();
+        (p.id, p.asn, p.addr.to_string())
+    };
+    connect(rs, id, negotiated(asn, &addr, true, false, false), &addr)
+}
+
+fn host(rs: &mut RouteServer, addr: &str, gr: bool) -> Peer {
+    let id = rs.host_for(addr.parse().unwrap()).unwrap();
+    connect(rs, id, negotiated(65515, addr, false, true, gr), addr)
+}
+
+fn attrs(path: &[u32], nh: &str) -> Arc<PathAttributes> {
+    Arc::new(PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::sequence(path.iter().copied())),
+        next_hop: Some(nh.parse().unwrap()),
+        ..PathAttributes::default()
+    })
+}
+
+fn announce(rs: &mut RouteServer, p: &Peer, prefixes: &[&str], a: Arc<PathAttributes>) {
+    let batch = RouteBatch {
+        family: Family::IPV4_UNICAST,
+        attrs: Some(a),
+        announce: prefixes
+            .iter()
+            .map(|s| Nlri::new(s.parse().unwrap()))
+            .collect(),
+        withdraw: vec![],
+    };
+    rs.handle(
+        PeerMsg {
+            peer: p.id,
+            epoch: p.epoch,
+            event: SessionEvent::Routes(vec![batch]),
+        },
+        Instant::now(),
+    );
+    rs.flush();
+}
+
+fn event(rs: &mut RouteServer, p: &Peer, event: SessionEvent, now: Instant) {
+    rs.handle(
+        PeerMsg {
+            peer: p.id,
+            epoch: p.epoch,
+            event,
+        },
+        now,
+    );
+    rs.flush();
+}
+
+/// Every (prefix, path id) -> attributes the peer now holds, replaying
+/// everything queued to it so far into `held`.
+fn drain(
+    p: &mut Peer,
+    held: &mut std::collections::BTreeMap<(String, u32), PathAttributes>,
+) -> usize {
+    let mut msgs = 0;
+    while let Ok(b) = p.rx.try_recv() {
+        let mut rest: &[u8] = &b;
+        while !rest.is_empty() {
+            let n = frame_len(rest, &p.codec).unwrap().unwrap();
+            let mut codec = p.codec.clone();
+            codec.add_path_receive = codec.add_path_send;
+            let m = decode(&rest[..n], &codec).unwrap();
+            rest = &rest[n..];
+            msgs += 1;
+            let Message::Update(u) = m else {
+                panic!("not an update")
+            };
+            for w in &u.withdrawn {
+                held.remove(&(w.prefix.to_string(), w.path_id));
+            }
+            for n in &u.nlri {
+                held.insert((n.prefix.to_string(), n.path_id), u.attributes.clone());
+            }
+        }
+    }
+    msgs
+}
+
+fn held(p: &mut Peer) -> std::collections::BTreeMap<(String, u32), PathAttributes> {
+    let mut h = Default::default();
+    drain(p, &mut h);
+    h
+}
+
+#[test]
+fn appliances_receive_the_vnet_prefix_with_as_path_65515_and_next_hop_self() {
+    let mut rs = server("");
+    let mut sd = appliance(&mut rs, "sdwan");
+    let h = held(&mut sd);
+    let a = &h[&("10.1.0.0/16".to_string(), 0)];
+    assert_eq!(a.as_path, Some(AsPath::sequence([65515])));
+    assert_eq!(a.next_hop, Some("10.1.0.4".parse().unwrap()));
+}
+
+#[test]
+fn active_active_sends_both_paths_to_hosts_with_add_path() {
+    let mut rs = server("");
+    let mut h = host(&mut rs, "10.1.0.31", false);
+    let fw1 = appliance(&mut rs, "fw1");
+    let fw2 = appliance(&mut rs, "fw2");
+    announce(&mut rs, &fw1, &["0.0.0.0/0"], attrs(&[65020], "10.1.0.20"));
+    announce(&mut rs, &fw2, &["0.0.0.0/0"], attrs(&[65021], "10.1.0.21"));
+    let got = held(&mut h);
+    let nh: Vec<_> = got
+        .iter()
+        .filter(|(k, _)| k.0 == "0.0.0.0/0")
+        .map(|(k, a)| (k.1, a.next_hop.unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        nh,
+        vec![(fw1.id, "10.1.0.20".into()), (fw2.id, "10.1.0.21".into())]
+    );
+}
+
+#[test]
+fn active_passive_sends_only_the_active_path_and_fails_over_at_once() {
+    let mut rs = server("");
+    let mut h = host(&mut rs, "10.1.0.31", false);
+    let fw1 = appliance(&mut rs, "fw1");
+    let fw2 = appliance(&mut rs, "fw2");
+    announce(&mut rs, &fw1, &["0.0.0.0/0"], attrs(&[65020], "10.1.0.20"));
+    announce(
+        &mut rs,
+        &fw2,
+        &["0.0.0.0/0"],
+        attrs(&[65021, 65021, 65021], "10.1.0.21"),
+    );
+    let mut state = Default::default();
+    drain(&mut h, &mut state);
+    let paths: Vec<_> = state
+        .keys()
+        .filter(|k| k.0 == "0.0.0.0/0")
+        .cloned()
+        .collect();
+    assert_eq!(paths, vec![("0.0.0.0/0".to_string(), fw1.id)]);
+
+    event(
+        &mut rs,
+        &fw1,
+        SessionEvent::Down {
+            reason: DownReason::TcpFailed("closed".into()),
+        },
+        Instant::now(),
+    );
+    drain(&mut h, &mut state);
+    let paths: Vec<_> = state
+        .iter()
+        .filter(|(k, _)| k.0 == "0.0.0.0/0")
+        .map(|(k, a)| (k.1, a.next_hop.unwrap().to_string()))
+        .collect();
+    assert_eq!(paths, vec![(fw2.id, "10.1.0.21".to_string())]);
+}
+
+#[test]
+fn max_prefix_ends_the_session_with_cease_1_and_withdraws_its_routes() {
+    let mut rs = server("max_prefix_restart = 30");
+    let mut h = host(&mut rs, "10.1.0.31", false);
+    let mut fw1 = appliance(&mut rs, "fw1");
+    let mut sd = appliance(&mut rs, "sdwan");
+    announce(
+        &mut rs,
+        &fw1,
+        &["198.51.100.0/24", "203.0.113.0/24"],
+        attrs(&[65020], "10.1.0.20"),
+    );
+    announce(
+        &mut rs,
+        &sd,
+        &["10.250.0.0/16"],
+        attrs(&[65010], "10.1.0.10"),
+    );
+    let mut state = Default::default();
+    drain(&mut h, &mut state);
+    assert_eq!(state.len(), 4);
+
+    announce(
+        &mut rs,
+        &fw1,
+        &["192.0.2.0/25", "192.0.2.128/25"],
+        attrs(&[65020], "10.1.0.20"),
+    );
+    match fw1.cmd.try_recv().unwrap() {
+        SessionCommand::StopFor(n, d) => {
+            assert_eq!((n.code, n.subcode), (6, 1));
+            assert_eq!(n.data, vec![0, 1, 1, 0, 0, 0, 3]);
+            assert_eq!(d, Duration::from_secs(30));
+        }
+        c => panic!("expected StopFor, got {c:?}"),
+    }
+    drain(&mut h, &mut state);
+    let left: Vec<String> = state.keys().map(|k| k.0.clone()).collect();
+    assert_eq!(left, vec!["10.1.0.0/16", "10.250.0.0/16"]);
+    assert!(sd.cmd.try_recv().is_err());
+    let _ = held(&mut sd);
+    announce(
+        &mut rs,
+        &fw1,
+        &["192.0.2.0/24"],
+        attrs(&[65020], "10.1.0.20"),
+    );
+    assert!(rs.table().get(&"192.0.2.0/24".parse().unwrap()).is_none());
+}
+
+#[test]
+fn routes_with_our_own_as_or_inside_the_vnet_are_refused_but_shown() {
+    let mut rs = server("");
+    let mut h = host(&mut rs, "10.1.0.31", false);
+    let sd = appliance(&mut rs, "sdwan");
+    announce(
+        &mut rs,
+        &sd,
+        &["10.250.0.0/16"],
+        attrs(&[65010, 65515], "10.1.0.10"),
+    );
+    announce(&mut rs, &sd, &["10.1.5.0/24"], attrs(&[65010], "10.1.0.10"));
+    let got = held(&mut h);
+    assert!(got.keys().all(|k| k.0 == "10.1.0.0/16"), "{got:?}");
+    let v = rs
+        .show_routes(&RouteQuery {
+            peer: Some("sdwan".into()),
+            ..RouteQuery::default()
+        })
+        .unwrap();
+    let reasons: Vec<_> = v
+        .iter()
+        .map(|r| (r.prefix.to_string(), r.paths[0].reason.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (
+                "10.1.5.0/24".to_string(),
+                "refused: inside the VNet space 10.1.0.0/16".to_string()
+            ),
+            (
+                "10.250.0.0/16".to_string(),
+                "refused: own AS in AS_PATH (loop)".to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn host_routes_go_to_appliances_and_are_reflected_to_other_hosts() {
+    let mut rs = server("");
+    let h1 = host(&mut rs, "10.1.0.31", false);
+    let mut h2 = host(&mut rs, "10.1.0.32", false);
+    let mut sd = appliance(&mut rs, "sdwan");
+    let mut a = (*attrs(&[], "10.1.0.31")).clone();
+    a.local_pref = Some(100);
+    announce(&mut rs, &h1, &["10.1.1.0/24"], Arc::new(a));
+    let to_sd = held(&mut sd);
+    let x = &to_sd[&("10.1.1.0/24".to_string(), 0)];
+    assert_eq!(x.as_path, Some(AsPath::sequence([65515])));
+    assert_eq!(x.next_hop, Some("10.1.0.31".parse().unwrap()));
+    let to_h2 = held(&mut h2);
+    let y = &to_h2[&("10.1.1.0/24".to_string(), h1.id)];
+    assert_eq!(y.originator_id, Some(Ipv4Addr::new(10, 1, 0, 31)));
+    assert_eq!(y.cluster_list, vec![Ipv4Addr::new(10, 1, 0, 4)]);
+}
+
+#[test]
+fn host_route_outside_the_vnet_is_refused() {
+    let mut rs = server("");
+    let h1 = host(&mut rs, "10.1.0.31", false);
+    let mut sd = appliance(&mut rs, "sdwan");
+    announce(&mut rs, &h1, &["0.0.0.0/0"], attrs(&[], "10.1.0.31"));
+    assert!(held(&mut sd).keys().all(|k| k.0 != "0.0.0.0/0"));
+}
+
+#[test]
+fn hosts_with_identical_sessions_share_one_update_group_and_one_encoding() {
+    let mut rs = server("");
+    let mut hosts: Vec<Peer> = (31..41)
+        .map(|i| host(&mut rs, &format!("10.1.0.{i}"), false))
+        .collect();
+    let sd = appliance(&mut rs, "sdwan");
+    for h in &mut hosts {
+        let _ = held(h);
+    }
+    let groups_before = rs.groups.len();
+    announce(
+        &mut rs,
+        &sd,
+        &["10.250.0.0/16"],
+        attrs(&[65010], "10.1.0.10"),
+    );
+    assert_eq!(groups_before, 2);
+    let host_group = rs
+        .groups
+        .iter()
+        .find(|(_, g)| g.key.audience == Audience::Hosts)
+        .unwrap();
+    assert_eq!(host_group.1.members.len(), 10);
+    assert_eq!(host_group.1.messages_encoded, 1);
+    for h in &mut hosts {
+        assert_eq!(drain(h, &mut Default::default()), 1);
+    }
+}
+
+#[test]
+fn graceful_restart_keeps_stale_routes_until_end_of_rib() {
+    let mut rs = server("");
+    let h1 = host(&mut rs, "10.1.0.31", true);
+    let mut sd = appliance(&mut rs, "sdwan");
+    announce(
+        &mut rs,
+        &h1,
+        &["10.1.1.0/24", "10.1.9.0/24"],
+        attrs(&[], "10.1.0.31"),
+    );
+    let mut state = Default::default();
+    drain(&mut sd, &mut state);
+    assert_eq!(state.len(), 3);
+
+    let t0 = Instant::now();
+    event(
+        &mut rs,
+        &h1,
+        SessionEvent::Down {
+            reason: DownReason::TcpFailed("reset".into()),
+        },
+        t0,
+    );
+    drain(&mut sd, &mut state);
+    assert_eq!(state.len(), 3, "stale routes must stay advertised");
+    assert!(rs.peers().any(|p| p.restarting.is_some()));
+
+    let h1 = host(&mut rs, "10.1.0.31", true);
+    announce(&mut rs, &h1, &["10.1.1.0/24"], attrs(&[], "10.1.0.31"));
+    drain(&mut sd, &mut state);
+    assert_eq!(state.len(), 3);
+    event(
+        &mut rs,
+        &h1,
+        SessionEvent::EndOfRib(Family::IPV4_UNICAST),
+        t0,
+    );
+    drain(&mut sd, &mut state);
+    let left: Vec<String> = state.keys().map(|k| k.0.clone()).collect();
+    assert_eq!(left, vec!["10.1.0.0/16", "10.1.1.0/24"]);
+}
+
+#[test]
+fn graceful_restart_time_expiry_sweeps_stale_routes() {
+    let mut rs = server("");
+    let h1 = host(&mut rs, "10.1.0.31", true);
+    let mut sd = appliance(&mut rs, "sdwan");
+    announce(&mut rs, &h1, &["10.1.1.0/24"], attrs(&[], "10.1.0.31"));
+    let mut state = Default::default();
+    drain(&mut sd, &mut state);
+    let t0 = Instant::now();
+    event(
+        &mut rs,
+        &h1,
+        SessionEvent::Down {
+            reason: DownReason::TcpFailed("reset".into()),
+        },
+        t0,
+    );
+    assert_eq!(rs.next_deadline(), Some(t0 + Duration::from_secs(120)));
+    rs.tick(t0 + Duration::from_secs(121));
+    rs.flush();
+    drain(&mut sd, &mut state);
+    assert_eq!(state.len(), 1);
+}
+
+#[test]
+fn appliance_routes_are_withdrawn_at_once_unless_graceful_restart_is_configured() {
+    let mut rs = server("");
+    let mut h = host(&mut rs, "10.1.0.31", false);
+    let id = rs.peers().find(|p| p.name == "sdwan").unwrap().id;
+    let sd = connect(
+        &mut rs,
+        id,
+        negotiated(65010, "10.1.0.10", true, false, true),
+        "10.1.0.10",
+    );
+    announce(
+        &mut rs,
+        &sd,
+        &["10.250.0.0/16"],
+        attrs(&[65010], "10.1.0.10"),
+    );
+    let mut state = Default::default();
+    drain(&mut h, &mut state);
+    assert!(state.contains_key(&("10.250.0.0/16".to_string(), id)));
+    event(
+        &mut rs,
+        &sd,
+        SessionEvent::Down {
+            reason: DownReason::TcpFailed("closed".into()),
+        },
+        Instant::now(),
+    );
+    drain(&mut h, &mut state);
+    assert!(!state.contains_key(&("10.250.0.0/16".to_string(), id)));
+
+    let cfg = CONFIG.replace("asn = 65010\n", "asn = 65010\ngraceful_restart = true\n");
+    let mut rs = RouteServer::new(Arc::new(
+        ServerConfig::from_str(std::path::Path::new("t.toml"), &cfg).unwrap(),
+    ));
+    let mut h = host(&mut rs, "10.1.0.31", false);
+    let id = rs.peers().find(|p| p.name == "sdwan").unwrap().id;
+    let sd = connect(
+        &mut rs,
+        id,
+        negotiated(65010, "10.1.0.10", true, false, true),
+        "10.1.0.10",
+    );
+    announce(
+        &mut rs,
+        &sd,
+        &["10.250.0.0/16"],
+        attrs(&[65010], "10.1.0.10"),
+    );
+    let mut state = Default::default();
+    drain(&mut h, &mut state);
+    event(
+        &mut rs,
+        &sd,
+        SessionEvent::Down {
+            reason: DownReason::TcpFailed("closed".into()),
+        },
+        Instant::now(),
+    );
+    drain(&mut h, &mut state);
+    assert!(
+        state.contains_key(&("10.250.0.0/16".to_string(), id)),
+        "kept as stale"
+    );
+}
+
+#[test]
+fn notification_is_not_a_graceful_restart() {
+    let mut rs = server("");
+    let h1 = host(&mut rs, "10.1.0.31", true);
+    let mut sd = appliance(&mut rs, "sdwan");
+    announce(&mut rs, &h1, &["10.1.1.0/24"], attrs(&[], "10.1.0.31"));
+    let mut state = Default::default();
+    drain(&mut sd, &mut state);
+    event(
+        &mut rs,
+        &h1,
+        SessionEvent::Down {
+            reason: DownReason::NotificationReceived(Notification::new(6, 2)),
+        },
+        Instant::now(),
+    );
+    drain(&mut sd, &mut state);
+    assert_eq!(state.len(), 1);
+}
+
+#[test]
+fn branch_to_branch_sends_one_appliances_routes_to_the_others() {
+    let mut rs = server("branch_to_branch = true");
+    let mut fw1 = appliance(&mut rs, "fw1");
+    let sd = appliance(&mut rs, "sdwan");
+    announce(
+        &mut rs,
+        &sd,
+        &["10.250.0.0/16"],
+        attrs(&[65010], "10.1.0.10"),
+    );
+    let got = held(&mut fw1);
+    let a = &got[&("10.250.0.0/16".to_string(), 0)];
+    assert_eq!(a.as_path, Some(AsPath::sequence([65515, 65010])));
+    assert_eq!(a.next_hop, Some("10.1.0.10".parse().unwrap()));
+}
+
+#[test]
+fn no_advertise_is_kept_but_never_sent() {
+    let mut rs = server("");
+    let mut h = host(&mut rs, "10.1.0.31", false);
+    let sd = appliance(&mut rs, "sdwan");
+    let mut a = (*attrs(&[65010], "10.1.0.10")).clone();
+    a.communities = vec![community::NO_ADVERTISE];
+    announce(&mut rs, &sd, &["10.250.0.0/16"], Arc::new(a));
+    assert!(held(&mut h).keys().all(|k| k.0 != "10.250.0.0/16"));
+    assert!(rs.table().get(&"10.250.0.0/16".parse().unwrap()).is_some());
+}
+
+#[test]
+fn show_routes_explains_why_the_prepended_path_lost() {
+    let mut rs = server("");
+    let fw1 = appliance(&mut rs, "fw1");
+    let fw2 = appliance(&mut rs, "fw2");
+    announce(
+        &mut rs,
+        &fw1,
+        &["0.0.0.0/0"],
+        attrs(&[65020, 65020], "10.1.0.20"),
+    );
+    announce(&mut rs, &fw2, &["0.0.0.0/0"], attrs(&[65021], "10.1.0.21"));
+    let v = rs
+        .show_routes(&RouteQuery {
+            prefix: Some("203.0.113.9".into()),
+            ..RouteQuery::default()
+        })
+        .unwrap();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].prefix.to_string(), "0.0.0.0/0");
+    assert_eq!(v[0].paths[0].peer, "fw2");
+    assert!(v[0].paths[0].best);
+    assert_eq!(
+        v[0].paths[1].reason.as_deref(),
+        Some("shorter AS_PATH wins (RFC 4271 9.1.2.2 a)")
+    );
+    let adv = rs
+        .show_advertised(&RouteQuery {
+            peer: Some("fw1".into()),
+            advertised: true,
+            prefix: None,
+        })
+        .unwrap();
+    assert_eq!(adv.len(), 1);
+    assert_eq!(adv[0].prefix.to_string(), "10.1.0.0/16");
+    assert_eq!(
+        rs.show_advertised(&RouteQuery {
+            peer: Some("nope".into()),
+            advertised: true,
+            prefix: None
+        })
+        .unwrap_err(),
+        QueryError::NoPeer("nope".into())
+    );
+}
+
+#[test]
+fn late_events_from_a_superseded_session_are_ignored() {
+    let mut rs = server("");
+    let sd = appliance(&mut rs, "sdwan");
+    let stale = Peer {
+        id: sd.id,
+        epoch: sd.epoch + 7,
+        rx: mpsc::unbounded_channel().1,
+        cmd: mpsc::unbounded_channel().1,
+        codec: CodecConfig::default(),
+    };
+    announce(
+        &mut rs,
+        &stale,
+        &["10.250.0.0/16"],
+        attrs(&[65010], "10.1.0.10"),
+    );
+    assert!(rs.table().get(&"10.250.0.0/16".parse().unwrap()).is_none());
+}
+
+#[test]
+fn unknown_source_address_gets_no_host_entry() {
+    let mut rs = server("");
+    assert_eq!(rs.host_for("192.0.2.1".parse().unwrap()), None);
+    assert!(rs.host_for("10.1.0.99".parse().unwrap()).is_some());
+}

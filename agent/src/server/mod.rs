@@ -1,0 +1,7 @@
+//! `steer server`: the route-server role.
+
+pub mod core;
+pub mod daemon;
+pub mod view;
+
+pub use daemon::run;
