@@ -1,3 +1,212 @@
 //! Map layouts shared by the XDP program (`ebpf/xdp`) and user space
-//! (`steer::fib::xdp`). `no_std`; `aya::Pod` impls behind the `user` feature.
+//! (`steer::fib::xdp`): the `#[repr(C)]` keys and values, the counter
+//! reasons, the limits, and the map names both sides use. `no_std`;
+//! `aya::Pod` impls behind the `user` feature.
+//!
+//! Every layout here is ABI with pinned maps that outlive an agent: user
+//! space refuses to adopt a pinned map whose type, key or value size or
+//! capacity differs from these.
 #![no_std]
+
+/// Most next hops in one set (ECMP width).
+pub const MAX_NEXT_HOPS: usize = 16;
+
+/// Capacity of each LPM trie (entries are allocated on demand).
+pub const MAX_ROUTES: u32 = 1 << 20;
+
+/// Capacity of the next-hop-set map; set ids are `1..=MAX_NH_SETS`.
+pub const MAX_NH_SETS: u32 = 1 << 16;
+
+/// Name of the IPv4 LPM trie: key `Key<[u8; 4]>`, value [`Route`].
+pub const MAP_LPM4: &str = "STEER_LPM4";
+/// Name of the IPv6 LPM trie: key `Key<[u8; 16]>`, value [`Route`].
+pub const MAP_LPM6: &str = "STEER_LPM6";
+/// Name of the next-hop-set hash map: key `u32` set id, value [`NextHopSet`].
+pub const MAP_NH_SETS: &str = "STEER_NHSETS";
+/// Name of the per-CPU counter array: index [`Reason`], value [`Counter`].
+pub const MAP_COUNTERS: &str = "STEER_COUNTERS";
+/// Name of the one-slot config array: index 0, value [`Config`].
+pub const MAP_CONFIG: &str = "STEER_CONFIG";
+/// The maps user space pins (and adopts after a restart), in load order.
+pub const PINNED_MAPS: [&str; 5] = [MAP_LPM4, MAP_LPM6, MAP_NH_SETS, MAP_COUNTERS, MAP_CONFIG];
+/// Name of the XDP program in the object.
+pub const PROGRAM_NAME: &str = "steer_xdp";
+
+/// [`Route::action`]: leave the packet to the kernel (VNet / connected space).
+pub const ACTION_PASS: u32 = 1;
+/// [`Route::action`]: forward through next-hop set [`Route::nh_set`].
+pub const ACTION_FORWARD: u32 = 2;
+
+/// Address family numbers of [`NextHop::family`] (Linux `AF_INET`).
+pub const FAMILY_V4: u32 = 2;
+/// Linux `AF_INET6`.
+pub const FAMILY_V6: u32 = 10;
+
+/// [`Config::flags`] bit: emit aya-log debug events.
+pub const CONFIG_DEBUG: u32 = 1;
+/// [`Config::flags`] bit: the program runs in generic (skb) mode, where a
+/// redirect keeps the skb's checksum-offload state, so packets whose L4
+/// checksum is still left to offload may be forwarded.
+pub const CONFIG_GENERIC: u32 = 2;
+
+/// Value of both LPM tries.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// [`ACTION_PASS`] or [`ACTION_FORWARD`].
+    pub action: u32,
+    /// Key into the next-hop-set map when forwarding; 0 for PASS.
+    pub nh_set: u32,
+}
+
+/// One next hop: an IPv4 or IPv6 address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextHop {
+    /// [`FAMILY_V4`] or [`FAMILY_V6`].
+    pub family: u32,
+    /// The address in network byte order as raw memory (octets in wire
+    /// order); IPv4 uses word 0 only, the rest is zero.
+    pub addr: [u32; 4],
+}
+
+/// An ECMP group: `count` valid entries at the front of `hops`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextHopSet {
+    /// Number of valid entries, `1..=MAX_NEXT_HOPS`.
+    pub count: u32,
+    /// The members; entries at `count..` are zero.
+    pub hops: [NextHop; MAX_NEXT_HOPS],
+}
+
+/// A packet and byte count, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes of the frames (Ethernet header included).
+    pub bytes: u64,
+}
+
+/// Runtime switches of the program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Bit set of `CONFIG_*`.
+    pub flags: u32,
+}
+
+/// What happened to a packet: the index into the counter map. Everything
+/// but [`Reason::Forwarded`] went to the kernel with `XDP_PASS`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Rewritten and redirected to the next hop's interface.
+    Forwarded = 0,
+    /// The destination matched no prefix.
+    NoRoute = 1,
+    /// The longest match is a PASS entry (VNet / connected space).
+    PassEntry = 2,
+    /// `bpf_fib_lookup` found the route but no valid neighbour entry.
+    NoNeigh = 3,
+    /// `bpf_fib_lookup` needs fragmentation (packet larger than the MTU).
+    FragNeeded = 4,
+    /// Any other `bpf_fib_lookup` failure (no route to the next hop,
+    /// blackhole, forwarding disabled, ...).
+    FibFailed = 5,
+    /// TTL or hop limit <= 1.
+    TtlExpired = 6,
+    /// IPv4 header with options (ihl != 5).
+    Ipv4Options = 7,
+    /// IPv4 fragment (MF set or a non-zero offset).
+    Ipv4Fragment = 8,
+    /// IPv6 extension header the program does not walk.
+    Ipv6ExtHeader = 9,
+    /// Not IPv4/IPv6 directly over Ethernet (ARP, VLAN tags, ...).
+    NotIp = 10,
+    /// Broadcast/multicast frame or destination, or link-local IPv6.
+    NotUnicast = 11,
+    /// Frame shorter than the headers it announces.
+    Truncated = 12,
+    /// The route names a next-hop set that is missing or empty.
+    NoNextHopSet = 13,
+    /// TCP/UDP whose checksum is left to offload (it holds only the
+    /// pseudo-header sum, as virtio guests and veths send it): a native-mode
+    /// redirect would lose the offload state and deliver a bad checksum.
+    CsumPartial = 14,
+}
+
+/// Number of [`Reason`]s (the counter map's size).
+pub const REASON_COUNT: usize = 15;
+
+/// Every reason, in index order.
+pub const REASONS: [Reason; REASON_COUNT] = [
+    Reason::Forwarded,
+    Reason::NoRoute,
+    Reason::PassEntry,
+    Reason::NoNeigh,
+    Reason::FragNeeded,
+    Reason::FibFailed,
+    Reason::TtlExpired,
+    Reason::Ipv4Options,
+    Reason::Ipv4Fragment,
+    Reason::Ipv6ExtHeader,
+    Reason::NotIp,
+    Reason::NotUnicast,
+    Reason::Truncated,
+    Reason::NoNextHopSet,
+    Reason::CsumPartial,
+];
+
+impl Reason {
+    /// The counter map index.
+    pub const fn index(self) -> u32 {
+        self as u32
+    }
+
+    /// A stable snake_case name, as `steer show` and metrics print it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Reason::Forwarded => "forwarded",
+            Reason::NoRoute => "pass_no_route",
+            Reason::PassEntry => "pass_entry",
+            Reason::NoNeigh => "pass_no_neigh",
+            Reason::FragNeeded => "pass_frag_needed",
+            Reason::FibFailed => "pass_fib_failed",
+            Reason::TtlExpired => "pass_ttl_expired",
+            Reason::Ipv4Options => "pass_ipv4_options",
+            Reason::Ipv4Fragment => "pass_ipv4_fragment",
+            Reason::Ipv6ExtHeader => "pass_ipv6_ext_header",
+            Reason::NotIp => "pass_not_ip",
+            Reason::NotUnicast => "pass_not_unicast",
+            Reason::Truncated => "pass_truncated",
+            Reason::NoNextHopSet => "pass_no_nexthop_set",
+            Reason::CsumPartial => "pass_csum_partial",
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all are #[repr(C)] of integers with no padding.
+    unsafe impl aya::Pod for super::Route {}
+    unsafe impl aya::Pod for super::NextHop {}
+    unsafe impl aya::Pod for super::NextHopSet {}
+    unsafe impl aya::Pod for super::Counter {}
+    unsafe impl aya::Pod for super::Config {}
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<Route>() == 8);
+    assert!(core::mem::size_of::<NextHop>() == 20);
+    assert!(core::mem::size_of::<NextHopSet>() == 4 + 20 * MAX_NEXT_HOPS);
+    assert!(core::mem::size_of::<Counter>() == 16);
+    assert!(core::mem::size_of::<Config>() == 4);
+    let mut i = 0;
+    while i < REASON_COUNT {
+        assert!(REASONS[i] as usize == i);
+        i += 1;
+    }
+};

@@ -1,0 +1,122 @@
+//! The embedded XDP object (built by `agent/build.rs` from `ebpf/xdp`) and
+//! how it is loaded: maps pinned under the instance's pin dir are adopted
+//! after checking that their layout is the one this build expects; missing
+//! ones are created and pinned there.
+
+use std::path::Path;
+
+use aya::maps::{MapInfo, MapType};
+use aya::programs::Xdp;
+use aya::{Ebpf, EbpfLoader};
+use steer_common::{
+    Config, Counter, MAP_CONFIG, MAP_COUNTERS, MAP_LPM4, MAP_LPM6, MAP_NH_SETS, MAX_NH_SETS,
+    MAX_ROUTES, NextHopSet, PROGRAM_NAME, REASON_COUNT, Route,
+};
+
+use super::XdpError;
+
+/// The XDP object file, as `bpftool prog load` would take it.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/steer-xdp.o"));
+
+struct Layout {
+    name: &'static str,
+    map_type: MapType,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+}
+
+fn size<T>() -> u32 {
+    std::mem::size_of::<T>() as u32
+}
+
+fn layouts() -> [Layout; 5] {
+    [
+        Layout {
+            name: MAP_LPM4,
+            map_type: MapType::LpmTrie,
+            key_size: 4 + 4,
+            value_size: size::<Route>(),
+            max_entries: MAX_ROUTES,
+        },
+        Layout {
+            name: MAP_LPM6,
+            map_type: MapType::LpmTrie,
+            key_size: 4 + 16,
+            value_size: size::<Route>(),
+            max_entries: MAX_ROUTES,
+        },
+        Layout {
+            name: MAP_NH_SETS,
+            map_type: MapType::Hash,
+            key_size: size::<u32>(),
+            value_size: size::<NextHopSet>(),
+            max_entries: MAX_NH_SETS,
+        },
+        Layout {
+            name: MAP_COUNTERS,
+            map_type: MapType::PerCpuArray,
+            key_size: size::<u32>(),
+            value_size: size::<Counter>(),
+            max_entries: REASON_COUNT as u32,
+        },
+        Layout {
+            name: MAP_CONFIG,
+            map_type: MapType::Array,
+            key_size: size::<u32>(),
+            value_size: size::<Config>(),
+            max_entries: 1,
+        },
+    ]
+}
+
+/// Refuses pinned maps left by a build with another layout: adopting them
+/// would make the program misread every entry.
+fn check_pinned(pin_dir: &Path) -> Result<(), XdpError> {
+    for want in layouts() {
+        let path = pin_dir.join(want.name);
+        if !path.exists() {
+            continue;
+        }
+        let info = MapInfo::from_pin(&path).map_err(|source| XdpError::Map {
+            name: want.name,
+            source,
+        })?;
+        let found = (
+            info.map_type().ok(),
+            info.key_size(),
+            info.value_size(),
+            info.max_entries(),
+        );
+        let expected = (
+            Some(want.map_type),
+            want.key_size,
+            want.value_size,
+            want.max_entries,
+        );
+        if found != expected {
+            return Err(XdpError::IncompatibleMap {
+                path,
+                found: format!("{found:?}"),
+                expected: format!("{expected:?}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Loads the object with its maps adopted from (or pinned into) `pin_dir`,
+/// and loads the program into the kernel.
+pub fn load(pin_dir: &Path) -> Result<Ebpf, XdpError> {
+    check_pinned(pin_dir)?;
+    let mut ebpf = EbpfLoader::new()
+        .default_map_pin_directory(pin_dir)
+        .load(OBJECT)
+        .map_err(Box::new)?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(PROGRAM_NAME)
+        .ok_or(XdpError::MissingProgram(PROGRAM_NAME))?
+        .try_into()?;
+    prog.load()?;
+    Ok(ebpf)
+}

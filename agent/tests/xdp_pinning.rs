@@ -1,0 +1,351 @@
+//! Pinned state across agent restarts: maps and links outlive the process
+//! (a dropped `XdpDataplane` is a crash: nothing is cleaned up), the next
+//! open adopts them and swaps its program onto the same links, interfaces
+//! leaving the config are detached, and `remove` leaves nothing behind.
+//! Needs root; fails (never skips) without it.
+
+mod xdp_support;
+
+use std::net::IpAddr;
+
+use steer::fib::xdp::{XdpConfig, XdpDataplane, XdpError, XdpMode, XdpTarget};
+use steer::prefix::Prefix;
+use xdp_support::netns::{Netns, PinDir, ip, require_root_and};
+
+fn pfx(s: &str) -> Prefix {
+    s.parse().unwrap()
+}
+
+fn fwd(hops: &[&str]) -> XdpTarget {
+    XdpTarget::Forward(hops.iter().map(|h| h.parse::<IpAddr>().unwrap()).collect())
+}
+
+fn cfg(pin: &PinDir, interfaces: &[&str], mode: XdpMode) -> XdpConfig {
+    XdpConfig {
+        pin_dir: pin.0.clone(),
+        interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+        mode,
+        debug: false,
+    }
+}
+
+fn veths(names: &[&str]) {
+    for n in names {
+        ip(&format!("link add {n} type veth peer name {n}p")).unwrap();
+        ip(&format!("link set {n} up")).unwrap();
+        ip(&format!("link set {n}p up")).unwrap();
+    }
+}
+
+/// The XDP program id and mode ("native"/"generic") on `dev`, from
+/// `ip -d -j link show`.
+fn xdp_on(dev: &str) -> Option<(u32, &'static str)> {
+    let out = ip(&format!("-d -j link show dev {dev}")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let xdp = v.get(0)?.get("xdp")?;
+    let id = xdp
+        .get("prog")
+        .and_then(|p| p.get("id"))
+        .or_else(|| xdp.get("attached")?.get(0)?.get("prog")?.get("id"))?
+        .as_u64()? as u32;
+    let mode = match xdp.get("mode").and_then(|m| m.as_u64()) {
+        Some(1) => "native",
+        Some(2) => "generic",
+        other => panic!("unexpected XDP mode {other:?} on {dev}"),
+    };
+    Some((id, mode))
+}
+
+fn table() -> Vec<(Prefix, Option<XdpTarget>)> {
+    vec![
+        (pfx("0.0.0.0/0"), Some(fwd(&["192.0.2.10", "192.0.2.11"]))),
+        (pfx("10.250.0.0/16"), Some(fwd(&["192.0.2.20"]))),
+        (pfx("10.1.0.0/16"), Some(XdpTarget::Pass)),
+        (pfx("2001:db8:aaaa::/48"), Some(fwd(&["2001:db8:ff::10"]))),
+        (pfx("::/0"), Some(fwd(&["192.0.2.11", "192.0.2.10"]))),
+    ]
+}
+
+fn expected_entries() -> Vec<(Prefix, XdpTarget)> {
+    let mut e: Vec<(Prefix, XdpTarget)> = table()
+        .into_iter()
+        .map(|(p, t)| match t.unwrap() {
+            XdpTarget::Forward(mut h) => {
+                h.sort();
+                (p, XdpTarget::Forward(h))
+            }
+            t => (p, t),
+        })
+        .collect();
+    e.sort_by_key(|a| a.0);
+    e
+}
+
+#[test]
+fn state_and_links_survive_a_crash_and_a_new_program_replaces_the_old_on_the_same_link() {
+    require_root_and(&["ip"]);
+    let ns = Netns::new().unwrap();
+    let pin = PinDir::new("crash");
+    ns.run(|| {
+        veths(&["h0", "h1"]);
+        let mut dp = XdpDataplane::open(&cfg(&pin, &["h0", "h1"], XdpMode::Native)).unwrap();
+        dp.apply(&table()).unwrap();
+        let prog1 = dp.program_id().unwrap();
+        let links1 = dp.attached();
+        assert_eq!(links1.len(), 2);
+        assert!(
+            links1
+                .iter()
+                .all(|a| a.prog_id == prog1 && a.mode == XdpMode::Native)
+        );
+        assert_eq!(xdp_on("h0"), Some((prog1, "native")));
+        drop(dp);
+
+        assert_eq!(
+            xdp_on("h0"),
+            Some((prog1, "native")),
+            "still attached after the crash"
+        );
+        assert_eq!(xdp_on("h1"), Some((prog1, "native")));
+
+        let dp = XdpDataplane::open(&cfg(&pin, &["h0", "h1"], XdpMode::Native)).unwrap();
+        assert_eq!(
+            dp.entries(),
+            expected_entries(),
+            "routes adopted from the pinned maps"
+        );
+        assert_eq!(
+            dp.nexthop_sets(),
+            3,
+            "sets adopted with their sharing intact"
+        );
+        let prog2 = dp.program_id().unwrap();
+        assert_ne!(prog1, prog2);
+        let links2 = dp.attached();
+        assert_eq!(
+            links2
+                .iter()
+                .map(|a| (a.interface.as_str(), a.link_id))
+                .collect::<Vec<_>>(),
+            links1
+                .iter()
+                .map(|a| (a.interface.as_str(), a.link_id))
+                .collect::<Vec<_>>(),
+            "the same links, updated in place"
+        );
+        assert!(links2.iter().all(|a| a.prog_id == prog2));
+        assert_eq!(xdp_on("h0"), Some((prog2, "native")));
+        assert_eq!(xdp_on("h1"), Some((prog2, "native")));
+    });
+}
+
+#[test]
+fn interfaces_dropped_from_the_config_are_detached_on_reopen() {
+    require_root_and(&["ip"]);
+    let ns = Netns::new().unwrap();
+    let pin = PinDir::new("ifaces");
+    ns.run(|| {
+        veths(&["h0", "h1"]);
+        drop(XdpDataplane::open(&cfg(&pin, &["h0", "h1"], XdpMode::Native)).unwrap());
+        let dp = XdpDataplane::open(&cfg(&pin, &["h0"], XdpMode::Native)).unwrap();
+        let prog = dp.program_id().unwrap();
+        assert_eq!(xdp_on("h0"), Some((prog, "native")));
+        assert_eq!(xdp_on("h1"), None);
+        assert!(!pin.0.join("links/native/h1").exists());
+        assert_eq!(
+            dp.attached()
+                .iter()
+                .map(|a| a.interface.as_str())
+                .collect::<Vec<_>>(),
+            ["h0"]
+        );
+    });
+}
+
+#[test]
+fn changing_the_mode_reattaches_in_the_new_mode() {
+    require_root_and(&["ip"]);
+    let ns = Netns::new().unwrap();
+    let pin = PinDir::new("mode");
+    ns.run(|| {
+        veths(&["h0"]);
+        drop(XdpDataplane::open(&cfg(&pin, &["h0"], XdpMode::Native)).unwrap());
+        let dp = XdpDataplane::open(&cfg(&pin, &["h0"], XdpMode::Generic)).unwrap();
+        assert_eq!(xdp_on("h0"), Some((dp.program_id().unwrap(), "generic")));
+        assert!(pin.0.join("links/generic/h0").exists());
+        assert!(!pin.0.join("links/native/h0").exists());
+    });
+}
+
+#[test]
+fn a_recreated_interface_gets_a_fresh_link() {
+    require_root_and(&["ip"]);
+    let ns = Netns::new().unwrap();
+    let pin = PinDir::new("recreate");
+    ns.run(|| {
+        veths(&["h0"]);
+        let dp = XdpDataplane::open(&cfg(&pin, &["h0"], XdpMode::Native)).unwrap();
+        let old = dp.attached()[0].clone();
+        drop(dp);
+        ip("link del h0").unwrap();
+        veths(&["h0"]);
+        let dp = XdpDataplane::open(&cfg(&pin, &["h0"], XdpMode::Native)).unwrap();
+        let new = dp.attached()[0].clone();
+        assert_ne!(new.ifindex, old.ifindex);
+        assert_ne!(new.link_id, old.link_id);
+        assert_eq!(xdp_on("h0"), Some((dp.program_id().unwrap(), "native")));
+    });
+}
+
+#[test]
+fn remove_detaches_everything_and_leaves_no_pins() {
+    require_root_and(&["ip"]);
+    let ns = Netns::new().unwrap();
+    let pin = PinDir::new("remove");
+    ns.run(|| {
+        veths(&["h0", "h1"]);
+        let mut dp = XdpDataplane::open(&cfg(&pin, &["h0", "h1"], XdpMode::Native)).unwrap();
+        dp.apply(&table()).unwrap();
+        XdpDataplane::remove(&pin.0).unwrap();
+        assert!(!pin.0.exists(), "pin dir removed");
+        assert_eq!(
+            xdp_on("h0"),
+            None,
+            "detached although this process still holds the link"
+        );
+        assert_eq!(xdp_on("h1"), None);
+        drop(dp);
+        XdpDataplane::remove(&pin.0).unwrap();
+    });
+}
+
+#[test]
+fn prefixes_with_the_same_next_hops_share_one_refcounted_set() {
+    require_root_and(&[]);
+    let pin = PinDir::new("sharing");
+    let mut dp = XdpDataplane::open(&cfg(&pin, &[], XdpMode::Native)).unwrap();
+    let a = fwd(&["192.0.2.1", "192.0.2.2"]);
+    let b = fwd(&["192.0.2.2", "192.0.2.1", "192.0.2.2"]);
+    dp.apply(&[
+        (pfx("198.51.100.0/24"), Some(a.clone())),
+        (pfx("203.0.113.0/24"), Some(b)),
+    ])
+    .unwrap();
+    assert_eq!(dp.nexthop_sets(), 1);
+    assert_eq!(
+        dp.entries()[1],
+        (pfx("203.0.113.0/24"), a.clone()),
+        "normalized"
+    );
+    dp.apply(&[(pfx("198.51.100.0/24"), None)]).unwrap();
+    assert_eq!(dp.nexthop_sets(), 1);
+    dp.apply(&[(pfx("203.0.113.0/24"), Some(fwd(&["192.0.2.3"])))])
+        .unwrap();
+    assert_eq!(
+        dp.nexthop_sets(),
+        1,
+        "the old set went with its last prefix"
+    );
+    dp.apply(&[
+        (pfx("203.0.113.0/24"), None),
+        (pfx("203.0.113.0/24"), Some(XdpTarget::Pass)),
+    ])
+    .unwrap();
+    assert_eq!(dp.nexthop_sets(), 0);
+    assert_eq!(
+        dp.entries(),
+        vec![(pfx("203.0.113.0/24"), XdpTarget::Pass)],
+        "last change wins"
+    );
+    dp.apply(&[(pfx("203.0.113.0/24"), None), (pfx("192.0.2.0/24"), None)])
+        .unwrap();
+    assert!(dp.is_empty());
+
+    let reopened = XdpDataplane::open(&cfg(&pin, &[], XdpMode::Native)).unwrap();
+    assert!(reopened.is_empty());
+    assert_eq!(reopened.nexthop_sets(), 0);
+}
+
+#[test]
+fn apply_rejects_bad_targets_before_writing_anything() {
+    require_root_and(&[]);
+    let pin = PinDir::new("reject");
+    let mut dp = XdpDataplane::open(&cfg(&pin, &[], XdpMode::Native)).unwrap();
+    let seventeen: Vec<String> = (1..=17).map(|i| format!("192.0.2.{i}")).collect();
+    let seventeen: Vec<&str> = seventeen.iter().map(String::as_str).collect();
+    let err = dp
+        .apply(&[
+            (pfx("198.51.100.0/24"), Some(fwd(&["192.0.2.1"]))),
+            (pfx("203.0.113.0/24"), Some(fwd(&seventeen))),
+        ])
+        .unwrap_err();
+    assert!(
+        matches!(err, XdpError::BadTarget { count: 17, .. }),
+        "{err}"
+    );
+    let err = dp
+        .apply(&[(pfx("203.0.113.0/24"), Some(fwd(&[])))])
+        .unwrap_err();
+    assert!(matches!(err, XdpError::BadTarget { count: 0, .. }), "{err}");
+    assert!(dp.is_empty());
+    assert_eq!(dp.nexthop_sets(), 0);
+}
+
+#[test]
+fn open_fails_on_a_missing_interface_and_outside_bpffs() {
+    require_root_and(&["ip"]);
+    let ns = Netns::new().unwrap();
+    let pin = PinDir::new("missing");
+    ns.run(|| {
+        let err = XdpDataplane::open(&cfg(&pin, &["nope0"], XdpMode::Native))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&err, XdpError::NoSuchInterface(n) if n == "nope0"),
+            "{err}"
+        );
+    });
+    let tmp = std::env::temp_dir().join(format!("steer-not-bpffs-{}", std::process::id()));
+    let err = XdpDataplane::open(&XdpConfig {
+        pin_dir: tmp.clone(),
+        interfaces: vec![],
+        mode: XdpMode::Native,
+        debug: false,
+    })
+    .err()
+    .unwrap();
+    let _ = std::fs::remove_dir(&tmp);
+    assert!(matches!(err, XdpError::NotBpffs(_)), "{err}");
+}
+
+#[test]
+fn reopen_drops_routes_whose_set_vanished_and_sets_no_route_uses() {
+    require_root_and(&["bpftool"]);
+    let pin = PinDir::new("repair");
+    let mut dp = XdpDataplane::open(&cfg(&pin, &[], XdpMode::Native)).unwrap();
+    dp.apply(&[
+        (pfx("198.51.100.0/24"), Some(fwd(&["192.0.2.1"]))),
+        (pfx("203.0.113.0/24"), Some(fwd(&["192.0.2.2"]))),
+        (pfx("10.1.0.0/16"), Some(XdpTarget::Pass)),
+    ])
+    .unwrap();
+    drop(dp);
+    let sets = pin.0.join("STEER_NHSETS");
+    let lpm = pin.0.join("STEER_LPM4");
+    let bpftool = |args: String| xdp_support::netns::cmd("bpftool", &args).unwrap();
+    bpftool(format!("map delete pinned {} key 1 0 0 0", sets.display()));
+    bpftool(format!(
+        "map delete pinned {} key 24 0 0 0 203 0 113 0",
+        lpm.display()
+    ));
+
+    let dp = XdpDataplane::open(&cfg(&pin, &[], XdpMode::Native)).unwrap();
+    assert_eq!(
+        dp.entries(),
+        vec![(pfx("10.1.0.0/16"), XdpTarget::Pass)],
+        "198.51.100.0/24 lost its set; 203.0.113.0/24 was deleted by hand"
+    );
+    assert_eq!(dp.nexthop_sets(), 0, "set 2 has no route left");
+    let left = bpftool(format!("map dump pinned {}", sets.display()));
+    assert!(left.contains("Found 0 elements"), "{left}");
+}
