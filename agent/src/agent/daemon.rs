@@ -1,0 +1,637 @@
+//! The `steer agent` process: iBGP with ADD-PATH to every route server,
+//! the host's VM prefixes announced on each session, learned paths merged
+//! into the [`AgentRib`], and the result handed to the FIB thread. Graceful
+//! restart both ways (RFC 4724, with the N bit of RFC 8538): the route
+//! servers keep our VM prefixes while we restart, we keep theirs while they
+//! restart, and after our own restart nothing adopted is removed until
+//! every route server has sent End-of-RIB (or `stale_timeout` passes).
+
+use super::fib_task::{self, FibCmd, FibHandle, FibSetup};
+use super::rib::AgentRib;
+use crate::bgp::attribute::{AsPath, Origin, PathAttributes};
+use crate::bgp::capability::{AddPathFamily, Capability, GracefulRestart};
+use crate::bgp::error::{Notification, cease};
+use crate::bgp::fsm::{Backoff, FsmConfig};
+use crate::bgp::message::{encode_announce, encode_end_of_rib};
+use crate::bgp::negotiate::Negotiated;
+use crate::bgp::nlri::{Family, Nlri};
+use crate::bgp::session::{
+    self, Established, PeerMsg, SessionCommand, SessionEvent, SessionHandle, SessionSpec,
+};
+use crate::bgp::status::PeerStatus;
+use crate::config::{AgentConfig, EcmpSetting, XdpSetting};
+use crate::control::Request;
+use crate::control::metrics::{self, Exposition};
+use crate::control::socket::{self, Query};
+use crate::fib::kernel::EcmpStrategy;
+use crate::fib::xdp::{XdpConfig, XdpMode};
+use crate::prefix::Afi;
+use anyhow::Context;
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+/// How often the FIB is compared with the kernel and repaired.
+const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+
+struct Server {
+    addr: std::net::IpAddr,
+    status: Arc<PeerStatus>,
+    handle: Option<SessionHandle>,
+    epoch: u64,
+    negotiated: Option<Negotiated>,
+    eor: Vec<Family>,
+    restart_deadline: Option<Instant>,
+}
+
+struct Agent {
+    cfg: Arc<AgentConfig>,
+    rib: AgentRib,
+    fib: FibHandle,
+    servers: Vec<Server>,
+    synced: bool,
+    sync_deadline: Instant,
+}
+
+fn capabilities(cfg: &AgentConfig, restarted: bool) -> Vec<Capability> {
+    let fams = [Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+    let mut caps: Vec<Capability> = fams.iter().map(|f| Capability::Multiprotocol(*f)).collect();
+    caps.push(Capability::RouteRefresh);
+    caps.push(Capability::FourOctetAs(cfg.asn));
+    caps.push(Capability::ExtendedMessage);
+    caps.push(Capability::AddPath(
+        fams.iter()
+            .map(|f| AddPathFamily {
+                family: *f,
+                receive: true,
+                send: false,
+            })
+            .collect(),
+    ));
+    if cfg.graceful_restart_time > 0 {
+        caps.push(Capability::GracefulRestart(GracefulRestart {
+            restarting: restarted,
+            notification: true,
+            restart_time: cfg.graceful_restart_time,
+            families: fams.iter().map(|f| (*f, true)).collect(),
+        }));
+    }
+    caps
+}
+
+/// The UPDATEs announcing this host's VM prefixes on one session, with our
+/// session address as next hop, then End-of-RIB for each family.
+fn vm_announcement(cfg: &AgentConfig, e: &Established) -> Vec<u8> {
+    let mut out = Vec::new();
+    let attrs = PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::default()),
+        next_hop: Some(e.local.ip()),
+        local_pref: Some(crate::rib::decision::DEFAULT_LOCAL_PREF),
+        ..PathAttributes::default()
+    };
+    let afi = if e.local.is_ipv4() {
+        Afi::Ipv4
+    } else {
+        Afi::Ipv6
+    };
+    let nlri: Vec<Nlri> = cfg
+        .vm_prefixes
+        .iter()
+        .filter(|p| p.afi() == afi)
+        .map(|p| Nlri::new(*p))
+        .collect();
+    let skipped = cfg.vm_prefixes.len() - nlri.len();
+    if skipped > 0 {
+        warn!(
+            "{skipped} VM prefixes of the other address family need a session over that family; not announced"
+        );
+    }
+    if !nlri.is_empty()
+        && e.negotiated.has_family(Family::unicast(afi))
+        && let Err(err) = encode_announce(&e.negotiated.codec, &attrs, &nlri, &mut out)
+    {
+        warn!("cannot encode VM prefixes: {err}");
+    }
+    for f in &e.negotiated.families {
+        encode_end_of_rib(*f, &mut out);
+    }
+    out
+}
+
+impl Agent {
+    fn handle(&mut self, m: PeerMsg) {
+        let i = (m.peer - 1) as usize;
+        let Some(s) = self.servers.get_mut(i) else {
+            return;
+        };
+        match m.event {
+            SessionEvent::Established(e) => {
+                s.epoch = m.epoch;
+                s.negotiated = Some(e.negotiated.clone());
+                s.eor.clear();
+                let bytes = vm_announcement(&self.cfg, &e);
+                e.out.send(Bytes::from(bytes), 1);
+                self.rib.set_local_addrs(
+                    self.servers
+                        .iter()
+                        .filter_map(|x| x.status.snapshot().local.map(|a| a.ip()))
+                        .chain(std::iter::once(e.local.ip())),
+                );
+                info!(
+                    "route server {} established; announced {} VM prefixes",
+                    e.remote.ip(),
+                    self.cfg.vm_prefixes.len()
+                );
+            }
+            SessionEvent::Routes(batches) => {
+                if m.epoch != s.epoch {
+                    return;
+                }
+                for b in batches {
+                    for w in b.withdraw {
+                        self.rib.withdraw(i, w.prefix, w.path_id);
+                    }
+                    if let Some(a) = b.attrs {
+                        for n in b.announce {
+                            self.rib.announce(i, n.prefix, n.path_id, a.clone());
+                        }
+                    }
+                }
+            }
+            SessionEvent::EndOfRib(f) => {
+                if m.epoch != s.epoch {
+                    return;
+                }
+                if !s.eor.contains(&f) {
+                    s.eor.push(f);
+                }
+                let n = self.rib.sweep_stale(i, Some(f));
+                if n > 0 {
+                    info!(
+                        "route server {}: End-of-RIB for {f}, {n} stale paths removed",
+                        s.addr
+                    );
+                }
+                if s.negotiated
+                    .as_ref()
+                    .is_some_and(|n| n.families.iter().all(|f| s.eor.contains(f)))
+                {
+                    s.restart_deadline = None;
+                }
+                self.check_sync(Instant::now());
+            }
+            SessionEvent::RouteRefresh(_) => {}
+            SessionEvent::Down { reason } => {
+                if m.epoch != s.epoch {
+                    return;
+                }
+                let n = s.negotiated.take();
+                s.eor.clear();
+                let families: Vec<Family> = match &n {
+                    Some(n) if reason.is_graceful_restart_candidate(n.notification_restart()) => n
+                        .families
+                        .iter()
+                        .copied()
+                        .filter(|f| n.peer_preserves(*f))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let restart_time = n
+                    .as_ref()
+                    .and_then(|n| n.graceful_restart.as_ref())
+                    .map_or(0, |g| g.restart_time);
+                if families.is_empty() || restart_time == 0 {
+                    self.rib.drop_server(i);
+                    info!(
+                        "route server {} down ({reason}): its paths withdrawn",
+                        s.addr
+                    );
+                } else {
+                    let k = self.rib.mark_stale(i, &families);
+                    s.restart_deadline =
+                        Some(Instant::now() + Duration::from_secs(u64::from(restart_time)));
+                    info!(
+                        "route server {} down ({reason}): keeping {k} paths for up to {restart_time}s (graceful restart)",
+                        s.addr
+                    );
+                }
+            }
+        }
+    }
+
+    /// After our own restart, sweep once every route server has sent
+    /// End-of-RIB for every family, or the timeout passed.
+    fn check_sync(&mut self, now: Instant) {
+        if self.synced {
+            return;
+        }
+        let all = self.servers.iter().all(|s| {
+            s.negotiated
+                .as_ref()
+                .is_some_and(|n| n.families.iter().all(|f| s.eor.contains(f)))
+        });
+        if all || now >= self.sync_deadline {
+            if !all {
+                warn!(
+                    "not every route server sent End-of-RIB within {}s: removing stale state anyway",
+                    self.cfg.stale_timeout
+                );
+            }
+            self.synced = true;
+            self.push_changes();
+            self.fib.send(FibCmd::Sweep);
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        for (i, s) in self.servers.iter_mut().enumerate() {
+            if s.restart_deadline.is_some_and(|d| d <= now) {
+                s.restart_deadline = None;
+                let n = self.rib.sweep_stale(i, None);
+                info!(
+                    "route server {}: restart time over, {n} stale paths removed",
+                    s.addr
+                );
+            }
+        }
+        self.check_sync(now);
+        self.push_changes();
+    }
+
+    fn push_changes(&mut self) {
+        let changes = self.rib.take_changes();
+        if !changes.is_empty() {
+            self.fib.send(FibCmd::Apply(changes));
+        }
+    }
+
+    fn peers(&self) -> serde_json::Value {
+        let v: Vec<serde_json::Value> = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                serde_json::json!({
+                    "name": format!("rs{}", i + 1),
+                    "kind": "route-server",
+                    "address": s.addr,
+                    "asn": self.cfg.asn,
+                    "status": s.status.snapshot(),
+                    "received": self.rib.path_count(i),
+                    "accepted": self.rib.path_count(i),
+                    "advertised": self.cfg.vm_prefixes.len(),
+                    "stale": s.restart_deadline.is_some(),
+                })
+            })
+            .collect();
+        serde_json::Value::Array(v)
+    }
+
+    fn routes(&self, q: &crate::server::core::RouteQuery) -> Result<serde_json::Value, String> {
+        if q.advertised {
+            return Ok(serde_json::json!(
+                self.cfg
+                    .vm_prefixes
+                    .iter()
+                    .map(|p| serde_json::json!({"prefix": p, "path_id": 0, "next_hop": null, "as_path": "", "communities": [], "large_communities": []}))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        let server_filter = match &q.peer {
+            Some(name) => Some(
+                (1..=self.servers.len())
+                    .find(|i| {
+                        format!("rs{i}") == *name || self.servers[i - 1].addr.to_string() == *name
+                    })
+                    .ok_or_else(|| {
+                        format!(
+                            "no route server named `{name}` (rs1..rs{})",
+                            self.servers.len()
+                        )
+                    })?
+                    - 1,
+            ),
+            None => None,
+        };
+        let filter: Option<crate::prefix::Prefix> = match &q.prefix {
+            Some(t) => Some(t.parse().map_err(|e| format!("{e}"))?),
+            None => None,
+        };
+        let mut out = Vec::new();
+        for p in self.rib.prefixes() {
+            if filter.is_some_and(|f| f != p) {
+                continue;
+            }
+            let want = self.rib.merged().get(&p);
+            let paths: Vec<serde_json::Value> = self
+                .rib
+                .paths(&p)
+                .into_iter()
+                .filter(|x| server_filter.is_none_or(|s| s == x.server))
+                .map(|x| {
+                    serde_json::json!({
+                        "peer": format!("rs{}", x.server + 1),
+                        "path_id": x.path_id,
+                        "next_hop": x.next_hop,
+                        "as_path": x.as_path,
+                        "local_pref": null, "med": null, "communities": [],
+                        "large_communities": if x.vnet { vec!["vnet"] } else { vec![] },
+                        "best": want.is_some(),
+                        "multipath": matches!(want, Some(crate::fib::plan::Want::Forward(h)) if x.next_hop.is_some_and(|n| h.contains(&n))),
+                        "stale": x.stale,
+                        "reason": null,
+                    })
+                })
+                .collect();
+            if !paths.is_empty() || want.is_some() {
+                out.push(serde_json::json!({"prefix": p, "want": want, "paths": paths}));
+            }
+        }
+        Ok(serde_json::Value::Array(out))
+    }
+
+    async fn answer(&self, req: Request) -> Result<serde_json::Value, String> {
+        match req {
+            Request::Peers => Ok(self.peers()),
+            Request::Routes(q) => self.routes(&q),
+            Request::Fib => {
+                let (tx, rx) = oneshot::channel();
+                if !self.fib.send(FibCmd::Show(tx)) {
+                    return Err("the FIB thread has stopped".into());
+                }
+                let v = rx
+                    .await
+                    .map_err(|_| "no answer from the FIB thread".to_string())?;
+                serde_json::to_value(v).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    async fn metrics(&self) -> String {
+        let mut e = Exposition::default();
+        for (i, s) in self.servers.iter().enumerate() {
+            let name = format!("rs{}", i + 1);
+            let addr = s.addr.to_string();
+            let l = [("peer", name.as_str()), ("address", addr.as_str())];
+            let st = s.status.snapshot();
+            let up = matches!(st.state, crate::bgp::fsm::State::Established);
+            e.sample(
+                "steer_bgp_session_up",
+                "gauge",
+                "1 when the BGP session is Established.",
+                &l,
+                f64::from(u8::from(up)),
+            );
+            e.sample(
+                "steer_bgp_prefixes_received",
+                "gauge",
+                "Paths received from the route server.",
+                &l,
+                self.rib.path_count(i) as f64,
+            );
+        }
+        e.sample(
+            "steer_agent_wanted_prefixes",
+            "gauge",
+            "Prefixes the agent wants installed.",
+            &[],
+            self.rib.merged().len() as f64,
+        );
+        let (tx, rx) = oneshot::channel();
+        if self.fib.send(FibCmd::Show(tx))
+            && let Ok(v) = rx.await
+        {
+            let installed = v.entries.iter().filter(|x| x.kernel.is_some()).count();
+            let mismatched = v.entries.iter().filter(|x| x.mismatch).count();
+            e.sample(
+                "steer_fib_kernel_routes",
+                "gauge",
+                "Routes in Steer's kernel table.",
+                &[],
+                installed as f64,
+            );
+            e.sample(
+                "steer_fib_mismatched_prefixes",
+                "gauge",
+                "Prefixes where kernel, XDP and intent disagree.",
+                &[],
+                mismatched as f64,
+            );
+            e.sample(
+                "steer_fib_failures",
+                "gauge",
+                "Changes refused and not yet repaired.",
+                &[],
+                v.failures.len() as f64,
+            );
+            for (name, (pkts, bytes)) in &v.xdp_counters {
+                e.sample(
+                    "steer_xdp_packets_total",
+                    "counter",
+                    "Packets seen by the XDP program, by outcome.",
+                    &[("reason", name)],
+                    *pkts as f64,
+                );
+                e.sample(
+                    "steer_xdp_bytes_total",
+                    "counter",
+                    "Bytes seen by the XDP program, by outcome.",
+                    &[("reason", name)],
+                    *bytes as f64,
+                );
+            }
+        }
+        e.finish()
+    }
+}
+
+/// Routing VM traffic needs forwarding on; ECMP in the kernel path hashes
+/// on the 5-tuple (policy 1) so flows spread per flow, as in XDP.
+fn enable_forwarding() {
+    for (path, v) in [
+        ("/proc/sys/net/ipv4/ip_forward", "1"),
+        ("/proc/sys/net/ipv6/conf/all/forwarding", "1"),
+        ("/proc/sys/net/ipv4/fib_multipath_hash_policy", "1"),
+        ("/proc/sys/net/ipv6/fib_multipath_hash_policy", "1"),
+    ] {
+        match std::fs::read_to_string(path) {
+            Ok(cur) if cur.trim() == v => {}
+            _ => match std::fs::write(path, v) {
+                Ok(()) => info!("enabled forwarding: {path} = {v}"),
+                Err(e) => {
+                    warn!("cannot enable forwarding ({path}): {e}; VM traffic will not be routed")
+                }
+            },
+        }
+    }
+}
+
+fn fib_setup(cfg: &AgentConfig) -> FibSetup {
+    FibSetup {
+        table: cfg.table,
+        ecmp: match cfg.ecmp {
+            EcmpSetting::Multipath => EcmpStrategy::Multipath,
+            EcmpSetting::Nexthop => EcmpStrategy::NexthopObjects,
+            EcmpSetting::Auto => EcmpStrategy::default(),
+        },
+        interfaces: cfg.vm_interfaces.clone(),
+        rule_priority: cfg.rule_priority,
+        xdp: match cfg.xdp {
+            XdpSetting::Off => None,
+            m => Some(XdpConfig {
+                pin_dir: cfg.pin_path(),
+                interfaces: cfg.vm_interfaces.clone(),
+                mode: if m == XdpSetting::Generic {
+                    XdpMode::Generic
+                } else {
+                    XdpMode::Native
+                },
+                debug: cfg.xdp_debug,
+            }),
+        },
+        manage_neighbors: cfg.manage_neighbors,
+    }
+}
+
+/// Run the agent until SIGTERM or SIGINT.
+pub async fn run(cfg: AgentConfig, socket_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = Arc::new(cfg);
+    let socket_path = socket_path.unwrap_or_else(|| cfg.socket_path());
+    let control = socket::bind(&socket_path)?;
+    enable_forwarding();
+    let (fib, fib_thread) =
+        fib_task::start(fib_setup(&cfg)).context("cannot set up the dataplane")?;
+    let (query_tx, mut queries) = mpsc::channel::<Query>(16);
+    tokio::spawn(socket::serve(control, query_tx));
+    let (scrape_tx, mut scrapes) = mpsc::channel(4);
+    if let Some(addr) = cfg.metrics_listen {
+        metrics::serve(addr, scrape_tx)
+            .await
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+    }
+
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let restarted = cfg.pin_path().join(steer_common::MAP_LPM4).exists();
+    let mut agent = Agent {
+        rib: AgentRib::new(
+            cfg.route_servers.len(),
+            cfg.asn,
+            cfg.router_id,
+            cfg.vnet_prefixes.clone(),
+        ),
+        fib,
+        servers: Vec::new(),
+        synced: false,
+        sync_deadline: Instant::now() + Duration::from_secs(cfg.stale_timeout),
+        cfg: cfg.clone(),
+    };
+    for (i, addr) in cfg.route_servers.iter().enumerate() {
+        let status = Arc::new(PeerStatus::default());
+        let spec = SessionSpec {
+            id: (i + 1) as u32,
+            name: format!("rs{}", i + 1),
+            fsm: FsmConfig {
+                local_asn: cfg.asn,
+                router_id: cfg.router_id,
+                peer_asn: cfg.asn,
+                hold_time: cfg.hold_time,
+                keepalive: Some(cfg.keepalive),
+                capabilities: capabilities(&cfg, restarted),
+                passive: false,
+                restart: true,
+                backoff: Backoff {
+                    initial: Duration::from_secs(cfg.connect_retry),
+                    max: Duration::from_secs(cfg.connect_retry_max),
+                },
+            },
+            remote: SocketAddr::new(*addr, cfg.port),
+            bind: None,
+        };
+        let handle = session::spawn(spec, events_tx.clone(), None, status.clone());
+        agent.servers.push(Server {
+            addr: *addr,
+            status,
+            handle: Some(handle),
+            epoch: 0,
+            negotiated: None,
+            eor: Vec::new(),
+            restart_deadline: None,
+        });
+    }
+    agent.push_changes();
+    info!(
+        "agent AS {} id {} up: route servers {:?}, table {}, VM interfaces {:?}, XDP {:?}, control socket {}",
+        cfg.asn,
+        cfg.router_id,
+        cfg.route_servers,
+        cfg.table,
+        cfg.vm_interfaces,
+        cfg.xdp,
+        socket_path.display()
+    );
+
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut buf = Vec::with_capacity(256);
+    let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+    reconcile.tick().await;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            n = events.recv_many(&mut buf, 256) => {
+                if n == 0 {
+                    break;
+                }
+                for m in buf.drain(..) {
+                    agent.handle(m);
+                }
+                while let Ok(m) = events.try_recv() {
+                    agent.handle(m);
+                }
+                agent.push_changes();
+            }
+            Some((req, reply)) = queries.recv() => {
+                let _ = reply.send(agent.answer(req).await);
+            }
+            Some(reply) = scrapes.recv() => {
+                let _ = reply.send(agent.metrics().await);
+            }
+            _ = reconcile.tick() => { agent.fib.send(FibCmd::Reconcile); }
+            _ = ticker.tick() => agent.tick(Instant::now()),
+            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
+        }
+    }
+    let n = if cfg.flush_on_exit {
+        Notification::new(6, cease::HARD_RESET)
+    } else {
+        Notification::cease_with_message(cease::ADMIN_SHUTDOWN, "steer agent restarting")
+    };
+    let mut tasks = Vec::new();
+    for s in &mut agent.servers {
+        if let Some(h) = s.handle.take() {
+            let _ = h.cmd.send(SessionCommand::Stop(n.clone()));
+            tasks.push(h.task);
+        }
+    }
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
+    }
+    let (done_tx, done_rx) = oneshot::channel();
+    agent.fib.send(FibCmd::Shutdown {
+        flush: cfg.flush_on_exit,
+        done: done_tx,
+    });
+    let _ = done_rx.await;
+    let _ = fib_thread.join();
+    let _ = std::fs::remove_file(&socket_path);
+    info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,498 @@
+//! The one task that owns netlink and the XDP maps (DESIGN: the RIB sends
+//! it plans). It runs on its own thread because both are blocking system
+//! calls, adopts what a previous agent left (routes by protocol value,
+//! pinned maps and links), applies changes in batches, retries what the
+//! kernel refused on the next reconcile, and never removes adopted state
+//! until told that every route server has re-sent its routes.
+
+use crate::fib::kernel::{EcmpStrategy, KernelFib, KernelRoute, RouteChange, RouteTarget};
+use crate::fib::plan::Want;
+use crate::fib::xdp::{XdpConfig, XdpDataplane, XdpTarget};
+use crate::prefix::Prefix;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::mpsc as std_mpsc;
+use std::time::Instant;
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+/// How the agent's dataplane is set up.
+#[derive(Debug, Clone)]
+pub struct FibSetup {
+    /// Kernel table id.
+    pub table: u32,
+    /// ECMP install strategy.
+    pub ecmp: EcmpStrategy,
+    /// VM-facing interfaces.
+    pub interfaces: Vec<String>,
+    /// First rule priority.
+    pub rule_priority: u32,
+    /// XDP, unless off.
+    pub xdp: Option<XdpConfig>,
+    /// Keep neighbour entries for next hops resolved.
+    pub manage_neighbors: bool,
+}
+
+/// Requests to the FIB task.
+#[derive(Debug)]
+pub enum FibCmd {
+    /// Merged-intent changes from the RIB (`None`: no longer wanted).
+    Apply(Vec<(Prefix, Option<Want>)>),
+    /// Every route server has re-sent its routes: remove whatever is
+    /// installed but not wanted.
+    Sweep,
+    /// Re-read the kernel and the host's connected networks and repair any
+    /// difference (also retries refused changes).
+    Reconcile,
+    /// Describe the FIB for `steer show fib`.
+    Show(oneshot::Sender<FibView>),
+    /// Stop; with `flush`, remove routes, rules and XDP first.
+    Shutdown {
+        /// Remove the dataplane instead of leaving it forwarding.
+        flush: bool,
+        /// Done.
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// One prefix in `steer show fib`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FibEntryView {
+    /// The prefix.
+    pub prefix: Prefix,
+    /// What the agent wants.
+    pub want: Option<Want>,
+    /// The kernel route in the table, in words.
+    pub kernel: Option<String>,
+    /// The XDP map entry, in words.
+    pub xdp: Option<String>,
+    /// The kernel and the XDP map disagree with each other or with the want.
+    pub mismatch: bool,
+}
+
+/// `steer show fib`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct FibView {
+    /// Kernel table id.
+    pub table: u32,
+    /// ECMP strategy.
+    pub ecmp: String,
+    /// XDP attachments: interface, mode, program id.
+    pub xdp_attached: Vec<String>,
+    /// XDP counters by name (packets, bytes).
+    pub xdp_counters: BTreeMap<String, (u64, u64)>,
+    /// Every prefix.
+    pub entries: Vec<FibEntryView>,
+    /// Changes the kernel or XDP refused, not yet repaired.
+    pub failures: Vec<String>,
+    /// Still keeping adopted state until every route server has synced.
+    pub awaiting_sync: bool,
+}
+
+fn kernel_text(t: &RouteTarget) -> String {
+    match t {
+        RouteTarget::Unicast(h) => format!(
+            "via {}",
+            h.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        RouteTarget::Unreachable => "unreachable".into(),
+        RouteTarget::Blackhole => "blackhole".into(),
+        RouteTarget::Throw => "throw".into(),
+    }
+}
+
+fn xdp_text(t: &XdpTarget) -> String {
+    match t {
+        XdpTarget::Forward(h) => format!(
+            "forward {}",
+            h.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        XdpTarget::Pass => "pass".into(),
+    }
+}
+
+struct FibState {
+    setup: FibSetup,
+    kernel: KernelFib,
+    xdp: Option<XdpDataplane>,
+    learned: HashMap<Prefix, Want>,
+    connected: HashSet<Prefix>,
+    k_installed: HashMap<Prefix, RouteTarget>,
+    x_installed: HashMap<Prefix, XdpTarget>,
+    neighbors: HashSet<IpAddr>,
+    failures: BTreeMap<Prefix, String>,
+    synced: bool,
+}
+
+impl FibState {
+    fn open(setup: FibSetup) -> anyhow::Result<FibState> {
+        let mut kernel = KernelFib::open(setup.table, setup.ecmp)?;
+        let k_installed: HashMap<Prefix, RouteTarget> = kernel
+            .dump()?
+            .into_iter()
+            .map(|r| (r.prefix, r.target))
+            .collect();
+        kernel.ensure_rules(&setup.interfaces, setup.rule_priority)?;
+        let xdp = match &setup.xdp {
+            Some(c) => Some(XdpDataplane::open(c)?),
+            None => None,
+        };
+        let x_installed: HashMap<Prefix, XdpTarget> = xdp
+            .as_ref()
+            .map(|x| x.entries().into_iter().collect())
+            .unwrap_or_default();
+        info!(
+            "adopted {} kernel routes in table {} and {} XDP entries; kept until every route server has re-sent its routes",
+            k_installed.len(),
+            setup.table,
+            x_installed.len()
+        );
+        let mut s = FibState {
+            setup,
+            kernel,
+            xdp,
+            learned: HashMap::new(),
+            connected: HashSet::new(),
+            k_installed,
+            x_installed,
+            neighbors: HashSet::new(),
+            failures: BTreeMap::new(),
+            synced: false,
+        };
+        s.refresh_connected();
+        Ok(s)
+    }
+
+    fn effective(&self, p: &Prefix) -> Option<Want> {
+        if self.connected.contains(p) {
+            return Some(Want::Connected);
+        }
+        self.learned.get(p).cloned()
+    }
+
+    fn refresh_connected(&mut self) {
+        match self.kernel.connected_prefixes() {
+            Ok(v) => {
+                let new: HashSet<Prefix> = v.into_iter().collect();
+                let touched: Vec<Prefix> =
+                    new.symmetric_difference(&self.connected).copied().collect();
+                self.connected = new;
+                self.install(&touched, false);
+            }
+            Err(e) => warn!("cannot read connected networks: {e}"),
+        }
+    }
+
+    /// Make the kernel and XDP match the wanted state for `prefixes`.
+    /// Removals of prefixes nobody wants happen only when `remove` or
+    /// after the sync.
+    fn install(&mut self, prefixes: &[Prefix], remove: bool) {
+        let mut k_changes = Vec::new();
+        let mut x_changes = Vec::new();
+        for p in prefixes {
+            let want = self.effective(p);
+            let allow_remove = remove || self.synced;
+            let k_want = want.as_ref().and_then(Want::kernel);
+            if k_want.as_ref() != self.k_installed.get(p) && (k_want.is_some() || allow_remove) {
+                k_changes.push(match k_want {
+                    Some(t) => RouteChange::Upsert(KernelRoute {
+                        prefix: *p,
+                        target: t,
+                    }),
+                    None => RouteChange::Remove(*p),
+                });
+            }
+            let x_want = want.as_ref().map(Want::xdp);
+            if self.xdp.is_some()
+                && x_want.as_ref() != self.x_installed.get(p)
+                && (x_want.is_some() || allow_remove)
+            {
+                x_changes.push((*p, x_want));
+            }
+        }
+        self.apply_kernel(k_changes);
+        self.apply_xdp(x_changes);
+        if self.setup.manage_neighbors {
+            self.ensure_neighbors(prefixes);
+        }
+    }
+
+    fn apply_kernel(&mut self, changes: Vec<RouteChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let t = Instant::now();
+        let report = match self.kernel.apply(&changes) {
+            Ok(r) => r,
+            Err(e) => {
+                error!(
+                    "kernel route batch of {} failed: {e}; will retry on the next reconcile",
+                    changes.len()
+                );
+                for c in &changes {
+                    self.failures.insert(c.prefix(), format!("kernel: {e}"));
+                }
+                return;
+            }
+        };
+        let failed: HashSet<Prefix> = report.failures.iter().map(|f| f.prefix).collect();
+        for f in &report.failures {
+            warn!("kernel refused: {f}");
+            self.failures.insert(f.prefix, format!("kernel: {f}"));
+        }
+        for c in changes {
+            let p = c.prefix();
+            if failed.contains(&p) {
+                continue;
+            }
+            self.failures.remove(&p);
+            match c {
+                RouteChange::Upsert(r) => self.k_installed.insert(r.prefix, r.target),
+                RouteChange::Remove(p) => self.k_installed.remove(&p),
+            };
+        }
+        tracing::debug!(
+            "kernel: {} changes ({} retried, {} refused) in {:?}",
+            report.applied,
+            report.retried,
+            report.failures.len(),
+            t.elapsed()
+        );
+    }
+
+    fn apply_xdp(&mut self, changes: Vec<(Prefix, Option<XdpTarget>)>) {
+        let Some(x) = &mut self.xdp else { return };
+        if changes.is_empty() {
+            return;
+        }
+        match x.apply(&changes) {
+            Ok(()) => {
+                for (p, t) in changes {
+                    match t {
+                        Some(t) => self.x_installed.insert(p, t),
+                        None => self.x_installed.remove(&p),
+                    };
+                }
+            }
+            Err(e) => {
+                error!("XDP map update failed: {e}; will retry on the next reconcile");
+                for (p, _) in &changes {
+                    self.failures.insert(*p, format!("xdp: {e}"));
+                }
+                self.x_installed = x.entries().into_iter().collect();
+            }
+        }
+    }
+
+    fn ensure_neighbors(&mut self, prefixes: &[Prefix]) {
+        let mut hops = Vec::new();
+        for p in prefixes {
+            if let Some(Want::Forward(h)) = self.learned.get(p) {
+                hops.extend(h.iter().copied().filter(|h| !self.neighbors.contains(h)));
+            }
+        }
+        for h in hops {
+            if self.neighbors.contains(&h) {
+                continue;
+            }
+            match self.kernel.ensure_neighbor(h) {
+                Ok(()) => {
+                    self.neighbors.insert(h);
+                }
+                Err(e) => warn!("cannot keep a neighbour entry for next hop {h}: {e}"),
+            }
+        }
+    }
+
+    fn all_prefixes(&self) -> Vec<Prefix> {
+        let mut all: BTreeSet<Prefix> = BTreeSet::new();
+        all.extend(self.learned.keys().copied());
+        all.extend(self.connected.iter().copied());
+        all.extend(self.k_installed.keys().copied());
+        all.extend(self.x_installed.keys().copied());
+        all.into_iter().collect()
+    }
+
+    fn reconcile(&mut self) {
+        match self.kernel.dump() {
+            Ok(v) => self.k_installed = v.into_iter().map(|r| (r.prefix, r.target)).collect(),
+            Err(e) => warn!("cannot read table {}: {e}", self.setup.table),
+        }
+        if let Some(x) = &self.xdp {
+            self.x_installed = x.entries().into_iter().collect();
+        }
+        if let Err(e) = self
+            .kernel
+            .ensure_rules(&self.setup.interfaces, self.setup.rule_priority)
+        {
+            warn!("cannot restore ip rules: {e}");
+        }
+        self.refresh_connected();
+        let all = self.all_prefixes();
+        self.install(&all, false);
+    }
+
+    fn view(&self) -> FibView {
+        let mut entries = Vec::new();
+        for p in self.all_prefixes() {
+            let want = self.effective(&p);
+            let k = self.k_installed.get(&p);
+            let x = self.x_installed.get(&p);
+            let k_ok = want.as_ref().and_then(Want::kernel).as_ref() == k;
+            let x_ok = self.xdp.is_none() || want.as_ref().map(Want::xdp).as_ref() == x;
+            entries.push(FibEntryView {
+                prefix: p,
+                want,
+                kernel: k.map(kernel_text),
+                xdp: x.map(xdp_text),
+                mismatch: !(k_ok && x_ok),
+            });
+        }
+        let (xdp_attached, xdp_counters) = match &self.xdp {
+            Some(x) => (
+                x.attached()
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{} ({:?}, link {}, prog {})",
+                            a.interface, a.mode, a.link_id, a.prog_id
+                        )
+                    })
+                    .collect(),
+                x.counters()
+                    .map(|c| {
+                        c.values
+                            .iter()
+                            .map(|v| (v.name.to_string(), (v.packets, v.bytes)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            None => (Vec::new(), BTreeMap::new()),
+        };
+        FibView {
+            table: self.setup.table,
+            ecmp: format!("{:?}", self.setup.ecmp),
+            xdp_attached,
+            xdp_counters,
+            entries,
+            failures: self
+                .failures
+                .iter()
+                .map(|(p, e)| format!("{p}: {e}"))
+                .collect(),
+            awaiting_sync: !self.synced,
+        }
+    }
+
+    fn shutdown(&mut self, flush: bool) {
+        if !flush {
+            info!(
+                "leaving {} kernel routes, the ip rules and XDP in place: forwarding continues while the agent is down",
+                self.k_installed.len()
+            );
+            return;
+        }
+        if let Err(e) = self.kernel.flush() {
+            error!("flush of table {} failed: {e}", self.setup.table);
+        }
+        if let Some(x) = self.xdp.take() {
+            let dir = x.pin_dir().to_path_buf();
+            drop(x);
+            if let Err(e) = XdpDataplane::remove(&dir) {
+                error!("removing XDP failed: {e}");
+            }
+        }
+        info!("dataplane flushed: routes, rules and XDP removed");
+    }
+}
+
+/// Handle to the FIB thread.
+#[derive(Debug, Clone)]
+pub struct FibHandle {
+    tx: std_mpsc::Sender<FibCmd>,
+}
+
+impl FibHandle {
+    /// Queue a command; false when the FIB thread has stopped.
+    pub fn send(&self, cmd: FibCmd) -> bool {
+        self.tx.send(cmd).is_ok()
+    }
+}
+
+/// Open the dataplane (adopting what exists) and start the FIB thread.
+pub fn start(setup: FibSetup) -> anyhow::Result<(FibHandle, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = std_mpsc::channel::<FibCmd>();
+    let (ready_tx, ready_rx) = std_mpsc::channel();
+    let join = std::thread::Builder::new().name("steer-fib".into()).spawn(move || {
+        let mut s = match FibState::open(setup) {
+            Ok(s) => {
+                let _ = ready_tx.send(Ok(()));
+                s
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                return;
+            }
+        };
+        let mut queue = std::collections::VecDeque::new();
+        loop {
+            if queue.is_empty() {
+                match rx.recv() {
+                    Ok(c) => queue.push_back(c),
+                    Err(_) => return,
+                }
+            }
+            while let Ok(c) = rx.try_recv() {
+                queue.push_back(c);
+            }
+            let Some(cmd) = queue.pop_front() else { continue };
+            match cmd {
+                FibCmd::Apply(mut changes) => {
+                    while matches!(queue.front(), Some(FibCmd::Apply(_))) {
+                        if let Some(FibCmd::Apply(v)) = queue.pop_front() {
+                            changes.extend(v);
+                        }
+                    }
+                    let mut prefixes = Vec::with_capacity(changes.len());
+                    for (p, w) in changes {
+                        match w {
+                            Some(w) => s.learned.insert(p, w),
+                            None => s.learned.remove(&p),
+                        };
+                        prefixes.push(p);
+                    }
+                    prefixes.sort();
+                    prefixes.dedup();
+                    s.install(&prefixes, true);
+                }
+                FibCmd::Sweep => {
+                    s.synced = true;
+                    let all = s.all_prefixes();
+                    info!("every route server has re-sent its routes: removing what none of them wants");
+                    s.install(&all, true);
+                }
+                FibCmd::Reconcile => s.reconcile(),
+                FibCmd::Show(reply) => {
+                    let _ = reply.send(s.view());
+                }
+                FibCmd::Shutdown { flush, done } => {
+                    s.shutdown(flush);
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+    })?;
+    ready_rx
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the FIB thread died while opening the dataplane"))??;
+    Ok((FibHandle { tx }, join))
+}

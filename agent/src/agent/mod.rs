@@ -1,0 +1,7 @@
+//! `steer agent`: the host role.
+
+pub mod daemon;
+pub mod fib_task;
+pub mod rib;
+
+pub use daemon::run;
