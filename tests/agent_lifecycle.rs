@@ -1,0 +1,242 @@
+//! Routes leave the host's dataplane when they go away upstream, and the
+//! dataplane survives the agent: a withdrawn prefix and an appliance whose
+//! session ends leave the kernel table and the XDP map; a route server that
+//! dies is bridged by graceful restart, then swept; `kill -9` of the agent
+//! under a steady flow loses no packet and a route withdrawn while it was
+//! down is swept after it resyncs; SIGTERM keeps the dataplane unless
+//! `flush_on_exit` asks to remove it.
+
+use anyhow::Result;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use steer_tests::{Announce, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Role, Steer, default_timeout, wait_for};
+
+fn rs_config(gr_time: u16) -> String {
+    format!(
+        r#"
+asn = 65515
+router_id = "10.1.0.4"
+listen = ["10.1.0.4"]
+vnet_prefixes = ["10.1.0.0/16"]
+connect_retry = 1
+graceful_restart_time = {gr_time}
+
+[[peer]]
+name = "sdwan"
+address = "10.1.0.10"
+asn = 65010
+
+[[peer]]
+name = "firewall"
+address = "10.1.0.20"
+asn = 65020
+
+[hosts]
+ranges = ["10.1.0.0/24"]
+"#
+    )
+}
+
+struct Host {
+    lab: Lab,
+    rs_ns: Netns,
+    rs: Steer,
+    sdwan: Bird,
+    fw: Frr,
+    host: Netns,
+    vm: Netns,
+    agent: Steer,
+    pins: std::path::PathBuf,
+}
+
+fn agent_config(pins: &std::path::Path, extra: &str) -> String {
+    format!(
+        "asn = 65515\nrouter_id = \"10.1.0.31\"\nroute_servers = [\"10.1.0.4\"]\nvm_interfaces = [\"vm1\"]\nvm_prefixes = [\"10.1.1.0/24\"]\nxdp = \"native\"\npin_dir = \"{}\"\nconnect_retry = 1\nstale_timeout = 30\n{extra}",
+        pins.display()
+    )
+}
+
+fn setup(gr_time: u16, agent_extra: &str) -> Result<Host> {
+    let mut lab = Lab::new()?;
+    let lan = lab.lan("vnet")?;
+    let rs_ns = lab.node("rs")?;
+    let sdwan_ns = lab.node("sdwan")?;
+    let fw_ns = lab.node("fw")?;
+    let host = lab.node("host1")?;
+    let vm = lab.node("vm1")?;
+    lan.attach(&rs_ns, "eth0", "10.1.0.4/24")?;
+    lan.attach(&sdwan_ns, "eth0", "10.1.0.10/24")?;
+    lan.attach(&fw_ns, "eth0", "10.1.0.20/24")?;
+    lan.attach(&host, "eth0", "10.1.0.31/24")?;
+    lab.link(&host, "vm1", "10.1.1.1/24", &vm, "eth0", "10.1.1.10/24")?;
+    vm.ip("route add default via 10.1.1.1")?;
+    sdwan_ns.ip("addr add 10.250.0.1/16 dev lo")?;
+    fw_ns.ip("addr add 203.0.113.1/24 dev lo")?;
+    let rs = Steer::start(&rs_ns, Role::Server, &rs_config(gr_time))?;
+    let sdwan = Bird::start(
+        &sdwan_ns,
+        BirdConfig::new("10.1.0.10", 65010)
+            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
+            .announce(Announce::new("10.250.0.0/16"))
+            .announce(Announce::new("10.251.0.0/16")),
+    )?;
+    let fw = Frr::start(
+        &fw_ns,
+        FrrConfig::new("fw", "10.1.0.20", 65020)
+            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
+            .announce(Announce::new("0.0.0.0/0")),
+    )?;
+    let pins = lab.bpf_pin_dir("host1")?;
+    let agent = Steer::start(&host, Role::Agent, &agent_config(&pins, agent_extra))?;
+    let h = Host {
+        lab,
+        rs_ns,
+        rs,
+        sdwan,
+        fw,
+        host,
+        vm,
+        agent,
+        pins,
+    };
+    wait_state(&h, |t, x| {
+        ["default", "10.250.0.0/16", "10.251.0.0/16"].iter().all(|p| t.contains(p))
+            && ["0.0.0.0/0", "10.250.0.0/16", "10.251.0.0/16"].iter().all(|p| x.contains(p))
+    })?;
+    Ok(h)
+}
+
+/// Table 200 as `ip route` prints it and the XDP entries as
+/// `prefix=target` lines.
+fn state(h: &Host) -> Result<(String, String)> {
+    let t = h.host.ip("route show table 200")?;
+    let fib: Value = h.agent.show(&["fib"])?;
+    let x = fib["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| !e["xdp"].is_null())
+        .map(|e| format!("{}={}", e["prefix"].as_str().unwrap_or(""), e["xdp"].as_str().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok((t, x))
+}
+
+fn wait_state(h: &Host, ok: impl Fn(&str, &str) -> bool) -> Result<(String, String)> {
+    wait_for("table 200 and the XDP map to match", default_timeout(), || {
+        let (t, x) = state(h)?;
+        Ok(ok(&t, &x).then_some((t, x)))
+    })
+}
+
+#[test]
+fn withdrawn_prefix_and_ended_appliance_session_leave_kernel_and_xdp() -> Result<()> {
+    let mut h = setup(120, "")?;
+    h.sdwan.withdraw("10.251.0.0/16")?;
+    let (t, x) = wait_state(&h, |t, x| !t.contains("10.251.0.0/16") && !x.contains("10.251.0.0/16"))?;
+    assert!(t.contains("10.250.0.0/16") && x.contains("10.250.0.0/16=forward 10.1.0.10"), "{t}\n{x}");
+
+    h.fw.stop();
+    let (t, x) = wait_state(&h, |t, x| !t.contains("default") && !x.contains("0.0.0.0/0"))?;
+    assert!(t.contains("10.250.0.0/16"), "{t}");
+    assert!(x.contains("10.250.0.0/16"), "{x}");
+    Ok(())
+}
+
+#[test]
+fn route_server_loss_is_bridged_for_its_restart_time_then_swept() -> Result<()> {
+    let mut h = setup(6, "")?;
+    let t0 = Instant::now();
+    h.rs.kill9();
+    std::thread::sleep(Duration::from_secs(3));
+    let (t, x) = state(&h)?;
+    assert!(t.contains("10.250.0.0/16") && x.contains("10.250.0.0/16"), "kept while restarting:\n{t}\n{x}");
+    let (t, _) = wait_state(&h, |t, x| !t.contains("10.250.0.0/16") && !x.contains("10.250.0.0/16"))
+        .map_err(|e| e.context(h.agent.log_tail()))?;
+    assert!(t0.elapsed() >= Duration::from_secs(5), "swept too early: {:?}", t0.elapsed());
+    assert!(t.contains("unreachable 10.1.0.0/16") || !t.contains("default"), "{t}");
+    let _ = &h.rs_ns;
+    Ok(())
+}
+
+fn steady_ping(vm: &Netns, dst: &str, count: u32) -> Result<std::process::Child> {
+    let mut cmd = vm.command("ping")?;
+    cmd.args(["-i", "0.01", "-c", &count.to_string(), "-W", "1", dst])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    Ok(cmd.spawn()?)
+}
+
+fn loss(child: std::process::Child) -> Result<(u32, u32)> {
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("packets transmitted")).unwrap_or("").to_string();
+    let nums: Vec<u32> = line
+        .split(", ")
+        .filter_map(|p| p.split_whitespace().next()?.parse().ok())
+        .collect();
+    anyhow::ensure!(nums.len() >= 2, "ping summary not found: {text}");
+    Ok((nums[0], nums[1]))
+}
+
+#[test]
+fn kill_9_of_the_agent_loses_no_packet_and_a_route_withdrawn_meanwhile_is_swept() -> Result<()> {
+    let mut h = setup(120, "")?;
+    h.vm.output("ping", &["-c", "3", "-i", "0.1", "10.250.0.1"])?;
+    let ping = steady_ping(&h.vm, "10.250.0.1", 800)?;
+    std::thread::sleep(Duration::from_secs(1));
+    h.agent.kill9();
+    h.sdwan.withdraw("10.251.0.0/16")?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (t, x) = state_without_agent(&h)?;
+    assert!(t.contains("10.251.0.0/16"), "the dead agent's routes stay in place:\n{t}");
+    assert!(x.contains("10.251.0.0/16"), "and in the pinned XDP map:\n{x}");
+    h.agent.restart()?;
+    let (sent, received) = loss(ping)?;
+    assert_eq!((sent, received), (800, 800), "packets lost across kill -9 and restart");
+    wait_state(&h, |t, x| !t.contains("10.251.0.0/16") && !x.contains("10.251.0.0/16") && t.contains("10.250.0.0/16"))?;
+    Ok(())
+}
+
+/// The pinned XDP map as bpftool sees it while no agent runs: the
+/// prefixes present, from the LPM map's keys.
+fn state_without_agent(h: &Host) -> Result<(String, String)> {
+    let t = h.host.ip("route show table 200")?;
+    let dump = h.host.exec("bpftool", &["-j", "map", "dump", "pinned", &h.pins.join("STEER_LPM4").display().to_string()])?;
+    let v: Value = serde_json::from_str(&dump)?;
+    let mut x = String::new();
+    for e in v.as_array().into_iter().flatten() {
+        let key: Vec<u8> = e["key"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b.as_str().and_then(|s| u8::from_str_radix(s.trim_start_matches("0x"), 16).ok()))
+            .collect();
+        if key.len() == 8 {
+            x.push_str(&format!("{}.{}.{}.{}/{}\n", key[4], key[5], key[6], key[7], key[0]));
+        }
+    }
+    Ok((t, x))
+}
+
+#[test]
+fn sigterm_keeps_the_dataplane_and_flush_on_exit_removes_it() -> Result<()> {
+    let mut h = setup(120, "")?;
+    h.agent.terminate();
+    let t = h.host.ip("route show table 200")?;
+    assert!(t.contains("10.250.0.0/16"), "{t}");
+    let link = h.host.ip("-d link show vm1")?;
+    assert!(link.contains("xdp"), "XDP must stay attached: {link}");
+    assert!(h.host.ip("rule show")?.contains("lookup 200"));
+    assert_eq!(h.vm.output("ping", &["-c", "3", "-i", "0.1", "-W", "1", "10.250.0.1"])?.status.code(), Some(0));
+
+    h.agent.write_config(&agent_config(&h.pins, "flush_on_exit = true\n"))?;
+    h.agent.restart()?;
+    wait_state(&h, |t, _| t.contains("10.250.0.0/16"))?;
+    h.agent.terminate();
+    assert_eq!(h.host.ip("route show table 200")?.trim(), "");
+    assert!(!h.host.ip("rule show")?.contains("lookup 200"));
+    assert!(!h.host.ip("-d link show vm1")?.contains("prog/xdp"));
+    let _ = h.lab.dir();
+    Ok(())
+}
