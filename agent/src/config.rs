@@ -429,6 +429,36 @@ impl Timers {
     }
 }
 
+/// A configuration file type: parsed with serde, then checked as a whole.
+pub trait ConfigFile: Sized + for<'de> Deserialize<'de> {
+    /// Checks that need more than one key, naming the key at fault.
+    fn validate(&self, file: &Path) -> Result<(), ConfigError>;
+
+    /// Read, parse and validate a configuration file.
+    fn load(file: &Path) -> Result<Self, ConfigError> {
+        Self::from_str(file, &read(file)?)
+    }
+
+    /// Parse and validate configuration text; `file` names it in errors.
+    fn from_str(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = parse(file, text)?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+}
+
+impl ConfigFile for ServerConfig {
+    fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        self.check(file)
+    }
+}
+
+impl ConfigFile for AgentConfig {
+    fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        self.check(file)
+    }
+}
+
 impl ServerConfig {
     /// The session timers.
     pub fn timers(&self) -> Timers {
@@ -439,19 +469,7 @@ impl ServerConfig {
             connect_retry_max: self.connect_retry_max,
         }
     }
-    /// Read, parse and validate a server configuration file.
-    pub fn load(file: &Path) -> Result<ServerConfig, ConfigError> {
-        Self::from_str(file, &read(file)?)
-    }
-
-    /// Parse and validate configuration text; `file` names it in errors.
-    pub fn from_str(file: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
-        let cfg: ServerConfig = parse(file, text)?;
-        cfg.validate(file)?;
-        Ok(cfg)
-    }
-
-    fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+    fn check(&self, file: &Path) -> Result<(), ConfigError> {
         let c = Check { file };
         c.asn("asn", self.asn)?;
         c.router_id("router_id", self.router_id)?;
@@ -528,19 +546,7 @@ impl AgentConfig {
             connect_retry_max: self.connect_retry_max,
         }
     }
-    /// Read, parse and validate an agent configuration file.
-    pub fn load(file: &Path) -> Result<AgentConfig, ConfigError> {
-        Self::from_str(file, &read(file)?)
-    }
-
-    /// Parse and validate configuration text; `file` names it in errors.
-    pub fn from_str(file: &Path, text: &str) -> Result<AgentConfig, ConfigError> {
-        let cfg: AgentConfig = parse(file, text)?;
-        cfg.validate(file)?;
-        Ok(cfg)
-    }
-
-    fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+    fn check(&self, file: &Path) -> Result<(), ConfigError> {
         let c = Check { file };
         c.asn("asn", self.asn)?;
         c.router_id("router_id", self.router_id)?;

@@ -5,7 +5,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use steer::cli::{Cli, Command, DaemonArgs, ShowArgs, ShowWhat};
-use steer::config::{AgentConfig, ServerConfig};
+use steer::config::{AgentConfig, ConfigFile, ServerConfig};
 use steer::control::{Request, render, socket};
 use steer::server::core::RouteQuery;
 

@@ -2,6 +2,7 @@
 //! receive is decoded from their send queues with the codec.
 
 use super::*;
+use crate::config::ConfigFile;
 use crate::bgp::attribute::{AsPath, Origin, community};
 use crate::bgp::capability::GracefulRestart;
 use crate::bgp::message::{CodecConfig, Message, decode, frame_len};
