@@ -6,7 +6,10 @@
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use steer_tests::{Announce, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Process, Role, Steer, wait_for};
+use steer_tests::{
+    Announce, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Process, Role, Steer,
+    wait_for,
+};
 
 const RS_CONFIG: &str = r#"
 asn = 65515
@@ -44,7 +47,7 @@ fn sink(ns: &Netns, lab_dir: &std::path::Path, name: &str) -> Result<Process> {
     ns.spawn(name, cmd, &log)
 }
 
-fn ports(p: &Process) -> Result<BTreeMap<u16, u32>> {
+fn ports(p: &Process) -> Result<PortCounts> {
     let text = std::fs::read_to_string(p.log_path()).context("sink log")?;
     let mut m = BTreeMap::new();
     for l in text.lines() {
@@ -63,18 +66,18 @@ fn send_flows(vm: &Netns) -> Result<()> {
     Ok(())
 }
 
-fn run(xdp: &str) -> Result<(BTreeMap<u16, u32>, BTreeMap<u16, u32>, u64)> {
+/// Datagrams received per source port at one firewall.
+type PortCounts = BTreeMap<u16, u32>;
+
+/// What each firewall received, and how many packets XDP forwarded.
+fn run(xdp: &str) -> Result<(PortCounts, PortCounts, u64)> {
     let mut lab = Lab::new()?;
     let lan = lab.lan("vnet")?;
-    let rs_ns = lab.node("rs")?;
-    let fw1_ns = lab.node("fw1")?;
-    let fw2_ns = lab.node("fw2")?;
-    let host = lab.node("host1")?;
+    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
+    let fw1_ns = lab.on_lan(&lan, "fw1", "10.1.0.20/24")?;
+    let fw2_ns = lab.on_lan(&lan, "fw2", "10.1.0.21/24")?;
+    let host = lab.on_lan(&lan, "host1", "10.1.0.31/24")?;
     let vm = lab.node("vm1")?;
-    lan.attach(&rs_ns, "eth0", "10.1.0.4/24")?;
-    lan.attach(&fw1_ns, "eth0", "10.1.0.20/24")?;
-    lan.attach(&fw2_ns, "eth0", "10.1.0.21/24")?;
-    lan.attach(&host, "eth0", "10.1.0.31/24")?;
     lab.link(&host, "vm1", "10.1.1.1/24", &vm, "eth0", "10.1.1.10/24")?;
     vm.ip("route add default via 10.1.1.1")?;
     // Guests that compute their own checksums can be forwarded by native XDP.
@@ -106,11 +109,18 @@ fn run(xdp: &str) -> Result<(BTreeMap<u16, u32>, BTreeMap<u16, u32>, u64)> {
     )?;
     fw1.wait_established("10.1.0.4")?;
     fw2.wait_established("rs")?;
-    wait_for("an ECMP default route in table 200", steer_tests::default_timeout(), || {
-        let t = host.ip("route show table 200")?;
-        let nh = host.ip("nexthop show")?;
-        Ok((t.contains("default") && (t.contains("nexthop via") || nh.contains("group"))).then_some(()))
-    })?;
+    wait_for(
+        "an ECMP default route in table 200",
+        steer_tests::default_timeout(),
+        || {
+            let t = host.ip("route show table 200")?;
+            let nh = host.ip("nexthop show")?;
+            Ok(
+                (t.contains("default") && (t.contains("nexthop via") || nh.contains("group")))
+                    .then_some(()),
+            )
+        },
+    )?;
     let s1 = sink(&fw1_ns, lab.dir(), "sink1")?;
     let s2 = sink(&fw2_ns, lab.dir(), "sink2")?;
     std::thread::sleep(Duration::from_millis(500));
@@ -123,21 +133,42 @@ fn run(xdp: &str) -> Result<(BTreeMap<u16, u32>, BTreeMap<u16, u32>, u64)> {
     Ok((ports(&s1)?, ports(&s2)?, fwd(&after) - fwd(&before)))
 }
 
-fn check(a: &BTreeMap<u16, u32>, b: &BTreeMap<u16, u32>) {
+fn check(a: &PortCounts, b: &PortCounts) {
     let sa: BTreeSet<u16> = a.keys().copied().collect();
     let sb: BTreeSet<u16> = b.keys().copied().collect();
-    assert!(sa.is_disjoint(&sb), "a flow was split across firewalls: {:?}", sa.intersection(&sb).collect::<Vec<_>>());
-    assert_eq!(sa.len() + sb.len(), usize::from(FLOWS), "flows lost: fw1 {sa:?} fw2 {sb:?}");
-    assert!(a.values().chain(b.values()).all(|n| *n == u32::from(PER_FLOW)), "fw1 {a:?}\nfw2 {b:?}");
+    assert!(
+        sa.is_disjoint(&sb),
+        "a flow was split across firewalls: {:?}",
+        sa.intersection(&sb).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        sa.len() + sb.len(),
+        usize::from(FLOWS),
+        "flows lost: fw1 {sa:?} fw2 {sb:?}"
+    );
+    assert!(
+        a.values()
+            .chain(b.values())
+            .all(|n| *n == u32::from(PER_FLOW)),
+        "fw1 {a:?}\nfw2 {b:?}"
+    );
     let min = usize::from(FLOWS) / 5;
-    assert!(sa.len() >= min && sb.len() >= min, "flows did not spread: fw1 {} fw2 {}", sa.len(), sb.len());
+    assert!(
+        sa.len() >= min && sb.len() >= min,
+        "flows did not spread: fw1 {} fw2 {}",
+        sa.len(),
+        sb.len()
+    );
 }
 
 #[test]
 fn flows_spread_over_two_equal_firewalls_and_each_stays_on_one_through_xdp() -> Result<()> {
     let (a, b, forwarded) = run("native")?;
     check(&a, &b);
-    assert!(forwarded >= u64::from(FLOWS * PER_FLOW), "XDP forwarded only {forwarded}");
+    assert!(
+        forwarded >= u64::from(FLOWS * PER_FLOW),
+        "XDP forwarded only {forwarded}"
+    );
     Ok(())
 }
 

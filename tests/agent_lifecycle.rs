@@ -9,7 +9,10 @@
 use anyhow::Result;
 use serde_json::Value;
 use std::time::{Duration, Instant};
-use steer_tests::{Announce, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Role, Steer, default_timeout, wait_for};
+use steer_tests::{
+    Announce, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Role, Steer, default_timeout,
+    wait_for,
+};
 
 fn rs_config(gr_time: u16) -> String {
     format!(
@@ -59,15 +62,11 @@ fn agent_config(pins: &std::path::Path, extra: &str) -> String {
 fn setup(gr_time: u16, agent_extra: &str) -> Result<Host> {
     let mut lab = Lab::new()?;
     let lan = lab.lan("vnet")?;
-    let rs_ns = lab.node("rs")?;
-    let sdwan_ns = lab.node("sdwan")?;
-    let fw_ns = lab.node("fw")?;
-    let host = lab.node("host1")?;
+    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
+    let sdwan_ns = lab.on_lan(&lan, "sdwan", "10.1.0.10/24")?;
+    let fw_ns = lab.on_lan(&lan, "fw", "10.1.0.20/24")?;
+    let host = lab.on_lan(&lan, "host1", "10.1.0.31/24")?;
     let vm = lab.node("vm1")?;
-    lan.attach(&rs_ns, "eth0", "10.1.0.4/24")?;
-    lan.attach(&sdwan_ns, "eth0", "10.1.0.10/24")?;
-    lan.attach(&fw_ns, "eth0", "10.1.0.20/24")?;
-    lan.attach(&host, "eth0", "10.1.0.31/24")?;
     lab.link(&host, "vm1", "10.1.1.1/24", &vm, "eth0", "10.1.1.10/24")?;
     vm.ip("route add default via 10.1.1.1")?;
     sdwan_ns.ip("addr add 10.250.0.1/16 dev lo")?;
@@ -100,8 +99,12 @@ fn setup(gr_time: u16, agent_extra: &str) -> Result<Host> {
         pins,
     };
     wait_state(&h, |t, x| {
-        ["default", "10.250.0.0/16", "10.251.0.0/16"].iter().all(|p| t.contains(p))
-            && ["0.0.0.0/0", "10.250.0.0/16", "10.251.0.0/16"].iter().all(|p| x.contains(p))
+        ["default", "10.250.0.0/16", "10.251.0.0/16"]
+            .iter()
+            .all(|p| t.contains(p))
+            && ["0.0.0.0/0", "10.250.0.0/16", "10.251.0.0/16"]
+                .iter()
+                .all(|p| x.contains(p))
     })?;
     Ok(h)
 }
@@ -116,28 +119,45 @@ fn state(h: &Host) -> Result<(String, String)> {
         .into_iter()
         .flatten()
         .filter(|e| !e["xdp"].is_null())
-        .map(|e| format!("{}={}", e["prefix"].as_str().unwrap_or(""), e["xdp"].as_str().unwrap_or("")))
+        .map(|e| {
+            format!(
+                "{}={}",
+                e["prefix"].as_str().unwrap_or(""),
+                e["xdp"].as_str().unwrap_or("")
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n");
     Ok((t, x))
 }
 
 fn wait_state(h: &Host, ok: impl Fn(&str, &str) -> bool) -> Result<(String, String)> {
-    wait_for("table 200 and the XDP map to match", default_timeout(), || {
-        let (t, x) = state(h)?;
-        Ok(ok(&t, &x).then_some((t, x)))
-    })
+    wait_for(
+        "table 200 and the XDP map to match",
+        default_timeout(),
+        || {
+            let (t, x) = state(h)?;
+            Ok(ok(&t, &x).then_some((t, x)))
+        },
+    )
 }
 
 #[test]
 fn withdrawn_prefix_and_ended_appliance_session_leave_kernel_and_xdp() -> Result<()> {
     let mut h = setup(120, "")?;
     h.sdwan.withdraw("10.251.0.0/16")?;
-    let (t, x) = wait_state(&h, |t, x| !t.contains("10.251.0.0/16") && !x.contains("10.251.0.0/16"))?;
-    assert!(t.contains("10.250.0.0/16") && x.contains("10.250.0.0/16=forward 10.1.0.10"), "{t}\n{x}");
+    let (t, x) = wait_state(&h, |t, x| {
+        !t.contains("10.251.0.0/16") && !x.contains("10.251.0.0/16")
+    })?;
+    assert!(
+        t.contains("10.250.0.0/16") && x.contains("10.250.0.0/16=forward 10.1.0.10"),
+        "{t}\n{x}"
+    );
 
     h.fw.stop();
-    let (t, x) = wait_state(&h, |t, x| !t.contains("default") && !x.contains("0.0.0.0/0"))?;
+    let (t, x) = wait_state(&h, |t, x| {
+        !t.contains("default") && !x.contains("0.0.0.0/0")
+    })?;
     assert!(t.contains("10.250.0.0/16"), "{t}");
     assert!(x.contains("10.250.0.0/16"), "{x}");
     Ok(())
@@ -150,11 +170,23 @@ fn route_server_loss_is_bridged_for_its_restart_time_then_swept() -> Result<()> 
     h.rs.kill9();
     std::thread::sleep(Duration::from_secs(3));
     let (t, x) = state(&h)?;
-    assert!(t.contains("10.250.0.0/16") && x.contains("10.250.0.0/16"), "kept while restarting:\n{t}\n{x}");
-    let (t, _) = wait_state(&h, |t, x| !t.contains("10.250.0.0/16") && !x.contains("10.250.0.0/16"))
-        .map_err(|e| e.context(h.agent.log_tail()))?;
-    assert!(t0.elapsed() >= Duration::from_secs(5), "swept too early: {:?}", t0.elapsed());
-    assert!(t.contains("unreachable 10.1.0.0/16") || !t.contains("default"), "{t}");
+    assert!(
+        t.contains("10.250.0.0/16") && x.contains("10.250.0.0/16"),
+        "kept while restarting:\n{t}\n{x}"
+    );
+    let (t, _) = wait_state(&h, |t, x| {
+        !t.contains("10.250.0.0/16") && !x.contains("10.250.0.0/16")
+    })
+    .map_err(|e| e.context(h.agent.log_tail()))?;
+    assert!(
+        t0.elapsed() >= Duration::from_secs(5),
+        "swept too early: {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        t.contains("unreachable 10.1.0.0/16") || !t.contains("default"),
+        "{t}"
+    );
     let _ = &h.rs_ns;
     Ok(())
 }
@@ -170,7 +202,11 @@ fn steady_ping(vm: &Netns, dst: &str, count: u32) -> Result<std::process::Child>
 fn loss(child: std::process::Child) -> Result<(u32, u32)> {
     let out = child.wait_with_output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.contains("packets transmitted")).unwrap_or("").to_string();
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or("")
+        .to_string();
     let nums: Vec<u32> = line
         .split(", ")
         .filter_map(|p| p.split_whitespace().next()?.parse().ok())
@@ -189,12 +225,24 @@ fn kill_9_of_the_agent_loses_no_packet_and_a_route_withdrawn_meanwhile_is_swept(
     h.sdwan.withdraw("10.251.0.0/16")?;
     std::thread::sleep(Duration::from_secs(2));
     let (t, x) = state_without_agent(&h)?;
-    assert!(t.contains("10.251.0.0/16"), "the dead agent's routes stay in place:\n{t}");
-    assert!(x.contains("10.251.0.0/16"), "and in the pinned XDP map:\n{x}");
+    assert!(
+        t.contains("10.251.0.0/16"),
+        "the dead agent's routes stay in place:\n{t}"
+    );
+    assert!(
+        x.contains("10.251.0.0/16"),
+        "and in the pinned XDP map:\n{x}"
+    );
     h.agent.restart()?;
     let (sent, received) = loss(ping)?;
-    assert_eq!((sent, received), (800, 800), "packets lost across kill -9 and restart");
-    wait_state(&h, |t, x| !t.contains("10.251.0.0/16") && !x.contains("10.251.0.0/16") && t.contains("10.250.0.0/16"))?;
+    assert_eq!(
+        (sent, received),
+        (800, 800),
+        "packets lost across kill -9 and restart"
+    );
+    wait_state(&h, |t, x| {
+        !t.contains("10.251.0.0/16") && !x.contains("10.251.0.0/16") && t.contains("10.250.0.0/16")
+    })?;
     Ok(())
 }
 
@@ -202,7 +250,16 @@ fn kill_9_of_the_agent_loses_no_packet_and_a_route_withdrawn_meanwhile_is_swept(
 /// prefixes present, from the LPM map's keys.
 fn state_without_agent(h: &Host) -> Result<(String, String)> {
     let t = h.host.ip("route show table 200")?;
-    let dump = h.host.exec("bpftool", &["-j", "map", "dump", "pinned", &h.pins.join("STEER_LPM4").display().to_string()])?;
+    let dump = h.host.exec(
+        "bpftool",
+        &[
+            "-j",
+            "map",
+            "dump",
+            "pinned",
+            &h.pins.join("STEER_LPM4").display().to_string(),
+        ],
+    )?;
     let v: Value = serde_json::from_str(&dump)?;
     let mut x = String::new();
     for e in v.as_array().into_iter().flatten() {
@@ -210,10 +267,16 @@ fn state_without_agent(h: &Host) -> Result<(String, String)> {
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|b| b.as_str().and_then(|s| u8::from_str_radix(s.trim_start_matches("0x"), 16).ok()))
+            .filter_map(|b| {
+                b.as_str()
+                    .and_then(|s| u8::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+            })
             .collect();
         if key.len() == 8 {
-            x.push_str(&format!("{}.{}.{}.{}/{}\n", key[4], key[5], key[6], key[7], key[0]));
+            x.push_str(&format!(
+                "{}.{}.{}.{}/{}\n",
+                key[4], key[5], key[6], key[7], key[0]
+            ));
         }
     }
     Ok((t, x))
@@ -228,9 +291,15 @@ fn sigterm_keeps_the_dataplane_and_flush_on_exit_removes_it() -> Result<()> {
     let link = h.host.ip("-d link show vm1")?;
     assert!(link.contains("xdp"), "XDP must stay attached: {link}");
     assert!(h.host.ip("rule show")?.contains("lookup 200"));
-    assert_eq!(h.vm.output("ping", &["-c", "3", "-i", "0.1", "-W", "1", "10.250.0.1"])?.status.code(), Some(0));
+    assert_eq!(
+        h.vm.output("ping", &["-c", "3", "-i", "0.1", "-W", "1", "10.250.0.1"])?
+            .status
+            .code(),
+        Some(0)
+    );
 
-    h.agent.write_config(&agent_config(&h.pins, "flush_on_exit = true\n"))?;
+    h.agent
+        .write_config(&agent_config(&h.pins, "flush_on_exit = true\n"))?;
     h.agent.restart()?;
     wait_state(&h, |t, _| t.contains("10.250.0.0/16"))?;
     h.agent.terminate();

@@ -8,7 +8,9 @@
 
 use anyhow::Result;
 use serde_json::Value;
-use steer_tests::{Announce, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Role, Steer, wait_for};
+use steer_tests::{
+    Announce, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Role, Steer, wait_for,
+};
 
 const RS_CONFIG: &str = r#"
 asn = 65515
@@ -65,12 +67,9 @@ struct Seed {
 fn seed(xdp: &str) -> Result<Seed> {
     let mut lab = Lab::new()?;
     let lan = lab.lan("vnet")?;
-    let rs_ns = lab.node("rs")?;
-    let sdwan_ns = lab.node("sdwan")?;
-    let fw_ns = lab.node("fw")?;
-    lan.attach(&rs_ns, "eth0", "10.1.0.4/24")?;
-    lan.attach(&sdwan_ns, "eth0", "10.1.0.10/24")?;
-    lan.attach(&fw_ns, "eth0", "10.1.0.20/24")?;
+    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
+    let sdwan_ns = lab.on_lan(&lan, "sdwan", "10.1.0.10/24")?;
+    let fw_ns = lab.on_lan(&lan, "fw", "10.1.0.20/24")?;
     sdwan_ns.ip("addr add 10.250.0.1/16 dev lo")?;
     fw_ns.ip("addr add 203.0.113.1/24 dev lo")?;
     sdwan_ns.sysctl("net.ipv4.ip_forward", "1")?;
@@ -96,7 +95,14 @@ fn seed(xdp: &str) -> Result<Seed> {
         let host = lab.node(&format!("host{n}"))?;
         let vm = lab.node(&format!("vm{n}"))?;
         lan.attach(&host, "eth0", &format!("10.1.0.3{n}/24"))?;
-        lab.link(&host, &format!("vm{n}"), &format!("10.1.{n}.1/24"), &vm, "eth0", &format!("10.1.{n}.10/24"))?;
+        lab.link(
+            &host,
+            &format!("vm{n}"),
+            &format!("10.1.{n}.1/24"),
+            &vm,
+            "eth0",
+            &format!("10.1.{n}.10/24"),
+        )?;
         vm.ip(&format!("route add default via 10.1.{n}.1"))?;
         let pins = lab.bpf_pin_dir(&format!("host{n}"))?;
         let agent = Steer::start(&host, Role::Agent, &agent_config(n, xdp, &pins))?;
@@ -123,18 +129,29 @@ fn table_200(host: &Netns) -> Result<String> {
 }
 
 fn wait_table(host: &Netns, want: &[&str]) -> Result<String> {
-    wait_for("the learned routes in table 200", steer_tests::default_timeout(), || {
-        let t = table_200(host)?;
-        Ok(want.iter().all(|w| t.contains(w)).then_some(t))
-    })
+    wait_for(
+        "the learned routes in table 200",
+        steer_tests::default_timeout(),
+        || {
+            let t = table_200(host)?;
+            Ok(want.iter().all(|w| t.contains(w)).then_some(t))
+        },
+    )
 }
 
 fn ping(vm: &Netns, dst: &str, count: u32) -> Result<u32> {
-    let out = vm.output("ping", &["-c", &count.to_string(), "-i", "0.05", "-W", "1", dst])?;
+    let out = vm.output(
+        "ping",
+        &["-c", &count.to_string(), "-i", "0.05", "-W", "1", dst],
+    )?;
     let text = String::from_utf8_lossy(&out.stdout);
     let received = text
         .lines()
-        .find_map(|l| l.split(", ").find(|p| p.ends_with(" received")).map(|p| p.trim_end_matches(" received").to_string()))
+        .find_map(|l| {
+            l.split(", ")
+                .find(|p| p.ends_with(" received"))
+                .map(|p| p.trim_end_matches(" received").to_string())
+        })
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     Ok(received)
@@ -149,15 +166,32 @@ fn check_traffic(s: &Seed) -> Result<()> {
     let (host1, _) = &s.hosts[0];
     let t = wait_table(
         host1,
-        &["default", "10.250.0.0/16", "10.1.2.0/24", "unreachable 10.1.0.0/16"],
+        &[
+            "default",
+            "10.250.0.0/16",
+            "10.1.2.0/24",
+            "unreachable 10.1.0.0/16",
+        ],
     )?;
     let vm1 = &s.vms[0];
     // Warm the neighbour entries, then count.
     ping(vm1, "10.250.0.1", 2)?;
     ping(vm1, "203.0.113.1", 2)?;
-    assert_eq!(ping(vm1, "10.250.0.1", 20)?, 20, "VM -> on-prem via the SD-WAN appliance\n{t}");
-    assert_eq!(ping(vm1, "203.0.113.1", 20)?, 20, "VM -> internet via the firewall\n{t}");
-    assert_eq!(ping(vm1, "10.1.2.10", 10)?, 10, "VM -> VM on the other host");
+    assert_eq!(
+        ping(vm1, "10.250.0.1", 20)?,
+        20,
+        "VM -> on-prem via the SD-WAN appliance\n{t}"
+    );
+    assert_eq!(
+        ping(vm1, "203.0.113.1", 20)?,
+        20,
+        "VM -> internet via the firewall\n{t}"
+    );
+    assert_eq!(
+        ping(vm1, "10.1.2.10", 10)?,
+        10,
+        "VM -> VM on the other host"
+    );
     Ok(())
 }
 
@@ -167,9 +201,18 @@ fn vm_traffic_reaches_each_appliance_through_xdp_and_replies_come_back() -> Resu
     let before = forwarded(&s.hosts[0].1)?;
     check_traffic(&s)?;
     let after = forwarded(&s.hosts[0].1)?;
-    assert!(after >= before + 40, "XDP forwarded {} packets, expected at least 40", after - before);
+    assert!(
+        after >= before + 40,
+        "XDP forwarded {} packets, expected at least 40",
+        after - before
+    );
     let fib: Value = s.hosts[0].1.show(&["fib"])?;
-    let mismatched: Vec<&Value> = fib["entries"].as_array().unwrap().iter().filter(|e| e["mismatch"] == true).collect();
+    let mismatched: Vec<&Value> = fib["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["mismatch"] == true)
+        .collect();
     assert!(mismatched.is_empty(), "{mismatched:#?}");
     Ok(())
 }
@@ -182,7 +225,8 @@ fn vm_traffic_takes_the_kernel_table_when_xdp_is_off() -> Result<()> {
     assert_eq!(fib["xdp_attached"].as_array().map(Vec::len), Some(0));
     let t = table_200(&s.hosts[0].0)?;
     assert!(
-        t.lines().any(|l| l.starts_with("10.250.0.0/16 ") && l.contains(" via 10.1.0.10 dev eth0")),
+        t.lines()
+            .any(|l| l.starts_with("10.250.0.0/16 ") && l.contains(" via 10.1.0.10 dev eth0")),
         "{t}"
     );
     Ok(())

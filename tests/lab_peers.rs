@@ -26,12 +26,9 @@ fn ips(strs: &[&str]) -> Vec<String> {
 fn bird_and_frr_routes_reach_gobgp_and_gobgp_routes_reach_bird() -> Result<()> {
     let mut lab = Lab::new()?;
     let lan = lab.lan("vnet")?;
-    let sdwan = lab.node("sdwan")?;
-    let fw = lab.node("fw")?;
-    let rs = lab.node("rs")?;
-    lan.attach(&sdwan, "eth0", "10.1.0.10/24")?;
-    lan.attach(&fw, "eth0", "10.1.0.20/24")?;
-    lan.attach(&rs, "eth0", "10.1.0.4/24")?;
+    let sdwan = lab.on_lan(&lan, "sdwan", "10.1.0.10/24")?;
+    let fw = lab.on_lan(&lan, "fw", "10.1.0.20/24")?;
+    let rs = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
 
     let gobgp = Gobgp::start(
         &rs,
@@ -119,10 +116,8 @@ fn bird_and_frr_routes_reach_gobgp_and_gobgp_routes_reach_bird() -> Result<()> {
 fn gobgp_with_add_path_rx_holds_every_path_bird_sends_over_ibgp() -> Result<()> {
     let mut lab = Lab::new()?;
     let lan = lab.lan("vnet")?;
-    let rs = lab.node("rs")?;
-    let host = lab.node("host1")?;
-    lan.attach(&rs, "eth0", "10.1.0.4/24")?;
-    lan.attach(&host, "eth0", "10.1.0.31/24")?;
+    let rs = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
+    let host = lab.on_lan(&lan, "host1", "10.1.0.31/24")?;
 
     let mut config = BirdConfig::new("10.1.0.4", RS_AS)
         .neighbor(Neighbor::new("host1", "10.1.0.31", RS_AS).add_paths(AddPaths::Tx))
@@ -156,10 +151,8 @@ fn gobgp_with_add_path_rx_holds_every_path_bird_sends_over_ibgp() -> Result<()> 
 fn exabgp_raw_attributes_reach_bird_on_the_wire_and_bird_verdicts_are_reported() -> Result<()> {
     let mut lab = Lab::new()?;
     let lan = lab.lan("vnet")?;
-    let sdwan = lab.node("sdwan")?;
-    let exa_ns = lab.node("exa")?;
-    lan.attach(&sdwan, "eth0", "10.1.0.10/24")?;
-    lan.attach(&exa_ns, "eth0", "10.1.0.30/24")?;
+    let sdwan = lab.on_lan(&lan, "sdwan", "10.1.0.10/24")?;
+    let exa_ns = lab.on_lan(&lan, "exa", "10.1.0.30/24")?;
 
     let bird = Bird::start(
         &sdwan,
@@ -229,10 +222,8 @@ fn exabgp_raw_attributes_reach_bird_on_the_wire_and_bird_verdicts_are_reported()
 fn raw_speaker_bad_marker_gets_notification_1_1_from_bird() -> Result<()> {
     let mut lab = Lab::new()?;
     let lan = lab.lan("vnet")?;
-    let sdwan = lab.node("sdwan")?;
-    let raw_ns = lab.node("raw")?;
-    lan.attach(&sdwan, "eth0", "10.1.0.10/24")?;
-    lan.attach(&raw_ns, "eth0", "10.1.0.50/24")?;
+    let sdwan = lab.on_lan(&lan, "sdwan", "10.1.0.10/24")?;
+    let raw_ns = lab.on_lan(&lan, "raw", "10.1.0.50/24")?;
     let bird = Bird::start(
         &sdwan,
         BirdConfig::new("10.1.0.10", SDWAN_AS)

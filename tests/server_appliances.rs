@@ -52,16 +52,11 @@ fn peer_state(peers: &Value, name: &str) -> String {
 fn bird_and_frr_appliances_exchange_routes_with_the_route_server_and_its_host_leg() -> Result<()> {
     let mut lab = Lab::new()?;
     let lan = lab.lan("vnet")?;
-    let rs_ns = lab.node("rs")?;
-    let sdwan_ns = lab.node("sdwan")?;
-    let fw_ns = lab.node("fw")?;
-    let host_ns = lab.node("host1")?;
-    let stranger_ns = lab.node("stranger")?;
-    lan.attach(&rs_ns, "eth0", "10.1.0.4/24")?;
-    lan.attach(&sdwan_ns, "eth0", "10.1.0.10/24")?;
-    lan.attach(&fw_ns, "eth0", "10.1.0.20/24")?;
-    lan.attach(&host_ns, "eth0", "10.1.0.31/24")?;
-    lan.attach(&stranger_ns, "eth0", "10.1.0.200/24")?;
+    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
+    let sdwan_ns = lab.on_lan(&lan, "sdwan", "10.1.0.10/24")?;
+    let fw_ns = lab.on_lan(&lan, "fw", "10.1.0.20/24")?;
+    let host_ns = lab.on_lan(&lan, "host1", "10.1.0.31/24")?;
+    let stranger_ns = lab.on_lan(&lan, "stranger", "10.1.0.200/24")?;
 
     let mut rs = Steer::start(&rs_ns, Role::Server, RS_CONFIG)?;
     let bird = Bird::start(

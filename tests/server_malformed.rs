@@ -48,14 +48,10 @@ struct Setup {
 fn setup() -> Result<Setup> {
     let mut lab = Lab::new()?;
     let lan = lab.lan("vnet")?;
-    let rs_ns = lab.node("rs")?;
-    let exa_ns = lab.node("exa")?;
-    let raw_ns = lab.node("raw")?;
-    let host_ns = lab.node("host1")?;
-    lan.attach(&rs_ns, "eth0", "10.1.0.4/24")?;
-    lan.attach(&exa_ns, "eth0", "10.1.0.30/24")?;
-    lan.attach(&raw_ns, "eth0", "10.1.0.40/24")?;
-    lan.attach(&host_ns, "eth0", "10.1.0.31/24")?;
+    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
+    let exa_ns = lab.on_lan(&lan, "exa", "10.1.0.30/24")?;
+    let raw_ns = lab.on_lan(&lan, "raw", "10.1.0.40/24")?;
+    let host_ns = lab.on_lan(&lan, "host1", "10.1.0.31/24")?;
     let rs = Steer::start(&rs_ns, Role::Server, RS_CONFIG)?;
     let host = Gobgp::start(
         &host_ns,

@@ -45,14 +45,10 @@ fn one_prefix_over_the_limit_ends_only_that_session_with_cease_1_and_withdraws_i
 -> Result<()> {
     let mut lab = Lab::new()?;
     let lan = lab.lan("vnet")?;
-    let rs_ns = lab.node("rs")?;
-    let exa_ns = lab.node("greedy")?;
-    let fw_ns = lab.node("fw")?;
-    let host_ns = lab.node("host1")?;
-    lan.attach(&rs_ns, "eth0", "10.1.0.4/24")?;
-    lan.attach(&exa_ns, "eth0", "10.1.0.30/24")?;
-    lan.attach(&fw_ns, "eth0", "10.1.0.20/24")?;
-    lan.attach(&host_ns, "eth0", "10.1.0.31/24")?;
+    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
+    let exa_ns = lab.on_lan(&lan, "greedy", "10.1.0.30/24")?;
+    let fw_ns = lab.on_lan(&lan, "fw", "10.1.0.20/24")?;
+    let host_ns = lab.on_lan(&lan, "host1", "10.1.0.31/24")?;
 
     let rs = Steer::start(&rs_ns, Role::Server, RS_CONFIG)?;
     let fw = Frr::start(

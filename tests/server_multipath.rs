@@ -46,14 +46,10 @@ struct Topology {
 fn topology(fw2_prepend: u8) -> Result<(Topology, Bird)> {
     let mut lab = Lab::new()?;
     let lan = lab.lan("vnet")?;
-    let rs_ns = lab.node("rs")?;
-    let fw1_ns = lab.node("fw1")?;
-    let fw2_ns = lab.node("fw2")?;
-    let host_ns = lab.node("host1")?;
-    lan.attach(&rs_ns, "eth0", "10.1.0.4/24")?;
-    lan.attach(&fw1_ns, "eth0", "10.1.0.20/24")?;
-    lan.attach(&fw2_ns, "eth0", "10.1.0.21/24")?;
-    lan.attach(&host_ns, "eth0", "10.1.0.31/24")?;
+    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
+    let fw1_ns = lab.on_lan(&lan, "fw1", "10.1.0.20/24")?;
+    let fw2_ns = lab.on_lan(&lan, "fw2", "10.1.0.21/24")?;
+    let host_ns = lab.on_lan(&lan, "host1", "10.1.0.31/24")?;
     let rs = Steer::start(&rs_ns, Role::Server, RS_CONFIG)?;
     let fw1 = start_fw1(&fw1_ns)?;
     let mut default = Announce::new("0.0.0.0/0");

@@ -134,6 +134,13 @@ impl Lab {
         })
     }
 
+    /// A new namespace `name` attached to `lan` at `addr` (CIDR) as `eth0`.
+    pub fn on_lan(&mut self, lan: &Lan, name: &str, addr: &str) -> Result<Netns> {
+        let ns = self.node(name)?;
+        lan.attach(&ns, "eth0", addr)?;
+        Ok(ns)
+    }
+
     /// A point-to-point veth between `a` (`a_if`, `a_addr`) and `b` (`b_if`,
     /// `b_addr`); addresses are CIDR strings, or "" for none.
     pub fn link(
