@@ -35,6 +35,9 @@ done
 pkill -x bird 2>/dev/null || true
 pkill -x gobgpd 2>/dev/null || true
 
+rustup toolchain list 2>/dev/null | grep -q '^nightly' \
+  || die "the eBPF program and the fuzzer need the machine's preinstalled nightly toolchain (rustup toolchain list shows none)"
+
 rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src' || {
   log "adding rust-src to the nightly toolchain"
   rustup component add rust-src --toolchain nightly || die "rustup component add rust-src --toolchain nightly"
@@ -53,6 +56,18 @@ if ! command -v bpf-linker >/dev/null 2>&1; then
     cargo install bpf-linker --locked --no-default-features \
       --features "llvm-$MAJOR,no-llvm-linking" >&2 \
     || die "cargo install bpf-linker (llvm-$MAJOR, linked to $LLVM)"
+fi
+
+# `ip route` shows Steer's routes as `proto steer` (211; FRR names 186-197).
+if [ -d /etc/iproute2 ] && ! grep -qs '^211[[:space:]]\+steer' /etc/iproute2/rt_protos.d/steer.conf; then
+  mkdir -p /etc/iproute2/rt_protos.d
+  printf '# Steer (https://example.invalid/steer): routes learned by steer agent\n211\tsteer\n' \
+    > /etc/iproute2/rt_protos.d/steer.conf
+fi
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  log "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked >&2 || die "cargo install cargo-fuzz"
 fi
 
 if [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != "bpf_fs" ]; then
