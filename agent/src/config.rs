@@ -139,6 +139,10 @@ pub struct ServerConfig {
     /// Advertise each appliance's routes to the other appliances.
     #[serde(default)]
     pub branch_to_branch: bool,
+    /// Next hop for IPv6 prefixes we originate (the VNet's IPv6 space) on
+    /// IPv4 sessions; without it they go only over IPv6 sessions.
+    #[serde(default)]
+    pub ipv6_next_hop: Option<std::net::Ipv6Addr>,
     /// Proposed hold time in seconds (0, or 3 and more).
     #[serde(default = "d_hold")]
     pub hold_time: u16,
@@ -284,6 +288,11 @@ pub struct AgentConfig {
     /// The host's VM prefixes, announced so appliances can route back.
     #[serde(default)]
     pub vm_prefixes: Vec<Prefix>,
+    /// Next hop for IPv6 VM prefixes on IPv4 sessions (this host's IPv6
+    /// address towards the appliances); without it IPv6 VM prefixes go
+    /// only over IPv6 sessions.
+    #[serde(default)]
+    pub ipv6_next_hop: Option<std::net::Ipv6Addr>,
     /// The VNet address space, always handled by the kernel's own routes.
     /// Learned from the route servers when empty.
     #[serde(default)]

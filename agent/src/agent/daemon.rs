@@ -85,38 +85,44 @@ fn capabilities(cfg: &AgentConfig, restarted: bool) -> Vec<Capability> {
 }
 
 /// The UPDATEs announcing this host's VM prefixes on one session, with our
-/// session address as next hop, then End-of-RIB for each family.
+/// session address as next hop (or `ipv6_next_hop` for IPv6 prefixes on an
+/// IPv4 session), then End-of-RIB for each family.
 fn vm_announcement(cfg: &AgentConfig, e: &Established) -> Vec<u8> {
     let mut out = Vec::new();
-    let attrs = PathAttributes {
-        origin: Some(Origin::Igp),
-        as_path: Some(AsPath::default()),
-        next_hop: Some(e.local.ip()),
-        local_pref: Some(crate::rib::decision::DEFAULT_LOCAL_PREF),
-        ..PathAttributes::default()
-    };
-    let afi = if e.local.is_ipv4() {
-        Afi::Ipv4
-    } else {
-        Afi::Ipv6
-    };
-    let nlri: Vec<Nlri> = cfg
-        .vm_prefixes
-        .iter()
-        .filter(|p| p.afi() == afi)
-        .map(|p| Nlri::new(*p))
-        .collect();
-    let skipped = cfg.vm_prefixes.len() - nlri.len();
-    if skipped > 0 {
-        warn!(
-            "{skipped} VM prefixes of the other address family need a session over that family; not announced"
-        );
-    }
-    if !nlri.is_empty()
-        && e.negotiated.has_family(Family::unicast(afi))
-        && let Err(err) = encode_announce(&e.negotiated.codec, &attrs, &nlri, &mut out)
-    {
-        warn!("cannot encode VM prefixes: {err}");
+    for afi in [Afi::Ipv4, Afi::Ipv6] {
+        let nlri: Vec<Nlri> = cfg
+            .vm_prefixes
+            .iter()
+            .filter(|p| p.afi() == afi)
+            .map(|p| Nlri::new(*p))
+            .collect();
+        if nlri.is_empty() || !e.negotiated.has_family(Family::unicast(afi)) {
+            continue;
+        }
+        let next_hop = match (afi, e.local.ip()) {
+            (Afi::Ipv4, ip @ std::net::IpAddr::V4(_))
+            | (Afi::Ipv6, ip @ std::net::IpAddr::V6(_)) => Some(ip),
+            (Afi::Ipv6, _) => cfg.ipv6_next_hop.map(std::net::IpAddr::V6),
+            (Afi::Ipv4, _) => None,
+        };
+        let Some(next_hop) = next_hop else {
+            warn!(
+                "{} {afi} VM prefixes not announced: the session to {} is over the other family (set ipv6_next_hop)",
+                nlri.len(),
+                e.remote.ip()
+            );
+            continue;
+        };
+        let attrs = PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::default()),
+            next_hop: Some(next_hop),
+            local_pref: Some(crate::rib::decision::DEFAULT_LOCAL_PREF),
+            ..PathAttributes::default()
+        };
+        if let Err(err) = encode_announce(&e.negotiated.codec, &attrs, &nlri, &mut out) {
+            warn!("cannot encode VM prefixes: {err}");
+        }
     }
     for f in &e.negotiated.families {
         encode_end_of_rib(*f, &mut out);

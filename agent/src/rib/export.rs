@@ -65,6 +65,8 @@ pub struct ExportContext {
     pub router_id: Ipv4Addr,
     /// Appliance routes go to other appliances.
     pub branch_to_branch: bool,
+    /// Next hop self for IPv6 routes we originate on IPv4 sessions.
+    pub ipv6_next_hop: Option<std::net::Ipv6Addr>,
 }
 
 /// Caches exported attributes per imported attribute set, so a route
@@ -111,6 +113,22 @@ fn family_of(p: &crate::prefix::Prefix) -> Family {
     Family::unicast(p.afi())
 }
 
+/// Our own next hop for `prefix` on this group's sessions: the session
+/// address when its family matches, else the configured IPv6 next hop.
+fn next_hop_self(
+    prefix: &crate::prefix::Prefix,
+    key: &GroupKey,
+    ctx: &ExportContext,
+) -> Option<IpAddr> {
+    match (prefix.afi(), key.local) {
+        (crate::prefix::Afi::Ipv4, IpAddr::V4(_)) | (crate::prefix::Afi::Ipv6, IpAddr::V6(_)) => {
+            Some(key.local)
+        }
+        (crate::prefix::Afi::Ipv6, IpAddr::V4(_)) => ctx.ipv6_next_hop.map(IpAddr::V6),
+        (crate::prefix::Afi::Ipv4, IpAddr::V6(_)) => None,
+    }
+}
+
 /// The paths (path id, attributes) a group receives for one prefix.
 pub fn export(
     prefix: &crate::prefix::Prefix,
@@ -123,6 +141,7 @@ pub fn export(
     if !key.families.contains(&family_of(prefix)) {
         return Vec::new();
     }
+    let self_hop = next_hop_self(prefix, key, ctx);
     match key.audience {
         Audience::Hosts => {
             let add_path = family_of(prefix)
@@ -133,7 +152,10 @@ pub fn export(
                 if p.attrs.has_community(community::NO_ADVERTISE) {
                     continue;
                 }
-                out.push((p.source.peer, to_host(p, key, ctx, cache)));
+                if p.source.kind == SourceKind::Local && self_hop.is_none() {
+                    continue;
+                }
+                out.push((p.source.peer, to_host(p, self_hop, ctx, cache)));
                 if !add_path {
                     break;
                 }
@@ -148,7 +170,8 @@ pub fn export(
         Audience::Appliances { asn } => dest
             .eligible()
             .find(|p| to_appliance_allowed(p, asn, ctx))
-            .map(|p| vec![(0, to_appliance(p, key, ctx, cache))])
+            .filter(|p| p.source.kind != SourceKind::Local || self_hop.is_some())
+            .map(|p| vec![(0, to_appliance(p, self_hop, ctx, cache))])
             .unwrap_or_default(),
     }
 }
@@ -169,7 +192,7 @@ fn to_appliance_allowed(p: &Path, asn: u32, ctx: &ExportContext) -> bool {
 
 fn to_host(
     p: &Path,
-    key: &GroupKey,
+    self_hop: Option<IpAddr>,
     ctx: &ExportContext,
     cache: &mut ExportCache,
 ) -> Arc<PathAttributes> {
@@ -184,7 +207,7 @@ fn to_host(
                 a.cluster_list.insert(0, ctx.router_id);
             }
             SourceKind::Local => {
-                a.next_hop = Some(key.local);
+                a.next_hop = self_hop;
                 a.link_local_next_hop = None;
                 let c = vnet_community(ctx.local_asn);
                 if !a.large_communities.contains(&c) {
@@ -198,7 +221,7 @@ fn to_host(
 
 fn to_appliance(
     p: &Path,
-    key: &GroupKey,
+    self_hop: Option<IpAddr>,
     ctx: &ExportContext,
     cache: &mut ExportCache,
 ) -> Arc<PathAttributes> {
@@ -214,7 +237,7 @@ fn to_appliance(
         a.link_local_next_hop = None;
         a.origin.get_or_insert(Origin::Igp);
         match p.source.kind {
-            SourceKind::Local => a.next_hop = Some(key.local),
+            SourceKind::Local => a.next_hop = self_hop,
             SourceKind::Appliance => a.med = None,
             SourceKind::Host => {}
         }
@@ -245,6 +268,7 @@ mod tests {
             local_asn: 65515,
             router_id: Ipv4Addr::new(10, 1, 0, 4),
             branch_to_branch: b2b,
+            ipv6_next_hop: None,
         }
     }
 

@@ -103,21 +103,37 @@ impl Pending {
         self.withdraw[afi_index(prefix.afi())].push(Nlri { prefix, path_id });
     }
 
-    fn encode(self, key: &GroupKey) -> Result<Encoded, EncodeError> {
+    /// Encode everything; an attribute set that cannot be encoded is
+    /// reported with how many prefixes it held, and the rest still goes.
+    fn encode(self, key: &GroupKey) -> Encoded {
         let mut bytes = Vec::new();
+        let failed = |what: &str, n: usize, e: EncodeError| {
+            warn!(
+                "cannot encode {what} of {n} prefixes for {:?}: {e}",
+                key.audience
+            );
+        };
         for w in &self.withdraw {
             if !w.is_empty() {
-                encode_withdraw(&key.codec, w, &mut bytes)?;
+                let mark = bytes.len();
+                if let Err(e) = encode_withdraw(&key.codec, w, &mut bytes) {
+                    bytes.truncate(mark);
+                    failed("the withdrawal", w.len(), e);
+                }
             }
         }
         let mut announce = self.announce;
         for k in &self.order {
             if let Some((attrs, nlri)) = announce.remove(k) {
-                encode_announce(&key.codec, &attrs, &nlri, &mut bytes)?;
+                let mark = bytes.len();
+                if let Err(e) = encode_announce(&key.codec, &attrs, &nlri, &mut bytes) {
+                    bytes.truncate(mark);
+                    failed("an announcement", nlri.len(), e);
+                }
             }
         }
         let messages = count_messages(&bytes);
-        Ok(Encoded { bytes, messages })
+        Encoded { bytes, messages }
     }
 }
 
@@ -167,10 +183,7 @@ impl UpdateGroup {
                 p.announce(*prefix, *id, a);
             }
         }
-        let mut enc = p.encode(&self.key).unwrap_or_else(|e| {
-            warn!("cannot encode table dump: {e}");
-            Encoded::default()
-        });
+        let mut enc = p.encode(&self.key);
         for f in families {
             encode_end_of_rib(*f, &mut enc.bytes);
             enc.messages += 1;
@@ -228,10 +241,7 @@ impl UpdateGroup {
                 self.adj_out.insert(*prefix, new);
             }
         }
-        let enc = p.encode(&self.key).unwrap_or_else(|e| {
-            warn!("cannot encode updates: {e}");
-            Encoded::default()
-        });
+        let enc = p.encode(&self.key);
         if !enc.is_empty() {
             self.messages_encoded += enc.messages;
             let bytes = Bytes::from(enc.bytes);

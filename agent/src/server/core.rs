@@ -171,6 +171,7 @@ impl RouteServer {
                 local_asn: cfg.asn,
                 router_id: cfg.router_id,
                 branch_to_branch: cfg.branch_to_branch,
+                ipv6_next_hop: cfg.ipv6_next_hop,
             },
             table: Table::new(),
             peers: FxHashMap::default(),
@@ -180,14 +181,17 @@ impl RouteServer {
             local,
             cfg: cfg.clone(),
         };
-        let attrs = Arc::new(local_route_attrs());
+        // One attribute set per family: exports cache by attribute set, and
+        // next hop self differs between the families.
+        let attrs = [Arc::new(local_route_attrs()), Arc::new(local_route_attrs())];
         for p in &cfg.vnet_prefixes {
+            let family_attrs = &attrs[usize::from(p.afi() == crate::prefix::Afi::Ipv6)];
             rs.table.insert(
                 *p,
                 Path {
                     source: rs.local.clone(),
                     path_id: 0,
-                    attrs: attrs.clone(),
+                    attrs: family_attrs.clone(),
                     stale: false,
                     rejected: None,
                 },
@@ -640,12 +644,15 @@ impl RouteServer {
         }
     }
 
-    fn accepted_count(&self, id: PeerId) -> usize {
-        self.table
-            .iter()
-            .flat_map(|(_, d)| d.paths.iter())
-            .filter(|p| p.source.peer == id && p.rejected.is_none())
-            .count()
+    /// Paths accepted by import policy, per peer, in one pass over the table.
+    fn accepted_counts(&self) -> FxHashMap<PeerId, usize> {
+        let mut m = FxHashMap::default();
+        for p in self.table.iter().flat_map(|(_, d)| d.paths.iter()) {
+            if p.rejected.is_none() {
+                *m.entry(p.source.peer).or_insert(0) += 1;
+            }
+        }
+        m
     }
 
     fn advertised_count(&self, id: PeerId) -> usize {
@@ -660,6 +667,7 @@ impl RouteServer {
 
     /// `steer show peers`.
     pub fn show_peers(&self) -> Vec<PeerView> {
+        let accepted = self.accepted_counts();
         let mut v: Vec<PeerView> = self
             .peers
             .values()
@@ -670,7 +678,7 @@ impl RouteServer {
                 asn: p.asn,
                 status: p.status.snapshot(),
                 received: p.received,
-                accepted: self.accepted_count(p.id),
+                accepted: accepted.get(&p.id).copied().unwrap_or(0),
                 advertised: self.advertised_count(p.id),
                 max_prefixes: p.max_prefixes,
                 max_prefix_trips: p.max_prefix_trips,

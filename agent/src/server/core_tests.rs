@@ -2,12 +2,12 @@
 //! receive is decoded from their send queues with the codec.
 
 use super::*;
-use crate::config::ConfigFile;
 use crate::bgp::attribute::{AsPath, Origin, community};
 use crate::bgp::capability::GracefulRestart;
 use crate::bgp::message::{CodecConfig, Message, decode, frame_len};
 use crate::bgp::nlri::Nlri;
 use crate::bgp::session::Outbound;
+use crate::config::ConfigFile;
 use std::net::{Ipv4Addr, SocketAddr};
 use tokio::sync::mpsc;
 
@@ -207,6 +207,41 @@ fn appliances_receive_the_vnet_prefix_with_as_path_65515_and_next_hop_self() {
     let a = &h[&("10.1.0.0/16".to_string(), 0)];
     assert_eq!(a.as_path, Some(AsPath::sequence([65515])));
     assert_eq!(a.next_hop, Some("10.1.0.4".parse().unwrap()));
+}
+
+#[test]
+fn ipv6_vnet_prefix_uses_the_configured_ipv6_next_hop_on_ipv4_sessions() {
+    let text = CONFIG.replace(
+        "vnet_prefixes = [\"10.1.0.0/16\"]",
+        "vnet_prefixes = [\"10.1.0.0/16\", \"2001:db8:a000::/36\"]\nipv6_next_hop = \"2001:db8:1::4\"",
+    );
+    let cfg = ServerConfig::from_str(std::path::Path::new("t.toml"), &text).unwrap();
+    let mut rs = RouteServer::new(Arc::new(cfg));
+    let id = rs.host_for("10.1.0.31".parse().unwrap()).unwrap();
+    let mut n = negotiated(65515, "10.1.0.31", false, true, false);
+    n.families.push(Family::IPV6_UNICAST);
+    let mut h = connect(&mut rs, id, n, "10.1.0.31");
+    let mut v6 = std::collections::BTreeMap::new();
+    while let Ok(b) = h.rx.try_recv() {
+        let mut rest: &[u8] = &b;
+        while !rest.is_empty() {
+            let len = frame_len(rest, &h.codec).unwrap().unwrap();
+            let mut codec = h.codec.clone();
+            codec.add_path_receive = codec.add_path_send;
+            if let Message::Update(u) = decode(&rest[..len], &codec).unwrap()
+                && let Some(mp) = u.mp_reach
+            {
+                for n in mp.nlri {
+                    v6.insert(n.prefix.to_string(), mp.next_hop.to_string());
+                }
+            }
+            rest = &rest[len..];
+        }
+    }
+    assert_eq!(
+        v6.get("2001:db8:a000::/36").map(String::as_str),
+        Some("2001:db8:1::4")
+    );
 }
 
 #[test]

@@ -73,17 +73,19 @@ impl GobgpConfig {
                     let _ = writeln!(c, "    local-address = \"{ip}\"");
                 }
             }
-            let _ = writeln!(
-                c,
-                "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\""
-            );
-            if n.add_paths.rx() || n.add_paths.tx() {
-                let _ = writeln!(c, "    [neighbors.afi-safis.add-paths.config]");
-                if n.add_paths.rx() {
-                    let _ = writeln!(c, "      receive = true");
-                }
-                if n.add_paths.tx() {
-                    let _ = writeln!(c, "      send-max = 8");
+            for family in ["ipv4-unicast", "ipv6-unicast"] {
+                let _ = writeln!(
+                    c,
+                    "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}\""
+                );
+                if n.add_paths.rx() || n.add_paths.tx() {
+                    let _ = writeln!(c, "    [neighbors.afi-safis.add-paths.config]");
+                    if n.add_paths.rx() {
+                        let _ = writeln!(c, "      receive = true");
+                    }
+                    if n.add_paths.tx() {
+                        let _ = writeln!(c, "      send-max = 8");
+                    }
                 }
             }
         }

@@ -145,10 +145,10 @@ impl Gobgp {
         .map_err(|e| self.with_logs(e))
     }
 
-    /// Originates `a` (`gobgp global rib add`); a prepend becomes an
+    /// Originates `a` (`gobgp global rib add`; IPv4 or IPv6 by the prefix); a prepend becomes an
     /// AS_PATH of that many local ASNs (gobgpd adds its own AS on eBGP).
     pub fn announce(&self, a: &Announce) -> Result<()> {
-        let mut args: Vec<String> = ["global", "rib", "add", &a.prefix, "-a", "ipv4"]
+        let mut args: Vec<String> = ["global", "rib", "add", &a.prefix, "-a", family(&a.prefix)]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -184,7 +184,7 @@ impl Gobgp {
 
     /// Withdraws a prefix it originated.
     pub fn withdraw(&self, prefix: &str) -> Result<()> {
-        self.cli(&["global", "rib", "del", prefix, "-a", "ipv4"])
+        self.cli(&["global", "rib", "del", prefix, "-a", family(prefix)])
             .map(drop)
     }
 
@@ -206,4 +206,9 @@ impl Gobgp {
     fn with_logs(&self, e: anyhow::Error) -> anyhow::Error {
         anyhow::anyhow!("{e:#}; last log lines:\n{}", self.log_tail())
     }
+}
+
+/// The `gobgp -a` family of a prefix.
+fn family(prefix: &str) -> &'static str {
+    if prefix.contains(':') { "ipv6" } else { "ipv4" }
 }
