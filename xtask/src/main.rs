@@ -1,5 +1,10 @@
 //! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|fib>`.
 
+mod bench_bgp;
+mod bench_fib;
+mod bench_xdp;
+mod ebpf;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -31,7 +36,7 @@ enum Cmd {
 #[derive(Subcommand)]
 enum Bench {
     /// Route server: P appliances x N prefixes, Steer vs BIRD vs GoBGP.
-    Bgp,
+    Bgp(bench_bgp::Args),
     /// Host FIB: kernel programming vs `ip -batch`, XDP map rate and cost.
     Fib,
 }
@@ -48,10 +53,12 @@ fn script(name: &str, args: &[String]) -> Result<()> {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::BuildEbpf => anyhow::bail!("not built yet"),
+        Cmd::BuildEbpf => ebpf::build(),
         Cmd::Test => script("test.sh", &[]),
         Cmd::Demo { args } => script("demo.sh", &args),
-        Cmd::Bench { which: Bench::Bgp } => anyhow::bail!("not built yet"),
-        Cmd::Bench { which: Bench::Fib } => anyhow::bail!("not built yet"),
+        Cmd::Bench {
+            which: Bench::Bgp(args),
+        } => bench_bgp::run(args),
+        Cmd::Bench { which: Bench::Fib } => bench_fib::run().and_then(|()| bench_xdp::run()),
     }
 }
