@@ -24,16 +24,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]}"
 fi
 
-# The packaged daemons must not run in the root namespace: the lab starts its
-# own instances inside network namespaces.
-for svc in bird frr gobgpd exabgp; do
-  if systemctl is-active --quiet "$svc" 2>/dev/null; then
-    systemctl stop "$svc" >/dev/null 2>&1 || true
-    systemctl disable "$svc" >/dev/null 2>&1 || true
+# The packaged daemons must not keep running in the root namespace (the
+# lab starts its own inside network namespaces). Only when this run just
+# installed them, and only root-namespace processes: lab daemons in other
+# namespaces (a running test or a kept demo) are left alone.
+if [ ${#missing[@]} -gt 0 ]; then
+  rootns=$(readlink /proc/1/ns/net)
+  for name in bird gobgpd zebra bgpd watchfrr; do
+    for pid in $(pgrep -x "$name" 2>/dev/null); do
+      [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$rootns" ] && kill "$pid" 2>/dev/null
+    done
+  done
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+    for svc in bird frr gobgpd exabgp; do
+      systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    done
   fi
-done
-pkill -x bird 2>/dev/null || true
-pkill -x gobgpd 2>/dev/null || true
+fi
 
 rustup toolchain list 2>/dev/null | grep -q '^nightly' \
   || die "the eBPF program and the fuzzer need the machine's preinstalled nightly toolchain (rustup toolchain list shows none)"

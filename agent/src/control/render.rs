@@ -224,17 +224,17 @@ fn want_text(w: &Value) -> String {
 pub fn fib(v: &Value) -> String {
     let table = s(v, "table");
     let kernel_head = format!("KERNEL (table {table})");
-    let mut t = TextTable::new(&["", "PREFIX", "INTENT", &kernel_head, "XDP"]);
+    let mut t = TextTable::new(&["PREFIX", "INTENT", &kernel_head, "XDP", ""]);
     let mut mismatches = 0;
     for e in v["entries"].as_array().into_iter().flatten() {
         let bad = e["mismatch"].as_bool() == Some(true);
         mismatches += usize::from(bad);
         t.row(vec![
-            if bad { "!".into() } else { String::new() },
             s(e, "prefix"),
             want_text(&e["want"]),
             s(e, "kernel"),
             s(e, "xdp"),
+            if bad { "! mismatch".into() } else { String::new() },
         ]);
     }
     let mut out = t.render();
@@ -245,7 +245,7 @@ pub fn fib(v: &Value) -> String {
     out.push('\n');
     if mismatches > 0 {
         out.push_str(&format!(
-            "{mismatches} prefixes where intent, kernel and XDP disagree (marked !)\n"
+            "{mismatches} prefixes where intent, kernel and XDP disagree\n"
         ));
     }
     let attached = list(v, "xdp_attached");
@@ -311,11 +311,11 @@ mod tests {
         let out = fib(&v);
         assert!(
             out.contains(
-                "   0.0.0.0/0    forward 10.1.0.20  via 10.1.0.20       forward 10.1.0.20"
+                "0.0.0.0/0    forward 10.1.0.20  via 10.1.0.20       forward 10.1.0.20\n"
             ),
             "{out}"
         );
-        assert!(out.contains("!  10.1.0.0/16  vnet"), "{out}");
+        assert!(out.contains("10.1.0.0/16  vnet               -                   pass               ! mismatch"), "{out}");
         assert!(
             out.contains("1 prefixes where intent, kernel and XDP disagree"),
             "{out}"
