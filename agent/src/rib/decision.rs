@@ -12,6 +12,7 @@
 //! are active/active, a prepended path stays passive.
 
 use crate::bgp::attribute::{Origin, PathAttributes};
+use smallvec::SmallVec;
 use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -55,7 +56,8 @@ impl Step {
     }
 }
 
-/// What the decision process needs to know about one path.
+/// What the decision process needs to know about one path, with the
+/// values every comparison reads computed once.
 #[derive(Clone, Debug)]
 pub struct Candidate<'a> {
     /// The path's attributes.
@@ -68,23 +70,36 @@ pub struct Candidate<'a> {
     pub peer_addr: IpAddr,
     /// Who the path came from, for "one path per source" in multipath.
     pub source: u32,
+    local_pref: u32,
+    path_len: usize,
+    origin_rank: u8,
+    neighbour_as: Option<u32>,
 }
 
-impl Candidate<'_> {
-    fn local_pref(&self) -> u32 {
-        self.attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF)
-    }
-
-    fn origin_rank(&self) -> u8 {
-        match self.attrs.origin {
-            Some(Origin::Igp) => 0,
-            Some(Origin::Egp) => 1,
-            Some(Origin::Incomplete) | None => 2,
+impl<'a> Candidate<'a> {
+    /// A candidate for `attrs` learned from the given peer.
+    pub fn new(
+        attrs: &'a PathAttributes,
+        ebgp: bool,
+        peer_router_id: Ipv4Addr,
+        peer_addr: IpAddr,
+        source: u32,
+    ) -> Candidate<'a> {
+        Candidate {
+            attrs,
+            ebgp,
+            peer_router_id,
+            peer_addr,
+            source,
+            local_pref: attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF),
+            path_len: attrs.as_path_len(),
+            origin_rank: match attrs.origin {
+                Some(Origin::Igp) => 0,
+                Some(Origin::Egp) => 1,
+                Some(Origin::Incomplete) | None => 2,
+            },
+            neighbour_as: attrs.as_path.as_ref().and_then(|p| p.first_asn()),
         }
-    }
-
-    fn neighbour_as(&self) -> Option<u32> {
-        self.attrs.as_path.as_ref().and_then(|p| p.first_asn())
     }
 
     fn router_id(&self) -> Ipv4Addr {
@@ -108,16 +123,11 @@ fn by(step: Step, order: Ordering) -> Option<Verdict> {
 /// Compare two paths; MED applies only when both come from the same
 /// neighbour AS and `with_med` is set.
 pub fn compare(a: &Candidate<'_>, b: &Candidate<'_>, with_med: bool) -> Verdict {
-    by(Step::LocalPref, b.local_pref().cmp(&a.local_pref()))
+    by(Step::LocalPref, b.local_pref.cmp(&a.local_pref))
+        .or_else(|| by(Step::AsPathLength, a.path_len.cmp(&b.path_len)))
+        .or_else(|| by(Step::Origin, a.origin_rank.cmp(&b.origin_rank)))
         .or_else(|| {
-            by(
-                Step::AsPathLength,
-                a.attrs.as_path_len().cmp(&b.attrs.as_path_len()),
-            )
-        })
-        .or_else(|| by(Step::Origin, a.origin_rank().cmp(&b.origin_rank())))
-        .or_else(|| {
-            if with_med && a.neighbour_as() == b.neighbour_as() {
+            if with_med && a.neighbour_as == b.neighbour_as {
                 by(
                     Step::Med,
                     a.attrs.med.unwrap_or(0).cmp(&b.attrs.med.unwrap_or(0)),
@@ -144,15 +154,18 @@ pub fn compare(a: &Candidate<'_>, b: &Candidate<'_>, with_med: bool) -> Verdict 
 /// True when `a` and `b` tie on every step up to and including AS-path
 /// length: the multipath criterion.
 pub fn multipath_equal(a: &Candidate<'_>, b: &Candidate<'_>) -> bool {
-    a.local_pref() == b.local_pref() && a.attrs.as_path_len() == b.attrs.as_path_len()
+    a.local_pref == b.local_pref && a.path_len == b.path_len
 }
+
+/// Candidate positions in decision order; inline up to 16 paths.
+pub type Order = SmallVec<[u16; 16]>;
 
 /// The outcome for one prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Selection {
     /// Candidate indexes, best first; multipath members follow the best,
     /// then the rest in preference order.
-    pub order: Vec<usize>,
+    pub order: Order,
     /// How many of `order`'s first entries form the multipath set (1 when
     /// only the best; 0 when there are no candidates).
     pub multipath: usize,
@@ -162,24 +175,32 @@ fn better(a: &Candidate<'_>, b: &Candidate<'_>, with_med: bool) -> bool {
     compare(a, b, with_med).order == Ordering::Less
 }
 
-/// Run the decision process over `cands`.
+/// Run the decision process over `cands` (at most 65,535).
 pub fn select(cands: &[Candidate<'_>]) -> Selection {
-    if cands.is_empty() {
-        return Selection {
-            order: Vec::new(),
-            multipath: 0,
-        };
+    match cands.len() {
+        0 => {
+            return Selection {
+                order: Order::new(),
+                multipath: 0,
+            };
+        }
+        1 => {
+            return Selection {
+                order: smallvec::smallvec![0],
+                multipath: 1,
+            };
+        }
+        _ => {}
     }
-    let mut groups: Vec<(Option<u32>, usize)> = Vec::new();
+    let mut groups: SmallVec<[(Option<u32>, usize); 16]> = SmallVec::new();
     for (i, c) in cands.iter().enumerate() {
-        let nas = c.neighbour_as();
-        match groups.iter_mut().find(|(g, _)| *g == nas) {
+        match groups.iter_mut().find(|(g, _)| *g == c.neighbour_as) {
             Some((_, w)) => {
                 if better(c, &cands[*w], true) {
                     *w = i;
                 }
             }
-            None => groups.push((nas, i)),
+            None => groups.push((c.neighbour_as, i)),
         }
     }
     let best = groups
@@ -194,18 +215,22 @@ pub fn select(cands: &[Candidate<'_>]) -> Selection {
         })
         .expect("non-empty");
 
-    let mut order = vec![best];
-    let mut sources = vec![cands[best].source];
-    let mut rest: Vec<usize> = (0..cands.len()).filter(|&i| i != best).collect();
+    let mut order: Order = smallvec::smallvec![best as u16];
+    let mut sources: SmallVec<[u32; 16]> = smallvec::smallvec![cands[best].source];
+    let mut rest: Order = (0..cands.len())
+        .filter(|&i| i != best)
+        .map(|i| i as u16)
+        .collect();
     rest.sort_by(|&x, &y| {
-        compare(&cands[x], &cands[y], false)
+        compare(&cands[usize::from(x)], &cands[usize::from(y)], false)
             .order
             .then_with(|| x.cmp(&y))
     });
-    let mut others = Vec::new();
+    let mut others = Order::new();
     for i in rest {
-        if multipath_equal(&cands[i], &cands[best]) && !sources.contains(&cands[i].source) {
-            sources.push(cands[i].source);
+        let c = &cands[usize::from(i)];
+        if multipath_equal(c, &cands[best]) && !sources.contains(&c.source) {
+            sources.push(c.source);
             order.push(i);
         } else {
             others.push(i);
@@ -242,13 +267,13 @@ mod tests {
     }
 
     fn cand(a: &PathAttributes, src: u32, id: [u8; 4]) -> Candidate<'_> {
-        Candidate {
-            attrs: a,
-            ebgp: true,
-            peer_router_id: Ipv4Addr::from(id),
-            peer_addr: IpAddr::V4(Ipv4Addr::from(id)),
-            source: src,
-        }
+        Candidate::new(
+            a,
+            true,
+            Ipv4Addr::from(id),
+            IpAddr::V4(Ipv4Addr::from(id)),
+            src,
+        )
     }
 
     #[test]
@@ -257,7 +282,7 @@ mod tests {
         let b = attrs(&[65021]);
         let s = select(&[cand(&a, 1, [10, 1, 0, 20]), cand(&b, 2, [10, 1, 0, 21])]);
         assert_eq!(s.multipath, 2);
-        assert_eq!(s.order, vec![0, 1]);
+        assert_eq!(s.order.as_slice(), &[0, 1]);
     }
 
     #[test]
@@ -266,7 +291,7 @@ mod tests {
         let b = attrs(&[65021]);
         let (ca, cb) = (cand(&a, 1, [10, 1, 0, 20]), cand(&b, 2, [10, 1, 0, 21]));
         let s = select(&[ca.clone(), cb.clone()]);
-        assert_eq!(s.order, vec![1, 0]);
+        assert_eq!(s.order.as_slice(), &[1, 0]);
         assert_eq!(s.multipath, 1);
         assert_eq!(why_lost(&cb, &ca).step, Step::AsPathLength);
     }
@@ -323,7 +348,7 @@ mod tests {
             cand(&b, 2, [3, 3, 3, 3]),
             cand(&c, 3, [2, 2, 2, 2]),
         ];
-        let first = select(&cands).order[0];
+        let first = usize::from(select(&cands).order[0]);
         let perms = [
             [0, 1, 2],
             [0, 2, 1],
@@ -335,7 +360,7 @@ mod tests {
         for p in perms {
             let v: Vec<Candidate<'_>> = p.iter().map(|&i| cands[i].clone()).collect();
             let s = select(&v);
-            assert_eq!(p[s.order[0]], first, "permutation {p:?}");
+            assert_eq!(p[usize::from(s.order[0])], first, "permutation {p:?}");
         }
         assert_eq!(first, 2);
     }
@@ -418,7 +443,7 @@ mod tests {
         assert_eq!(
             select(&[]),
             Selection {
-                order: vec![],
+                order: Order::new(),
                 multipath: 0
             }
         );

@@ -177,17 +177,14 @@ pub fn export(
 }
 
 fn to_appliance_allowed(p: &Path, asn: u32, ctx: &ExportContext) -> bool {
-    let a = &p.attrs;
-    if a.has_community(community::NO_ADVERTISE) || a.has_community(community::NO_EXPORT) {
-        return false;
-    }
-    if a.as_path.as_ref().is_some_and(|x| x.contains(asn)) {
-        return false;
-    }
-    match p.source.kind {
+    let kind_ok = match p.source.kind {
         SourceKind::Local | SourceKind::Host => true,
         SourceKind::Appliance => ctx.branch_to_branch && p.source.asn != asn,
-    }
+    };
+    kind_ok
+        && !p.attrs.has_community(community::NO_ADVERTISE)
+        && !p.attrs.has_community(community::NO_EXPORT)
+        && !p.attrs.as_path.as_ref().is_some_and(|x| x.contains(asn))
 }
 
 fn to_host(
@@ -474,7 +471,7 @@ mod tests {
     fn refused_paths_are_never_exported() {
         let s = src(1, SourceKind::Appliance, 65010, "10.1.0.10");
         let mut p = path(&s, &[65010], vec![]);
-        p.rejected = Some(Rejection::OwnAsInPath);
+        p.rejected = Some(Box::new(Rejection::OwnAsInPath));
         let t = table_with(vec![("10.250.0.0/16", p)]);
         assert!(run(&t, "10.250.0.0/16", &key(Audience::Hosts, true), &ctx(true)).is_empty());
     }

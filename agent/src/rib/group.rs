@@ -6,7 +6,7 @@
 //! Adj-RIB-Out replayed, then End-of-RIB (RFC 4724 §2).
 
 use super::export::{ExportCache, ExportContext, GroupKey, export};
-use super::table::Table;
+use super::table::{Dest, Table};
 use crate::bgp::attribute::PathAttributes;
 use crate::bgp::error::EncodeError;
 use crate::bgp::message::{encode_announce, encode_end_of_rib, encode_withdraw};
@@ -15,6 +15,7 @@ use crate::bgp::session::{Outbound, PeerId};
 use crate::prefix::{Afi, Prefix};
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use tracing::warn;
 
@@ -72,10 +73,14 @@ pub struct UpdateGroup {
     pub messages_encoded: u64,
 }
 
-#[derive(Default)]
-struct Pending {
-    announce: FxHashMap<(usize, Afi), (Arc<PathAttributes>, Vec<Nlri>)>,
-    order: Vec<(usize, Afi)>,
+/// Announcements and withdrawals collected for one group, grouped by
+/// attribute set so each set is encoded once.
+#[derive(Default, Debug)]
+pub struct Changes {
+    /// Attribute sets in first-seen order with their NLRI.
+    sets: Vec<(Arc<PathAttributes>, Vec<Nlri>)>,
+    index: FxHashMap<(usize, Afi), usize>,
+    last: Option<((usize, Afi), usize)>,
     withdraw: [Vec<Nlri>; 2],
 }
 
@@ -86,17 +91,23 @@ fn afi_index(a: Afi) -> usize {
     }
 }
 
-impl Pending {
+impl Changes {
     fn announce(&mut self, prefix: Prefix, path_id: u32, attrs: &Arc<PathAttributes>) {
         let k = (Arc::as_ptr(attrs) as usize, prefix.afi());
         let nlri = Nlri { prefix, path_id };
-        match self.announce.get_mut(&k) {
-            Some((_, v)) => v.push(nlri),
-            None => {
-                self.announce.insert(k, (attrs.clone(), vec![nlri]));
-                self.order.push(k);
+        let i = match self.last {
+            Some((lk, i)) if lk == k => i,
+            _ => {
+                let n = self.sets.len();
+                let i = *self.index.entry(k).or_insert(n);
+                if i == n {
+                    self.sets.push((attrs.clone(), Vec::new()));
+                }
+                self.last = Some((k, i));
+                i
             }
-        }
+        };
+        self.sets[i].1.push(nlri);
     }
 
     fn withdraw(&mut self, prefix: Prefix, path_id: u32) {
@@ -122,14 +133,11 @@ impl Pending {
                 }
             }
         }
-        let mut announce = self.announce;
-        for k in &self.order {
-            if let Some((attrs, nlri)) = announce.remove(k) {
-                let mark = bytes.len();
-                if let Err(e) = encode_announce(&key.codec, &attrs, &nlri, &mut bytes) {
-                    bytes.truncate(mark);
-                    failed("an announcement", nlri.len(), e);
-                }
+        for (attrs, nlri) in &self.sets {
+            let mark = bytes.len();
+            if let Err(e) = encode_announce(&key.codec, attrs, nlri, &mut bytes) {
+                bytes.truncate(mark);
+                failed("an announcement", nlri.len(), e);
             }
         }
         let messages = count_messages(&bytes);
@@ -174,7 +182,7 @@ impl UpdateGroup {
     /// The whole Adj-RIB-Out of `families` as UPDATEs, then End-of-RIB for
     /// each: what a joining member (or a ROUTE-REFRESH) receives.
     pub fn dump(&self, families: &[Family]) -> Encoded {
-        let mut p = Pending::default();
+        let mut p = Changes::default();
         for (prefix, out) in &self.adj_out {
             if !families.contains(&Family::unicast(prefix.afi())) {
                 continue;
@@ -205,43 +213,54 @@ impl UpdateGroup {
         self.members.is_empty()
     }
 
-    /// Re-export `changed` prefixes, diff against the Adj-RIB-Out, encode
-    /// once and queue the bytes to every member. Returns the number of
-    /// UPDATE messages encoded.
-    pub fn refresh(&mut self, table: &Table, changed: &[Prefix], ctx: &ExportContext) -> u64 {
-        let mut p = Pending::default();
-        for prefix in changed {
-            let new = export(prefix, table.get(prefix), &self.key, ctx, &mut self.cache);
-            let old = self.adj_out.get(prefix);
-            let same = |a: &(u32, Arc<PathAttributes>), b: &(u32, Arc<PathAttributes>)| {
-                a.0 == b.0 && (Arc::ptr_eq(&a.1, &b.1) || a.1 == b.1)
-            };
-            if let Some(old) = old {
-                if old.len() == new.len() && old.iter().zip(&new).all(|(a, b)| same(a, b)) {
-                    continue;
-                }
+    /// Re-export one changed prefix into `changes`: diff what the group
+    /// now wants to advertise against its Adj-RIB-Out.
+    pub fn refresh_prefix(
+        &mut self,
+        changes: &mut Changes,
+        prefix: &Prefix,
+        dest: Option<&Dest>,
+        ctx: &ExportContext,
+    ) {
+        let new = export(prefix, dest, &self.key, ctx, &mut self.cache);
+        let same = |a: &(u32, Arc<PathAttributes>), b: &(u32, Arc<PathAttributes>)| {
+            a.0 == b.0 && (Arc::ptr_eq(&a.1, &b.1) || a.1 == b.1)
+        };
+        match self.adj_out.entry(*prefix) {
+            Entry::Occupied(mut e) => {
+                let old = e.get();
                 for o in old {
                     if !new.iter().any(|n| n.0 == o.0) {
-                        p.withdraw(*prefix, o.0);
+                        changes.withdraw(*prefix, o.0);
                     }
                 }
                 for n in &new {
                     if !old.iter().any(|o| same(o, n)) {
-                        p.announce(*prefix, n.0, &n.1);
+                        changes.announce(*prefix, n.0, &n.1);
                     }
                 }
-            } else {
-                for n in &new {
-                    p.announce(*prefix, n.0, &n.1);
+                if new.is_empty() {
+                    e.remove();
+                } else {
+                    *e.get_mut() = new;
                 }
             }
-            if new.is_empty() {
-                self.adj_out.remove(prefix);
-            } else {
-                self.adj_out.insert(*prefix, new);
+            Entry::Vacant(e) => {
+                if new.is_empty() {
+                    return;
+                }
+                for n in &new {
+                    changes.announce(*prefix, n.0, &n.1);
+                }
+                e.insert(new);
             }
         }
-        let enc = p.encode(&self.key);
+    }
+
+    /// Encode `changes` once and queue the bytes to every member. Returns
+    /// the number of UPDATE messages.
+    pub fn send(&mut self, changes: Changes) -> u64 {
+        let enc = changes.encode(&self.key);
         if !enc.is_empty() {
             self.messages_encoded += enc.messages;
             let bytes = Bytes::from(enc.bytes);

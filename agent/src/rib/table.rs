@@ -8,7 +8,8 @@ use super::decision::{Candidate, Selection, select};
 use crate::bgp::attribute::PathAttributes;
 use crate::bgp::session::PeerId;
 use crate::prefix::Prefix;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -79,20 +80,20 @@ pub struct Path {
     pub attrs: Arc<PathAttributes>,
     /// Kept through the peer's graceful restart, not yet refreshed.
     pub stale: bool,
-    /// Import policy refused it.
-    pub rejected: Option<Rejection>,
+    /// Import policy refused it (boxed: rare, and it keeps every path small).
+    pub rejected: Option<Box<Rejection>>,
 }
 
 impl Path {
     /// The decision-process view of this path.
     pub fn candidate(&self) -> Candidate<'_> {
-        Candidate {
-            attrs: &self.attrs,
-            ebgp: self.source.ebgp,
-            peer_router_id: self.source.router_id,
-            peer_addr: self.source.addr,
-            source: self.source.peer,
-        }
+        Candidate::new(
+            &self.attrs,
+            self.source.ebgp,
+            self.source.router_id,
+            self.source.addr,
+            self.source.peer,
+        )
     }
 
     /// Same peer and path id.
@@ -109,9 +110,21 @@ pub struct Dest {
     pub paths: Vec<Path>,
     /// Size of the multipath set at the front of `paths`.
     pub multipath: usize,
+    /// Queued for the next decision.
+    dirty: bool,
+    /// A local or host path was eligible at the last decision / the one
+    /// before: without either, appliances (outside branch-to-branch) are
+    /// neither sent nor withdrawn anything for this prefix.
+    for_appliances: [bool; 2],
 }
 
 impl Dest {
+    /// True when appliances may be affected by this prefix's last change
+    /// even without branch-to-branch.
+    pub fn concerns_appliances(&self) -> bool {
+        self.for_appliances[0] || self.for_appliances[1]
+    }
+
     /// The best path, if any path is eligible.
     pub fn best(&self) -> Option<&Path> {
         (self.multipath > 0).then(|| &self.paths[0])
@@ -128,11 +141,20 @@ impl Dest {
     }
 }
 
-/// The prefix table with a dirty set for batched decisions.
+/// The prefix table with a queue of prefixes to decide. A flag on each
+/// destination keeps the queue free of duplicates without a second hash
+/// lookup per change.
 #[derive(Debug, Default)]
 pub struct Table {
     dests: FxHashMap<Prefix, Dest>,
-    dirty: FxHashSet<Prefix>,
+    dirty: Vec<Prefix>,
+}
+
+fn mark(dirty: &mut Vec<Prefix>, prefix: Prefix, d: &mut Dest) {
+    if !d.dirty {
+        d.dirty = true;
+        dirty.push(prefix);
+    }
 }
 
 /// What an insert or remove did to a peer's received-prefix count.
@@ -177,7 +199,7 @@ impl Table {
     /// Add or replace the path `path.source.peer`/`path.path_id` for `prefix`.
     pub fn insert(&mut self, prefix: Prefix, path: Path) -> CountChange {
         let d = self.dests.entry(prefix).or_default();
-        self.dirty.insert(prefix);
+        mark(&mut self.dirty, prefix, d);
         match d
             .paths
             .iter_mut()
@@ -204,7 +226,7 @@ impl Table {
         if d.paths.len() == before {
             return CountChange::None;
         }
-        self.dirty.insert(*prefix);
+        mark(&mut self.dirty, *prefix, d);
         CountChange::Removed
     }
 
@@ -221,7 +243,7 @@ impl Table {
                 .retain(|p| !(p.source.peer == peer && pred(prefix, p)));
             if d.paths.len() != before {
                 n += before - d.paths.len();
-                self.dirty.insert(*prefix);
+                mark(&mut self.dirty, *prefix, d);
             }
         }
         n
@@ -245,8 +267,8 @@ impl Table {
 
     /// Mark a prefix for re-decision (e.g. after a policy change).
     pub fn touch(&mut self, prefix: Prefix) {
-        if self.dests.contains_key(&prefix) {
-            self.dirty.insert(prefix);
+        if let Some(d) = self.dests.get_mut(&prefix) {
+            mark(&mut self.dirty, prefix, d);
         }
     }
 
@@ -259,7 +281,7 @@ impl Table {
     /// (prefixes left without paths are removed from the table but still
     /// returned, so exports can withdraw them).
     pub fn decide(&mut self) -> Vec<Prefix> {
-        let dirty: Vec<Prefix> = self.dirty.drain().collect();
+        let dirty = std::mem::take(&mut self.dirty);
         for prefix in &dirty {
             let Some(d) = self.dests.get_mut(prefix) else {
                 continue;
@@ -268,24 +290,52 @@ impl Table {
                 self.dests.remove(prefix);
                 continue;
             }
+            d.dirty = false;
             decide_dest(d);
         }
         dirty
     }
 }
 
+/// Order `d.paths` best first (multipath set, other eligible paths, then
+/// refused ones) without allocating for up to 16 paths.
 fn decide_dest(d: &mut Dest) {
-    let (eligible, refused): (Vec<Path>, Vec<Path>) = std::mem::take(&mut d.paths)
-        .into_iter()
-        .partition(|p| p.rejected.is_none());
+    let mut eligible = 0;
+    for i in 0..d.paths.len() {
+        if d.paths[i].rejected.is_none() {
+            d.paths.swap(eligible, i);
+            eligible += 1;
+        }
+    }
     let Selection { order, multipath } = {
-        let cands: Vec<Candidate<'_>> = eligible.iter().map(Path::candidate).collect();
+        let cands: SmallVec<[Candidate<'_>; 16]> =
+            d.paths[..eligible].iter().map(Path::candidate).collect();
         select(&cands)
     };
-    let mut slots: Vec<Option<Path>> = eligible.into_iter().map(Some).collect();
-    d.paths = order.iter().filter_map(|&i| slots[i].take()).collect();
-    d.paths.extend(refused);
+    apply_order(&mut d.paths[..eligible], &order);
     d.multipath = multipath;
+    d.for_appliances = [
+        d.for_appliances[1],
+        d.paths[..eligible]
+            .iter()
+            .any(|p| p.source.kind != SourceKind::Appliance),
+    ];
+}
+
+/// Permute `paths` in place so that `paths[k]` becomes the old
+/// `paths[order[k]]`.
+fn apply_order(paths: &mut [Path], order: &[u16]) {
+    let mut want: SmallVec<[u16; 16]> = SmallVec::from_slice(order);
+    for k in 0..want.len() {
+        let src = usize::from(want[k]);
+        if src != k {
+            paths.swap(k, src);
+            if let Some(w) = want.iter_mut().skip(k + 1).find(|w| usize::from(**w) == k) {
+                *w = src as u16;
+            }
+            want[k] = k as u16;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -330,7 +380,7 @@ mod tests {
         let (a, b, c) = (source(1, 65010), source(2, 65020), source(3, 65030));
         let mut t = Table::new();
         let mut refused = path(&c, 1);
-        refused.rejected = Some(Rejection::OwnAsInPath);
+        refused.rejected = Some(Box::new(Rejection::OwnAsInPath));
         t.insert(p("0.0.0.0/0"), refused);
         t.insert(p("0.0.0.0/0"), path(&a, 3));
         t.insert(p("0.0.0.0/0"), path(&b, 1));
@@ -341,6 +391,36 @@ mod tests {
         assert_eq!(order, vec![2, 1, 3]);
         assert_eq!(d.eligible().count(), 2);
         assert!(!t.has_dirty());
+    }
+
+    #[test]
+    fn apply_order_permutes_in_place_for_every_order_of_four() {
+        let src = source(1, 65010);
+        let mk = |i: u32| {
+            let mut x = path(&src, 1);
+            x.path_id = i;
+            x
+        };
+        let mut perms = vec![vec![0u16, 1, 2, 3]];
+        for _ in 0..24 {
+            let mut p = perms.last().unwrap().clone();
+            // next lexicographic permutation
+            let Some(i) = (0..3).rev().find(|&i| p[i] < p[i + 1]) else {
+                break;
+            };
+            let j = (i + 1..4).rev().find(|&j| p[j] > p[i]).unwrap();
+            p.swap(i, j);
+            p[i + 1..].reverse();
+            perms.push(p);
+        }
+        assert_eq!(perms.len(), 24);
+        for order in perms {
+            let mut v: Vec<Path> = (0..4).map(mk).collect();
+            apply_order(&mut v, &order);
+            let got: Vec<u32> = v.iter().map(|x| x.path_id).collect();
+            let want: Vec<u32> = order.iter().map(|&o| u32::from(o)).collect();
+            assert_eq!(got, want, "order {order:?}");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::config::ServerConfig;
 use crate::prefix::Prefix;
 use crate::rib::decision::{DEFAULT_LOCAL_PREF, why_lost};
 use crate::rib::export::{Audience, ExportContext, GroupKey, local_route_attrs};
-use crate::rib::group::{Member, UpdateGroup};
+use crate::rib::group::{Changes, Member, UpdateGroup};
 use crate::rib::table::{CountChange, Path, Rejection, Source, SourceKind, Table};
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
@@ -447,7 +447,7 @@ impl RouteServer {
                     path_id: n.path_id,
                     attrs: attrs.clone(),
                     stale: false,
-                    rejected,
+                    rejected: rejected.map(Box::new),
                 };
                 if self.table.insert(n.prefix, path) == CountChange::Added {
                     received += 1;
@@ -619,17 +619,30 @@ impl RouteServer {
             .min()
     }
 
-    /// Decide changed prefixes and send the resulting UPDATEs to every group.
+    /// Decide changed prefixes and send the resulting UPDATEs to every group:
+    /// one table lookup per prefix, one encoding per group.
     pub fn flush(&mut self) -> u64 {
         if !self.table.has_dirty() {
             return 0;
         }
         let changed = self.table.decide();
-        let mut msgs = 0;
-        for (_, g) in &mut self.groups {
-            msgs += g.refresh(&self.table, &changed, &self.ctx);
+        let mut changes: Vec<Changes> = self.groups.iter().map(|_| Changes::default()).collect();
+        for prefix in &changed {
+            let dest = self.table.get(prefix);
+            let skip_appliances =
+                !self.ctx.branch_to_branch && dest.is_some_and(|d| !d.concerns_appliances());
+            for ((_, g), c) in self.groups.iter_mut().zip(changes.iter_mut()) {
+                if skip_appliances && matches!(g.key.audience, Audience::Appliances { .. }) {
+                    continue;
+                }
+                g.refresh_prefix(c, prefix, dest, &self.ctx);
+            }
         }
-        msgs
+        self.groups
+            .iter_mut()
+            .zip(changes)
+            .map(|((_, g), c)| g.send(c))
+            .sum()
     }
 
     /// Send Cease/Administrative Shutdown to every session.
