@@ -50,6 +50,7 @@ hold_time = 9
 keepalive = 3
 connect_retry = 1
 stale_timeout = 5
+metrics_listen = "127.0.0.1:9180"
 "#,
         pin_dir.display()
     )
@@ -205,6 +206,20 @@ fn vm_traffic_reaches_each_appliance_through_xdp_and_replies_come_back() -> Resu
         after >= before + 40,
         "XDP forwarded {} packets, expected at least 40",
         after - before
+    );
+    let metrics = s.hosts[0].0.exec(
+        "python3",
+        &["-c", "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9180/metrics').read().decode())"],
+    )?;
+    let forwarded_metric: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("steer_xdp_packets_total{reason=\"forwarded\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(forwarded_metric >= 40.0, "{metrics}");
+    assert!(
+        metrics.contains("steer_bgp_session_up{peer=\"rs1\",address=\"10.1.0.4\"} 1"),
+        "{metrics}"
     );
     let fib: Value = s.hosts[0].1.show(&["fib"])?;
     let mismatched: Vec<&Value> = fib["entries"]

@@ -2,8 +2,8 @@
 //! as the firewall reach Established, their routes show in `steer show
 //! routes`, each receives the VNet prefix with AS path 65515, a GoBGP host
 //! stand-in receives their routes over iBGP, a connection from an unknown
-//! address is closed without an OPEN, and SIGTERM sends Cease/Administrative
-//! Shutdown to every peer.
+//! address is closed without an OPEN, Prometheus metrics report the
+//! sessions, and SIGTERM sends Cease/Administrative Shutdown to every peer.
 
 use anyhow::Result;
 use serde_json::Value;
@@ -22,6 +22,7 @@ branch_to_branch = false
 hold_time = 9
 keepalive = 3
 connect_retry = 1
+metrics_listen = "127.0.0.1:9179"
 
 [[peer]]
 name = "sdwan"
@@ -137,6 +138,22 @@ fn bird_and_frr_appliances_exchange_routes_with_the_route_server_and_its_host_le
     );
     let vnet_at_host = host.wait_routes("10.1.0.0/16", |p| p.len() == 1)?;
     assert_eq!(vnet_at_host[0].large_communities, vec![(65515, 1, 1)]);
+
+    let metrics = rs_ns.exec(
+        "python3",
+        &["-c", "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9179/metrics').read().decode())"],
+    )?;
+    for line in [
+        "steer_bgp_session_up{peer=\"sdwan\",kind=\"appliance\"} 1",
+        "steer_bgp_session_up{peer=\"firewall\",kind=\"appliance\"} 1",
+        "steer_bgp_prefixes_accepted{peer=\"sdwan\",kind=\"appliance\"} 1",
+        "steer_rib_prefixes 3",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing `{line}` in:\n{metrics}"
+        );
+    }
 
     let advertised = rs.show(&["routes", "--peer", "sdwan", "--advertised"])?;
     let adv: Vec<&str> = advertised

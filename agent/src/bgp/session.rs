@@ -650,8 +650,7 @@ impl Driver {
                 Output::Send(m) => self.send(w, &m),
                 Output::StartTimer(t, d) => {
                     let d = match t {
-                        Timer::ConnectRetry | Timer::IdleHold => self.jitter(d),
-                        Timer::Keepalive => self.jitter(d),
+                        Timer::ConnectRetry | Timer::IdleHold | Timer::Keepalive => self.jitter(d),
                         Timer::Hold => d,
                     };
                     if let Some(s) = self.slot(w) {
@@ -704,7 +703,11 @@ impl Driver {
                 let _ = conn.tx.send(Bytes::from(buf));
                 self.status.sent(1, 0);
                 if let Message::Notification(n) = m {
-                    warn!("sending NOTIFICATION {n}");
+                    if n.code == super::error::code::CEASE {
+                        info!("sending NOTIFICATION {n}");
+                    } else {
+                        warn!("sending NOTIFICATION {n}");
+                    }
                 }
             }
             Err(e) => warn!("cannot encode {m:?}: {e}"),
