@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The seed scenario of Steer in network namespaces, in one command:
 #
-#   sudo scripts/demo.sh            install what is missing, build, start the lab,
+#   bash scripts/demo.sh            install what is missing, build, start the lab,
 #                                   walk through it, tear it down
-#   sudo scripts/demo.sh --keep     the same, but leave the lab up to poke around
-#   sudo scripts/demo.sh show       walk through a kept lab again
-#   sudo scripts/demo.sh down       tear a kept (or crashed) lab down
+#   bash scripts/demo.sh --keep     the same, but leave the lab up to poke around
+#   bash scripts/demo.sh show       walk through a kept lab again
+#   bash scripts/demo.sh down       tear a kept (or crashed) lab down
 #
 # Options: --keep, --no-build (skip scripts/setup.sh and cargo; use the
 # existing target/release/steer). Environment: STEER_BIN (a steer binary to
@@ -502,19 +502,19 @@ The lab is up. Poke around (as root; namespaces: ip netns list | grep ^$P):
 
   # daemon logs: $STATE/*.log; configs: $STATE/*/
 
-  sudo $S show    # this walkthrough again
-  sudo $S down    # tear it all down (daemons, namespaces, pins, $STATE)
+  bash $S show    # this walkthrough again
+  bash $S down    # tear it all down (daemons, namespaces, pins, $STATE)
 EOF
 }
 
 # ---------------------------------------------------------------- main
 
 need_root() {
-  [ "$(id -u)" = 0 ] || die "run as root: sudo $S $*"
+  [ "$(id -u)" = 0 ] || die "run as root (sudo bash $S $*)"
 }
 
 need_lab() {
-  [ -f "$STATE/pids" ] || die "no demo lab is running (start one with: sudo $S --keep)"
+  [ -f "$STATE/pids" ] || die "no demo lab is running (start one with: bash $S --keep)"
   check_daemons
 }
 
