@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use steer_tests::{
-    Announce, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Process, Role, Steer,
-    wait_for,
+    Announce, BgpDaemon, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Process, Role,
+    Steer, wait_for,
 };
 
 const RS_CONFIG: &str = r#"

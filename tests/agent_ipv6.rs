@@ -8,7 +8,7 @@
 use anyhow::Result;
 use serde_json::Value;
 use steer_tests::{
-    Announce, Gobgp, GobgpConfig, Lab, Neighbor, Role, Steer, default_timeout, wait_for,
+    Announce, BgpDaemon, Gobgp, GobgpConfig, Lab, Neighbor, Role, Steer, default_timeout, wait_for,
 };
 
 const RS_CONFIG: &str = r#"

@@ -9,7 +9,8 @@
 use anyhow::Result;
 use serde_json::Value;
 use steer_tests::{
-    Announce, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Role, Steer, wait_for,
+    Announce, BgpDaemon, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Role, Steer,
+    wait_for,
 };
 
 const RS_CONFIG: &str = r#"

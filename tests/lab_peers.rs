@@ -10,8 +10,9 @@ use anyhow::Result;
 use steer_tests::route::for_prefix;
 use steer_tests::wire::{self, Message};
 use steer_tests::{
-    AddPaths, Announce, Bird, BirdConfig, Capture, Exabgp, ExabgpConfig, Frr, FrrConfig, Gobgp,
-    GobgpConfig, Lab, Neighbor, Notification, RawAttribute, RawPeer, SessionState, default_timeout,
+    AddPaths, Announce, BgpDaemon, Bird, BirdConfig, Capture, Exabgp, ExabgpConfig, Frr, FrrConfig,
+    Gobgp, GobgpConfig, Lab, Neighbor, Notification, RawAttribute, RawPeer, SessionState,
+    default_timeout,
 };
 
 const SDWAN_AS: u32 = 65010;

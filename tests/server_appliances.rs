@@ -9,8 +9,8 @@ use anyhow::Result;
 use serde_json::Value;
 use std::time::Duration;
 use steer_tests::{
-    AddPaths, Announce, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig, Lab, Neighbor,
-    RawPeer, Role, Steer, wait_for,
+    AddPaths, Announce, BgpDaemon, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig, Lab,
+    Neighbor, RawPeer, Role, Steer, wait_for,
 };
 
 const RS_CONFIG: &str = r#"

@@ -11,8 +11,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 use steer_tests::wire::{self, Message};
 use steer_tests::{
-    AddPaths, Exabgp, ExabgpConfig, Gobgp, GobgpConfig, Lab, Neighbor, Netns, Notification,
-    RawAttribute, RawPeer, Role, SessionState, Steer, default_timeout,
+    AddPaths, BgpDaemon, Exabgp, ExabgpConfig, Gobgp, GobgpConfig, Lab, Neighbor, Netns,
+    Notification, RawAttribute, RawPeer, Role, SessionState, Steer, default_timeout,
 };
 
 const RS_CONFIG: &str = r#"

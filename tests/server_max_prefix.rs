@@ -6,8 +6,8 @@ use anyhow::Result;
 use serde_json::Value;
 use std::time::Duration;
 use steer_tests::{
-    AddPaths, Announce, Exabgp, ExabgpConfig, Frr, FrrConfig, Gobgp, GobgpConfig, Lab, Neighbor,
-    Notification, Role, Steer, default_timeout,
+    AddPaths, Announce, BgpDaemon, Exabgp, ExabgpConfig, Frr, FrrConfig, Gobgp, GobgpConfig, Lab,
+    Neighbor, Notification, Role, Steer, default_timeout,
 };
 
 const RS_CONFIG: &str = r#"

@@ -8,8 +8,8 @@
 use anyhow::Result;
 use std::time::{Duration, Instant};
 use steer_tests::{
-    AddPaths, Announce, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig, Lab, Neighbor, Netns,
-    Role, Steer,
+    AddPaths, Announce, BgpDaemon, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig, Lab,
+    Neighbor, Netns, Role, Steer,
 };
 
 const RS_CONFIG: &str = r#"

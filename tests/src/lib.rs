@@ -8,7 +8,7 @@
 //! `scripts/lab-cleanup.sh` removes what a killed test process left behind.
 //!
 //! ```no_run
-//! use steer_tests::{AddPaths, Announce, Bird, BirdConfig, Gobgp, GobgpConfig, Lab, Neighbor};
+//! use steer_tests::{AddPaths, Announce, BgpDaemon, Bird, BirdConfig, Gobgp, GobgpConfig, Lab, Neighbor};
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! let mut lab = Lab::new()?;
@@ -37,6 +37,7 @@
 
 pub mod bird;
 pub mod capture;
+pub mod daemon;
 pub mod exabgp;
 pub mod frr;
 pub mod gobgp;
@@ -52,6 +53,7 @@ pub mod wire;
 
 pub use bird::{Bird, BirdConfig};
 pub use capture::Capture;
+pub use daemon::BgpDaemon;
 pub use exabgp::{Exabgp, ExabgpConfig, RawAttribute};
 pub use frr::{Frr, FrrConfig};
 pub use gobgp::{Gobgp, GobgpConfig};

@@ -6,7 +6,6 @@ mod config;
 mod show;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
@@ -14,6 +13,7 @@ use tempfile::TempDir;
 pub use config::{BirdConfig, PROTOCOL_PREFIX, protocol_name};
 pub use show::{parse_last_error, parse_routes, parse_state};
 
+use crate::daemon::BgpDaemon;
 use crate::netns::Netns;
 use crate::process::Process;
 use crate::route::{Announce, Route, SessionState, require_tool};
@@ -98,12 +98,6 @@ impl Bird {
         Ok(text)
     }
 
-    /// The BGP state of the session with neighbour `peer` (its name).
-    pub fn session_state(&self, peer: &str) -> Result<SessionState> {
-        let text = self.birdc(&format!("show protocols all {}", protocol_name(peer)))?;
-        parse_state(&text).with_context(|| format!("no state for {peer} in: {text}"))
-    }
-
     /// The `Last error:` BIRD shows for neighbour `peer` (e.g. "Received:
     /// Bad peer AS" or "Error: Malformed AS_PATH"), if any.
     pub fn last_error(&self, peer: &str) -> Result<Option<String>> {
@@ -111,25 +105,6 @@ impl Bird {
             "show protocols all {}",
             protocol_name(peer)
         ))?))
-    }
-
-    /// Waits until the session with neighbour `peer` is Established.
-    pub fn wait_established(&self, peer: &str) -> Result<()> {
-        self.wait_state(peer, SessionState::Established, default_timeout())
-    }
-
-    /// Waits until the session with neighbour `peer` reaches `state`.
-    pub fn wait_state(&self, peer: &str, state: SessionState, timeout: Duration) -> Result<()> {
-        let what = format!("BIRD in {}: session {peer} not {state}", self.ns.name());
-        wait_for(&what, timeout, || {
-            let now = self.session_state(peer)?;
-            if now == state {
-                Ok(Some(()))
-            } else {
-                anyhow::bail!("state {now}")
-            }
-        })
-        .map_err(|e| self.with_logs(e))
     }
 
     /// Every route (every path) in BIRD's table; `source` is the neighbour
@@ -208,15 +183,6 @@ impl Bird {
         Ok(())
     }
 
-    /// The last lines of BIRD's log.
-    pub fn log_tail(&self) -> String {
-        format!(
-            "{}\n{}",
-            tail(&self.log, TAIL_LINES),
-            self.process.log_tail()
-        )
-    }
-
     /// The BIRD log file.
     pub fn log_path(&self) -> &std::path::Path {
         &self.log
@@ -230,10 +196,6 @@ impl Bird {
     /// Stops BIRD (SIGTERM, then SIGKILL).
     pub fn stop(&mut self) {
         self.process.stop();
-    }
-
-    fn with_logs(&self, e: anyhow::Error) -> anyhow::Error {
-        anyhow::anyhow!("{e:#}; last log lines:\n{}", self.log_tail())
     }
 }
 
@@ -262,4 +224,28 @@ fn write_checked(path: &std::path::Path, config: &BirdConfig, log: &std::path::P
         );
     }
     Ok(())
+}
+
+impl BgpDaemon for Bird {
+    fn kind(&self) -> &'static str {
+        "BIRD"
+    }
+
+    fn netns(&self) -> &Netns {
+        &self.ns
+    }
+
+    /// The BGP state of the session with neighbour `peer` (its name).
+    fn session_state(&self, peer: &str) -> Result<SessionState> {
+        let text = self.birdc(&format!("show protocols all {}", protocol_name(peer)))?;
+        parse_state(&text).with_context(|| format!("no state for {peer} in: {text}"))
+    }
+
+    fn log_tail(&self) -> String {
+        format!(
+            "{}\n{}",
+            tail(&self.log, TAIL_LINES),
+            self.process.log_tail()
+        )
+    }
 }

@@ -7,7 +7,6 @@ mod config;
 mod show;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -16,6 +15,7 @@ use tempfile::TempDir;
 pub use config::FrrConfig;
 pub use show::{parse_advertised, parse_paths};
 
+use crate::daemon::BgpDaemon;
 use crate::netns::Netns;
 use crate::process::Process;
 use crate::route::{Announce, Route, SessionState, require_tool};
@@ -109,17 +109,6 @@ impl Frr {
         serde_json::from_str(&text).with_context(|| format!("`{command}` is not JSON: {text}"))
     }
 
-    /// The state of the session with `peer` (an address).
-    pub fn session_state(&self, peer: &str) -> Result<SessionState> {
-        let json = self.show_json(&format!("show bgp neighbors {peer} json"))?;
-        let state = json
-            .get(peer)
-            .and_then(|p| p.get("bgpState"))
-            .and_then(Value::as_str)
-            .with_context(|| format!("no bgpState for {peer}: {json}"))?;
-        Ok(SessionState::parse(state))
-    }
-
     /// Why the session with `peer` last went down (`lastResetDueTo`, plus
     /// `lastNotificationReason` when FRR has one).
     pub fn last_reset(&self, peer: &str) -> Result<Option<String>> {
@@ -136,25 +125,6 @@ impl Frr {
                 (a, b) => a.or(b),
             },
         )
-    }
-
-    /// Waits until the session with `peer` is Established.
-    pub fn wait_established(&self, peer: &str) -> Result<()> {
-        self.wait_state(peer, SessionState::Established, default_timeout())
-    }
-
-    /// Waits until the session with `peer` reaches `state`.
-    pub fn wait_state(&self, peer: &str, state: SessionState, timeout: Duration) -> Result<()> {
-        let what = format!("FRR in {}: session {peer} not {state}", self.ns.name());
-        wait_for(&what, timeout, || {
-            let now = self.session_state(peer)?;
-            if now == state {
-                Ok(Some(()))
-            } else {
-                bail!("state {now}")
-            }
-        })
-        .map_err(|e| self.with_logs(e))
     }
 
     /// Every path in the BGP table (all peers, ADD-PATH paths included).
@@ -234,18 +204,6 @@ impl Frr {
         Ok(())
     }
 
-    /// The last lines of the bgpd and zebra logs.
-    pub fn log_tail(&self) -> String {
-        let d = self.dir.path();
-        format!(
-            "--- bgpd.log\n{}\n--- bgpd stdout\n{}\n--- zebra.log\n{}\n--- zebra stdout\n{}",
-            tail(Path::new(&log(d, "bgpd")), TAIL_LINES),
-            self.bgpd.log_tail(),
-            tail(Path::new(&log(d, "zebra")), 10),
-            self.zebra.log_tail(),
-        )
-    }
-
     /// This instance's dir (configs, sockets, logs).
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -256,9 +214,37 @@ impl Frr {
         self.bgpd.stop();
         self.zebra.stop();
     }
+}
 
-    fn with_logs(&self, e: anyhow::Error) -> anyhow::Error {
-        anyhow::anyhow!("{e:#}; last log lines:\n{}", self.log_tail())
+impl BgpDaemon for Frr {
+    fn kind(&self) -> &'static str {
+        "FRR"
+    }
+
+    fn netns(&self) -> &Netns {
+        &self.ns
+    }
+
+    /// The state of the session with `peer` (an address).
+    fn session_state(&self, peer: &str) -> Result<SessionState> {
+        let json = self.show_json(&format!("show bgp neighbors {peer} json"))?;
+        let state = json
+            .get(peer)
+            .and_then(|p| p.get("bgpState"))
+            .and_then(Value::as_str)
+            .with_context(|| format!("no bgpState for {peer}: {json}"))?;
+        Ok(SessionState::parse(state))
+    }
+
+    fn log_tail(&self) -> String {
+        let d = self.dir.path();
+        format!(
+            "--- bgpd.log\n{}\n--- bgpd stdout\n{}\n--- zebra.log\n{}\n--- zebra stdout\n{}",
+            tail(Path::new(&log(d, "bgpd")), TAIL_LINES),
+            self.bgpd.log_tail(),
+            tail(Path::new(&log(d, "zebra")), 10),
+            self.zebra.log_tail(),
+        )
     }
 }
 

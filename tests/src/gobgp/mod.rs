@@ -7,7 +7,6 @@ mod config;
 mod show;
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -16,6 +15,7 @@ use tempfile::TempDir;
 pub use config::GobgpConfig;
 pub use show::{parse_rib, parse_state};
 
+use crate::daemon::BgpDaemon;
 use crate::netns::Netns;
 use crate::process::Process;
 use crate::route::{Announce, Route, SessionState, require_tool};
@@ -81,31 +81,6 @@ impl Gobgp {
         all.extend_from_slice(args);
         let text = self.cli(&all)?;
         serde_json::from_str(&text).with_context(|| format!("gobgp {args:?} is not JSON: {text}"))
-    }
-
-    /// The state of the session with `peer` (an address).
-    pub fn session_state(&self, peer: &str) -> Result<SessionState> {
-        let json = self.json(&["neighbor", peer])?;
-        parse_state(&json).with_context(|| format!("no state for {peer}: {json}"))
-    }
-
-    /// Waits until the session with `peer` is Established.
-    pub fn wait_established(&self, peer: &str) -> Result<()> {
-        self.wait_state(peer, SessionState::Established, default_timeout())
-    }
-
-    /// Waits until the session with `peer` reaches `state`.
-    pub fn wait_state(&self, peer: &str, state: SessionState, timeout: Duration) -> Result<()> {
-        let what = format!("GoBGP in {}: session {peer} not {state}", self.ns.name());
-        wait_for(&what, timeout, || {
-            let now = self.session_state(peer)?;
-            if now == state {
-                Ok(Some(()))
-            } else {
-                bail!("state {now}")
-            }
-        })
-        .map_err(|e| self.with_logs(e))
     }
 
     /// Every path in the global RIB (best and not, from every neighbour).
@@ -188,11 +163,6 @@ impl Gobgp {
             .map(drop)
     }
 
-    /// The last lines of gobgpd's log.
-    pub fn log_tail(&self) -> String {
-        self.process.log_tail()
-    }
-
     /// This instance's dir.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -202,13 +172,29 @@ impl Gobgp {
     pub fn stop(&mut self) {
         self.process.stop();
     }
-
-    fn with_logs(&self, e: anyhow::Error) -> anyhow::Error {
-        anyhow::anyhow!("{e:#}; last log lines:\n{}", self.log_tail())
-    }
 }
 
 /// The `gobgp -a` family of a prefix.
 fn family(prefix: &str) -> &'static str {
     if prefix.contains(':') { "ipv6" } else { "ipv4" }
+}
+
+impl BgpDaemon for Gobgp {
+    fn kind(&self) -> &'static str {
+        "GoBGP"
+    }
+
+    fn netns(&self) -> &Netns {
+        &self.ns
+    }
+
+    /// The state of the session with `peer` (an address).
+    fn session_state(&self, peer: &str) -> Result<SessionState> {
+        let json = self.json(&["neighbor", peer])?;
+        parse_state(&json).with_context(|| format!("no state for {peer}: {json}"))
+    }
+
+    fn log_tail(&self) -> String {
+        self.process.log_tail()
+    }
 }
