@@ -152,11 +152,6 @@ impl Prefix {
         }
     }
 
-    /// True for a default route (length 0).
-    pub fn is_default(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The address family.
     pub fn afi(&self) -> Afi {
         match self {

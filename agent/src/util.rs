@@ -18,11 +18,6 @@ pub fn ser_opt_display<T: Display, S: serde::Serializer>(
     }
 }
 
-/// Serialize a list of `Display` values as strings.
-pub fn ser_display_vec<T: Display, S: serde::Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(v.iter().map(|x| x.to_string()))
-}
-
 /// `1h2m3s`-style rendering for uptimes in tables.
 pub fn human_duration(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);

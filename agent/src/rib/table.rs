@@ -265,13 +265,6 @@ impl Table {
         n
     }
 
-    /// Mark a prefix for re-decision (e.g. after a policy change).
-    pub fn touch(&mut self, prefix: Prefix) {
-        if let Some(d) = self.dests.get_mut(&prefix) {
-            mark(&mut self.dirty, prefix, d);
-        }
-    }
-
     /// True when decisions are pending.
     pub fn has_dirty(&self) -> bool {
         !self.dirty.is_empty()
