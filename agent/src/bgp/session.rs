@@ -622,11 +622,27 @@ impl Driver {
     fn input(&mut self, w: Which, input: Input) {
         let Some(slot) = self.slot(w) else { return };
         let outs = slot.fsm.process(input);
-        self.apply(w, outs);
-        if w == Which::Primary {
+        match self.collision_loser() {
+            // The connection that just got its OPEN loses: it answers with
+            // Cease/7 only, never a KEEPALIVE first.
+            Some(loser) if loser == w => self.end_loser(loser),
+            Some(loser) => {
+                self.apply(w, outs);
+                self.end_loser(loser);
+            }
+            None => self.apply(w, outs),
+        }
+        if w == Which::Primary || self.collision.is_none() {
             self.status.set_state(self.primary.fsm.state());
         }
-        self.resolve_collision();
+        if self
+            .collision
+            .as_ref()
+            .is_some_and(|c| c.fsm.state() == State::Idle)
+        {
+            let s = self.collision.take();
+            self.retire(s.and_then(|s| s.conn));
+        }
     }
 
     fn apply(&mut self, w: Which, outs: Vec<Output>) {
@@ -788,20 +804,16 @@ impl Driver {
     }
 
     /// RFC 4271 §6.8: once both connections have the peer's OPEN, the one
-    /// opened by the speaker with the higher BGP identifier survives.
-    fn resolve_collision(&mut self) {
-        let Some(c) = &self.collision else { return };
-        let cs = c.fsm.state();
-        let ps = self.primary.fsm.state();
-        if cs != State::OpenConfirm {
-            if cs == State::Idle {
-                let s = self.collision.take();
-                self.retire(s.and_then(|s| s.conn));
-            }
-            return;
+    /// opened by the speaker with the higher BGP identifier survives; an
+    /// established session always wins; a primary that has no connection
+    /// left gives way to the colliding one. `None` while undecided.
+    fn collision_loser(&self) -> Option<Which> {
+        let c = self.collision.as_ref()?;
+        if c.fsm.state() != State::OpenConfirm {
+            return None;
         }
-        let keep_primary = match ps {
-            State::Established => true,
+        match self.primary.fsm.state() {
+            State::Established => Some(Which::Collision),
             State::OpenConfirm => {
                 let primary_outgoing = self.primary.conn.as_ref().is_some_and(|c| c.outgoing);
                 let remote_id = self
@@ -810,28 +822,43 @@ impl Driver {
                     .negotiated()
                     .map(|n| n.peer_router_id)
                     .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
-                primary_outgoing && self.spec.fsm.router_id > remote_id
+                if primary_outgoing && self.spec.fsm.router_id > remote_id {
+                    Some(Which::Collision)
+                } else {
+                    Some(Which::Primary)
+                }
             }
-            State::OpenSent => return,
-            State::Idle | State::Connect | State::Active => false,
-        };
+            State::OpenSent => None,
+            State::Idle | State::Connect | State::Active => Some(Which::Primary),
+        }
+    }
+
+    /// Close the losing connection with Cease/7; when it was the primary,
+    /// the colliding connection takes its place.
+    fn end_loser(&mut self, loser: Which) {
         let n = Notification::new(6, cease::COLLISION_RESOLUTION);
-        if keep_primary {
-            info!("collision resolved: keeping the existing connection");
-            let mut s = self.collision.take().expect("collision present");
-            let outs = s.fsm.process(Input::Stop(n));
-            self.collision = Some(s);
-            self.apply(Which::Collision, outs);
-            let s = self.collision.take();
-            self.retire(s.and_then(|s| s.conn));
-        } else {
-            info!("collision resolved: keeping the incoming connection");
-            if matches!(ps, State::OpenSent | State::OpenConfirm) {
-                let outs = self.primary.fsm.process(Input::Stop(n));
-                self.apply_quiet(outs);
+        match loser {
+            Which::Collision => {
+                info!("collision resolved: keeping the existing connection");
+                if let Some(mut s) = self.collision.take() {
+                    let outs = s.fsm.process(Input::Stop(n));
+                    self.collision = Some(s);
+                    self.apply(Which::Collision, outs);
+                    let s = self.collision.take();
+                    self.retire(s.and_then(|s| s.conn));
+                }
             }
-            self.promote_collision();
-            self.status.set_state(self.primary.fsm.state());
+            Which::Primary => {
+                info!("collision resolved: keeping the peer's connection");
+                if matches!(
+                    self.primary.fsm.state(),
+                    State::OpenSent | State::OpenConfirm
+                ) {
+                    let outs = self.primary.fsm.process(Input::Stop(n));
+                    self.apply_quiet(outs);
+                }
+                self.promote_collision();
+            }
         }
     }
 
