@@ -53,8 +53,13 @@ struct Host {
 }
 
 fn agent_config(pins: &std::path::Path, extra: &str) -> String {
+    let interfaces = if extra.contains("vm_interfaces") {
+        ""
+    } else {
+        "vm_interfaces = [\"vm1\"]\n"
+    };
     format!(
-        "asn = 65515\nrouter_id = \"10.1.0.31\"\nroute_servers = [\"10.1.0.4\"]\nvm_interfaces = [\"vm1\"]\nvm_prefixes = [\"10.1.1.0/24\"]\nxdp = \"native\"\npin_dir = \"{}\"\nconnect_retry = 1\nstale_timeout = 30\n{extra}",
+        "asn = 65515\nrouter_id = \"10.1.0.31\"\nroute_servers = [\"10.1.0.4\"]\n{interfaces}vm_prefixes = [\"10.1.1.0/24\"]\nxdp = \"native\"\npin_dir = \"{}\"\nconnect_retry = 1\nstale_timeout = 30\n{extra}",
         pins.display()
     )
 }
@@ -280,6 +285,28 @@ fn state_without_agent(h: &Host) -> Result<(String, String)> {
         }
     }
     Ok((t, x))
+}
+
+#[test]
+fn reconcile_repairs_a_deleted_route_and_attaches_xdp_to_a_vm_interface_that_appears() -> Result<()>
+{
+    let mut h = setup(
+        120,
+        "vm_interfaces = [\"vm1\", \"vm9\"]\nreconcile_interval = 2\n",
+    )?;
+    h.host.ip("route del 10.250.0.0/16 table 200")?;
+    wait_state(&h, |t, _| t.contains("10.250.0.0/16"))?;
+    let vm9 = h.lab.node("vm9")?;
+    h.lab
+        .link(&h.host, "vm9", "10.1.9.1/24", &vm9, "eth0", "10.1.9.10/24")?;
+    wait_for("XDP on vm9", default_timeout(), || {
+        let fib: Value = h.agent.show(&["fib"])?;
+        Ok(fib["xdp_attached"]
+            .to_string()
+            .contains("vm9")
+            .then_some(()))
+    })?;
+    Ok(())
 }
 
 #[test]

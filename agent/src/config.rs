@@ -64,6 +64,8 @@ pub mod defaults {
     pub const RULE_PRIORITY: u32 = 1000;
     /// How long the agent waits for End-of-RIB before sweeping stale state.
     pub const STALE_TIMEOUT: u64 = 60;
+    /// Seconds between the agent's FIB reconciles.
+    pub const RECONCILE_INTERVAL: u64 = 30;
 }
 
 fn d_port() -> u16 {
@@ -101,6 +103,9 @@ fn d_rule_priority() -> u32 {
 }
 fn d_stale_timeout() -> u64 {
     defaults::STALE_TIMEOUT
+}
+fn d_reconcile() -> u64 {
+    defaults::RECONCILE_INTERVAL
 }
 fn d_true() -> bool {
     true
@@ -327,6 +332,11 @@ pub struct AgentConfig {
     /// Graceful-restart time advertised to the route servers (seconds).
     #[serde(default = "d_gr_time")]
     pub graceful_restart_time: u16,
+    /// Seconds between FIB reconciles: re-read the kernel table, repair
+    /// differences, retry refused changes, attach XDP to VM interfaces that
+    /// appeared.
+    #[serde(default = "d_reconcile")]
+    pub reconcile_interval: u64,
     /// Proposed hold time in seconds (0, or 3 and more).
     #[serde(default = "d_hold")]
     pub hold_time: u16,
@@ -599,6 +609,9 @@ impl AgentConfig {
                     format!("`{name}` is listed twice"),
                 ));
             }
+        }
+        if self.reconcile_interval == 0 {
+            return Err(c.fail("reconcile_interval", "must be at least 1 second"));
         }
         if self.rule_priority == 0 || self.rule_priority > 32000 {
             return Err(c.fail(

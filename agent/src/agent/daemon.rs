@@ -36,9 +36,6 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-/// How often the FIB is compared with the kernel and repaired.
-const RECONCILE_EVERY: Duration = Duration::from_secs(30);
-
 struct Server {
     addr: std::net::IpAddr,
     status: Arc<PeerStatus>,
@@ -585,7 +582,7 @@ pub async fn run(cfg: AgentConfig, socket_path: Option<PathBuf>) -> anyhow::Resu
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut buf = Vec::with_capacity(256);
-    let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+    let mut reconcile = tokio::time::interval(Duration::from_secs(cfg.reconcile_interval));
     reconcile.tick().await;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -141,7 +141,11 @@ impl FibState {
             .collect();
         kernel.ensure_rules(&setup.interfaces, setup.rule_priority)?;
         let xdp = match &setup.xdp {
-            Some(c) => Some(XdpDataplane::open(c)?),
+            Some(c) => {
+                let mut c = c.clone();
+                c.interfaces = present(&setup.interfaces);
+                Some(XdpDataplane::open(&c)?)
+            }
             None => None,
         };
         let x_installed: HashMap<Prefix, XdpTarget> = xdp
@@ -320,6 +324,26 @@ impl FibState {
         all.into_iter().collect()
     }
 
+    /// Attach XDP to VM interfaces that appeared since (a VM started), and
+    /// let go of those that vanished.
+    fn refresh_interfaces(&mut self) {
+        let Some(x) = &mut self.xdp else { return };
+        let want = present(&self.setup.interfaces);
+        let have: Vec<String> = x
+            .attached()
+            .into_iter()
+            .filter(|a| a.ifindex != 0)
+            .map(|a| a.interface)
+            .collect();
+        if want == have {
+            return;
+        }
+        match x.set_interfaces(&want) {
+            Ok(()) => info!("XDP now on {want:?}"),
+            Err(e) => warn!("cannot attach XDP to {want:?}: {e}"),
+        }
+    }
+
     fn reconcile(&mut self) {
         match self.kernel.dump() {
             Ok(v) => self.k_installed = v.into_iter().map(|r| (r.prefix, r.target)).collect(),
@@ -334,6 +358,7 @@ impl FibState {
         {
             warn!("cannot restore ip rules: {e}");
         }
+        self.refresh_interfaces();
         self.refresh_connected();
         let all = self.all_prefixes();
         self.install(&all, false);
@@ -412,6 +437,26 @@ impl FibState {
         }
         info!("dataplane flushed: routes, rules and XDP removed");
     }
+}
+
+/// The configured VM interfaces that exist now, in configured order. A VM
+/// interface usually appears when its VM starts: missing ones are logged
+/// and picked up by the periodic reconcile.
+fn present(interfaces: &[String]) -> Vec<String> {
+    interfaces
+        .iter()
+        .filter(|name| {
+            let exists = std::ffi::CString::new(name.as_str())
+                // SAFETY: a valid NUL-terminated string.
+                .map(|c| unsafe { libc::if_nametoindex(c.as_ptr()) } != 0)
+                .unwrap_or(false);
+            if !exists {
+                warn!("VM interface {name} does not exist yet: XDP attaches when it appears (checked every reconcile_interval)");
+            }
+            exists
+        })
+        .cloned()
+        .collect()
 }
 
 /// Handle to the FIB thread.
