@@ -37,13 +37,13 @@ asn = 65021
 ranges = ["10.1.0.0/24"]
 "#;
 
-fn server(extra: &str) -> RouteServer {
-    let cfg = ServerConfig::from_str(
-        std::path::Path::new("t.toml"),
-        &format!("{extra}\n{CONFIG}"),
-    )
-    .unwrap();
+fn server_from(text: &str) -> RouteServer {
+    let cfg = ServerConfig::from_str(std::path::Path::new("t.toml"), text).unwrap();
     RouteServer::new(Arc::new(cfg))
+}
+
+fn server(extra: &str) -> RouteServer {
+    server_from(&format!("{extra}\n{CONFIG}"))
 }
 
 struct Peer {
@@ -182,11 +182,19 @@ fn drain(
             let Message::Update(u) = m else {
                 panic!("not an update")
             };
-            for w in &u.withdrawn {
+            let unreach = u.mp_unreach.iter().flat_map(|m| &m.withdrawn);
+            for w in u.withdrawn.iter().chain(unreach) {
                 held.remove(&(w.prefix.to_string(), w.path_id));
             }
             for n in &u.nlri {
                 held.insert((n.prefix.to_string(), n.path_id), u.attributes.clone());
+            }
+            if let Some(mp) = &u.mp_reach {
+                let mut a = u.attributes.clone();
+                a.next_hop = Some(mp.next_hop);
+                for n in &mp.nlri {
+                    held.insert((n.prefix.to_string(), n.path_id), a.clone());
+                }
             }
         }
     }
@@ -215,32 +223,19 @@ fn ipv6_vnet_prefix_uses_the_configured_ipv6_next_hop_on_ipv4_sessions() {
         "vnet_prefixes = [\"10.1.0.0/16\"]",
         "vnet_prefixes = [\"10.1.0.0/16\", \"2001:db8:a000::/36\"]\nipv6_next_hop = \"2001:db8:1::4\"",
     );
-    let cfg = ServerConfig::from_str(std::path::Path::new("t.toml"), &text).unwrap();
-    let mut rs = RouteServer::new(Arc::new(cfg));
+    let mut rs = server_from(&text);
     let id = rs.host_for("10.1.0.31".parse().unwrap()).unwrap();
     let mut n = negotiated(65515, "10.1.0.31", false, true, false);
     n.families.push(Family::IPV6_UNICAST);
     let mut h = connect(&mut rs, id, n, "10.1.0.31");
-    let mut v6 = std::collections::BTreeMap::new();
-    while let Ok(b) = h.rx.try_recv() {
-        let mut rest: &[u8] = &b;
-        while !rest.is_empty() {
-            let len = frame_len(rest, &h.codec).unwrap().unwrap();
-            let mut codec = h.codec.clone();
-            codec.add_path_receive = codec.add_path_send;
-            if let Message::Update(u) = decode(&rest[..len], &codec).unwrap()
-                && let Some(mp) = u.mp_reach
-            {
-                for n in mp.nlri {
-                    v6.insert(n.prefix.to_string(), mp.next_hop.to_string());
-                }
-            }
-            rest = &rest[len..];
-        }
-    }
+    let got = held(&mut h);
     assert_eq!(
-        v6.get("2001:db8:a000::/36").map(String::as_str),
-        Some("2001:db8:1::4")
+        got[&("2001:db8:a000::/36".to_string(), 0)].next_hop,
+        Some("2001:db8:1::4".parse().unwrap())
+    );
+    assert_eq!(
+        got[&("10.1.0.0/16".to_string(), 0)].next_hop,
+        Some("10.1.0.4".parse().unwrap())
     );
 }
 
@@ -517,9 +512,10 @@ fn graceful_restart_time_expiry_sweeps_stale_routes() {
     assert_eq!(state.len(), 1);
 }
 
-#[test]
-fn appliance_routes_are_withdrawn_at_once_unless_graceful_restart_is_configured() {
-    let mut rs = server("");
+/// Whether sdwan's route is still sent to a host after its TCP session
+/// fails, on a server built from `text`.
+fn appliance_route_kept_after_tcp_loss(text: &str) -> bool {
+    let mut rs = server_from(text);
     let mut h = host(&mut rs, "10.1.0.31", false);
     let id = rs.peers().find(|p| p.name == "sdwan").unwrap().id;
     let sd = connect(
@@ -537,48 +533,20 @@ fn appliance_routes_are_withdrawn_at_once_unless_graceful_restart_is_configured(
     let mut state = Default::default();
     drain(&mut h, &mut state);
     assert!(state.contains_key(&("10.250.0.0/16".to_string(), id)));
-    event(
-        &mut rs,
-        &sd,
-        SessionEvent::Down {
-            reason: DownReason::TcpFailed("closed".into()),
-        },
-        Instant::now(),
-    );
+    let down = SessionEvent::Down {
+        reason: DownReason::TcpFailed("closed".into()),
+    };
+    event(&mut rs, &sd, down, Instant::now());
     drain(&mut h, &mut state);
-    assert!(!state.contains_key(&("10.250.0.0/16".to_string(), id)));
+    state.contains_key(&("10.250.0.0/16".to_string(), id))
+}
 
-    let cfg = CONFIG.replace("asn = 65010\n", "asn = 65010\ngraceful_restart = true\n");
-    let mut rs = RouteServer::new(Arc::new(
-        ServerConfig::from_str(std::path::Path::new("t.toml"), &cfg).unwrap(),
-    ));
-    let mut h = host(&mut rs, "10.1.0.31", false);
-    let id = rs.peers().find(|p| p.name == "sdwan").unwrap().id;
-    let sd = connect(
-        &mut rs,
-        id,
-        negotiated(65010, "10.1.0.10", true, false, true),
-        "10.1.0.10",
-    );
-    announce(
-        &mut rs,
-        &sd,
-        &["10.250.0.0/16"],
-        attrs(&[65010], "10.1.0.10"),
-    );
-    let mut state = Default::default();
-    drain(&mut h, &mut state);
-    event(
-        &mut rs,
-        &sd,
-        SessionEvent::Down {
-            reason: DownReason::TcpFailed("closed".into()),
-        },
-        Instant::now(),
-    );
-    drain(&mut h, &mut state);
+#[test]
+fn appliance_routes_are_withdrawn_at_once_unless_graceful_restart_is_configured() {
+    assert!(!appliance_route_kept_after_tcp_loss(CONFIG));
+    let with_gr = CONFIG.replace("asn = 65010\n", "asn = 65010\ngraceful_restart = true\n");
     assert!(
-        state.contains_key(&("10.250.0.0/16".to_string(), id)),
+        appliance_route_kept_after_tcp_loss(&with_gr),
         "kept as stale"
     );
 }
