@@ -88,7 +88,7 @@ fn bird_and_frr_routes_reach_gobgp_and_gobgp_routes_reach_bird() -> Result<()> {
         "10.1.0.0/16 via 10.1.0.4 dev eth0 proto bird metric 32"
     );
 
-    let from_rs = frr.wait_routes("10.1.0.4", "10.250.0.0/16", |p| p.len() == 1)?;
+    let from_rs = frr.wait_routes_from("10.1.0.4", "10.250.0.0/16", |p| p.len() == 1)?;
     assert_eq!(from_rs[0].as_path, vec![RS_AS, SDWAN_AS]);
     let advertised = frr.advertised_to("10.1.0.4")?;
     let prepend_out = for_prefix(&advertised, "203.0.113.0/24");

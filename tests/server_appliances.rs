@@ -115,7 +115,7 @@ fn bird_and_frr_appliances_exchange_routes_with_the_route_server_and_its_host_le
         vnet_at_bird[0].next_hop_strings(),
         vec!["10.1.0.4".to_string()]
     );
-    let vnet_at_frr = frr.wait_routes("10.1.0.4", "10.1.0.0/16", |p| p.len() == 1)?;
+    let vnet_at_frr = frr.wait_routes_from("10.1.0.4", "10.1.0.0/16", |p| p.len() == 1)?;
     assert_eq!(vnet_at_frr[0].as_path, vec![65515]);
     assert!(
         bird.routes_from("rs")?

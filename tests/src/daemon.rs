@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use crate::netns::Netns;
-use crate::route::SessionState;
+use crate::route::{Route, SessionState};
 use crate::wait::{default_timeout, wait_for};
 
 /// A BGP daemon running in a lab namespace.
@@ -19,6 +19,9 @@ pub trait BgpDaemon {
 
     /// The state of the session with `peer` (as the driver names peers).
     fn session_state(&self, peer: &str) -> Result<SessionState>;
+
+    /// The paths received from `peer`.
+    fn routes_from(&self, peer: &str) -> Result<Vec<Route>>;
 
     /// The last lines of the daemon's log.
     fn log_tail(&self) -> String;
@@ -49,5 +52,38 @@ pub trait BgpDaemon {
     /// Waits until the session with `peer` is Established.
     fn wait_established(&self, peer: &str) -> Result<()> {
         self.wait_state(peer, SessionState::Established, default_timeout())
+    }
+
+    /// Waits until the paths from `peer` for `prefix` satisfy `accept`;
+    /// returns them.
+    fn wait_routes_from(
+        &self,
+        peer: &str,
+        prefix: &str,
+        accept: impl Fn(&[Route]) -> bool,
+    ) -> Result<Vec<Route>> {
+        let what = format!(
+            "{} in {}: routes for {prefix} from {peer} not as expected",
+            self.kind(),
+            self.netns().name()
+        );
+        wait_for(&what, default_timeout(), || {
+            let paths: Vec<Route> = self
+                .routes_from(peer)?
+                .into_iter()
+                .filter(|r| r.prefix == prefix)
+                .collect();
+            if accept(&paths) {
+                Ok(Some(paths))
+            } else {
+                bail!("have {paths:?}")
+            }
+        })
+        .map_err(|e| self.with_logs(e))
+    }
+
+    /// Waits until `peer` has sent at least one path for `prefix`.
+    fn wait_route(&self, peer: &str, prefix: &str) -> Result<Vec<Route>> {
+        self.wait_routes_from(peer, prefix, |paths| !paths.is_empty())
     }
 }

@@ -115,46 +115,6 @@ impl Bird {
         )))
     }
 
-    /// Every path neighbour `peer` sent (with ADD-PATH, all of them).
-    pub fn routes_from(&self, peer: &str) -> Result<Vec<Route>> {
-        Ok(neighbor_sources(parse_routes(&self.birdc(&format!(
-            "show route all protocol {}",
-            protocol_name(peer)
-        ))?)))
-    }
-
-    /// Waits until `peer` has sent at least one path for `prefix`; returns
-    /// all its paths for it.
-    pub fn wait_route(&self, peer: &str, prefix: &str) -> Result<Vec<Route>> {
-        self.wait_routes(peer, prefix, |paths| !paths.is_empty())
-    }
-
-    /// Waits until the paths `peer` sent for `prefix` satisfy `accept`.
-    pub fn wait_routes(
-        &self,
-        peer: &str,
-        prefix: &str,
-        accept: impl Fn(&[Route]) -> bool,
-    ) -> Result<Vec<Route>> {
-        let what = format!(
-            "BIRD in {}: routes for {prefix} from {peer} not as expected",
-            self.ns.name()
-        );
-        wait_for(&what, default_timeout(), || {
-            let paths: Vec<Route> = self
-                .routes_from(peer)?
-                .into_iter()
-                .filter(|r| r.prefix == prefix)
-                .collect();
-            if accept(&paths) {
-                Ok(Some(paths))
-            } else {
-                anyhow::bail!("have {paths:?}")
-            }
-        })
-        .map_err(|e| self.with_logs(e))
-    }
-
     /// Originates `a` (replacing an announcement of the same prefix).
     pub fn announce(&mut self, a: Announce) -> Result<()> {
         self.config.announce.retain(|x| x.prefix != a.prefix);
@@ -239,6 +199,14 @@ impl BgpDaemon for Bird {
     fn session_state(&self, peer: &str) -> Result<SessionState> {
         let text = self.birdc(&format!("show protocols all {}", protocol_name(peer)))?;
         parse_state(&text).with_context(|| format!("no state for {peer} in: {text}"))
+    }
+
+    /// Every path neighbour `peer` sent (with ADD-PATH, all of them).
+    fn routes_from(&self, peer: &str) -> Result<Vec<Route>> {
+        Ok(neighbor_sources(parse_routes(&self.birdc(&format!(
+            "show route all protocol {}",
+            protocol_name(peer)
+        ))?)))
     }
 
     fn log_tail(&self) -> String {

@@ -132,44 +132,11 @@ impl Frr {
         Ok(parse_paths(&self.show_json("show bgp ipv4 unicast json")?))
     }
 
-    /// The paths accepted from `peer`.
-    pub fn routes_from(&self, peer: &str) -> Result<Vec<Route>> {
-        Ok(parse_paths(&self.show_json(&format!(
-            "show bgp ipv4 unicast neighbors {peer} routes json"
-        ))?))
-    }
-
     /// What FRR advertises to `peer`.
     pub fn advertised_to(&self, peer: &str) -> Result<Vec<Route>> {
         Ok(parse_advertised(&self.show_json(&format!(
             "show bgp ipv4 unicast neighbors {peer} advertised-routes json"
         ))?))
-    }
-
-    /// Waits until the paths from `peer` for `prefix` satisfy `accept`.
-    pub fn wait_routes(
-        &self,
-        peer: &str,
-        prefix: &str,
-        accept: impl Fn(&[Route]) -> bool,
-    ) -> Result<Vec<Route>> {
-        let what = format!(
-            "FRR in {}: routes for {prefix} from {peer} not as expected",
-            self.ns.name()
-        );
-        wait_for(&what, default_timeout(), || {
-            let paths: Vec<Route> = self
-                .routes_from(peer)?
-                .into_iter()
-                .filter(|r| r.prefix == prefix)
-                .collect();
-            if accept(&paths) {
-                Ok(Some(paths))
-            } else {
-                bail!("have {paths:?}")
-            }
-        })
-        .map_err(|e| self.with_logs(e))
     }
 
     /// Originates `a` now (route-map + `network`), replacing any previous
@@ -234,6 +201,13 @@ impl BgpDaemon for Frr {
             .and_then(Value::as_str)
             .with_context(|| format!("no bgpState for {peer}: {json}"))?;
         Ok(SessionState::parse(state))
+    }
+
+    /// The paths accepted from `peer`.
+    fn routes_from(&self, peer: &str) -> Result<Vec<Route>> {
+        Ok(parse_paths(&self.show_json(&format!(
+            "show bgp ipv4 unicast neighbors {peer} routes json"
+        ))?))
     }
 
     fn log_tail(&self) -> String {

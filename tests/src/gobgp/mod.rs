@@ -194,6 +194,11 @@ impl BgpDaemon for Gobgp {
         parse_state(&json).with_context(|| format!("no state for {peer}: {json}"))
     }
 
+    /// Every path received from `peer` (Adj-RIB-In, ADD-PATH paths included).
+    fn routes_from(&self, peer: &str) -> Result<Vec<Route>> {
+        self.adj_in(peer)
+    }
+
     fn log_tail(&self) -> String {
         self.process.log_tail()
     }
