@@ -7,12 +7,14 @@ set -euo pipefail
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] FAILED: %s\n' "$*" >&2; exit 1; }
+# Any command that fails without its own `|| die` still says where and what.
+trap 'rc=$?; printf "[setup] FAILED (exit %s) at scripts/setup.sh:%s: %s\n" "$rc" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 [ "$(id -u)" = 0 ] || die "run as root (apt, bpffs mount and network namespaces need it)"
 
 export PATH="$HOME/.cargo/bin:$PATH"
 
-PKGS=(bird2 frr gobgpd exabgp bpftool iproute2 ethtool tcpdump iputils-ping python3 procps psmisc)
+PKGS=(bird2 frr gobgpd exabgp openbgpd iperf3 bpftool iproute2 ethtool tcpdump iputils-ping python3 procps psmisc util-linux)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -24,22 +26,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]}"
 fi
 
-# The packaged daemons must not keep running in the root namespace (the
-# lab starts its own inside network namespaces). Only when this run just
-# installed them, and only root-namespace processes: lab daemons in other
-# namespaces (a running test or a kept demo) are left alone.
-if [ ${#missing[@]} -gt 0 ]; then
-  rootns=$(readlink /proc/1/ns/net)
-  for name in bird gobgpd zebra bgpd watchfrr; do
-    for pid in $(pgrep -x "$name" 2>/dev/null); do
-      [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$rootns" ] && kill "$pid" 2>/dev/null
+# The packaged daemons must not keep running in this script's own network
+# namespace (the lab starts its own inside network namespaces). Only when this
+# run just installed them (or STEER_SETUP_STOP_DAEMONS=1 forces the step, which
+# CI does to exercise it), and only processes in our namespace: lab daemons in
+# other namespaces (a running test or a kept demo) are left alone. Our own
+# namespace, not PID 1's: /proc/1/ns is unreadable in some containers.
+if [ ${#missing[@]} -gt 0 ] || [ "${STEER_SETUP_STOP_DAEMONS:-0}" = 1 ]; then
+  ourns=$(readlink /proc/$$/ns/net) || die "cannot read this shell's network namespace (/proc/$$/ns/net)"
+  stopped=0
+  for name in bird gobgpd zebra bgpd watchfrr bfdd openbgpd; do
+    for pid in $(pgrep -x "$name" 2>/dev/null || true); do
+      if [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null || true)" = "$ourns" ]; then
+        kill "$pid" 2>/dev/null && stopped=$((stopped + 1)) || true
+      fi
     done
   done
   if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
-    for svc in bird frr gobgpd exabgp; do
+    for svc in bird frr gobgpd exabgp openbgpd; do
       systemctl disable --now "$svc" >/dev/null 2>&1 || true
     done
   fi
+  log "stopped $stopped packaged daemon(s) in this network namespace"
 fi
 
 rustup toolchain list 2>/dev/null | grep -q '^nightly' \

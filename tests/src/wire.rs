@@ -179,6 +179,80 @@ impl fmt::Display for Notification {
     }
 }
 
+/// One path attribute of a received UPDATE: flags, type code and value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathAttribute {
+    /// Attribute flags (RFC 4271 §4.3).
+    pub flags: u8,
+    /// Attribute type code.
+    pub code: u8,
+    /// The value octets.
+    pub value: Vec<u8>,
+}
+
+/// The path attributes of an UPDATE body (after the header), in wire order.
+pub fn update_attributes(body: &[u8]) -> Result<Vec<PathAttribute>> {
+    let field = |at: usize| -> Result<usize> {
+        match body.get(at..at + 2) {
+            Some(b) => Ok(usize::from(u16::from_be_bytes([b[0], b[1]]))),
+            None => bail!("UPDATE body cut short at {at}: {}", hex(body)),
+        }
+    };
+    let at = 2 + field(0)?;
+    let len = field(at)?;
+    let Some(mut rest) = body.get(at + 2..at + 2 + len) else {
+        bail!("path attributes run past the UPDATE: {}", hex(body));
+    };
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let hdr = if rest.first().is_some_and(|f| f & 0x10 != 0) {
+            4
+        } else {
+            3
+        };
+        let Some(h) = rest.get(..hdr) else {
+            bail!("attribute header cut short: {}", hex(rest));
+        };
+        let len = if hdr == 4 {
+            usize::from(u16::from_be_bytes([h[2], h[3]]))
+        } else {
+            usize::from(h[2])
+        };
+        let Some(value) = rest.get(hdr..hdr + len) else {
+            bail!("attribute {} runs past the attributes", h[1]);
+        };
+        out.push(PathAttribute {
+            flags: h[0],
+            code: h[1],
+            value: value.to_vec(),
+        });
+        rest = &rest[hdr + len..];
+    }
+    Ok(out)
+}
+
+/// The ASes of an AS_PATH or AS4_PATH value, segments flattened, with
+/// `width` octets per AS (2 on a 2-octet session's AS_PATH, else 4).
+pub fn as_path_asns(value: &[u8], width: usize) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let [_kind, n, tail @ ..] = rest {
+        let n = usize::from(*n);
+        let Some(asns) = tail.get(..n * width) else {
+            bail!("AS path segment runs past the attribute: {}", hex(value));
+        };
+        out.extend(
+            asns.chunks(width)
+                .map(|c| c.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b))),
+        );
+        rest = &tail[n * width..];
+    }
+    if !rest.is_empty() {
+        bail!("trailing octets in AS path: {}", hex(value));
+    }
+    Ok(out)
+}
+
 /// A received message, split by type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {

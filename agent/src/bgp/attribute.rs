@@ -877,7 +877,9 @@ pub(crate) struct EncodeOptions {
 /// the MP attributes go there.
 ///
 /// On a 2-octet session AS_PATH/AGGREGATOR carry AS_TRANS and AS4_PATH/
-/// AS4_AGGREGATOR are added when an AS needs 4 octets (RFC 6793 §4.2.2).
+/// AS4_AGGREGATOR are added when an AS needs 4 octets (RFC 6793 §4.2.2);
+/// with AS4_PATH, AGGREGATOR is always AS_TRANS so that the receiver does
+/// not ignore AS4_PATH (§4.2.3).
 /// To an external peer LOCAL_PREF (RFC 4271 §5.1.5), ORIGINATOR_ID and
 /// CLUSTER_LIST (RFC 4456 §8) are never sent. Unknown attributes go out
 /// optional transitive with the Partial bit (RFC 4271 §5); an entry of
@@ -909,6 +911,25 @@ pub(crate) fn encode_attributes(
         Ok(())
     };
     let four = cfg.four_octet_as;
+    let wide = |asn: u32| asn > u32::from(u16::MAX);
+    let empty = AsPath::default();
+    let as_path = match &attrs.as_path {
+        Some(p) => Some(p),
+        None if opts.empty_as_path => Some(&empty),
+        None => None,
+    };
+    let as4_path = as_path.filter(|p| {
+        !four
+            && p.segments
+                .iter()
+                .any(|s| segment_asns(s).iter().any(|&a| wide(a)))
+    });
+    // A receiver ignores AS4_PATH unless AGGREGATOR carries AS_TRANS
+    // (RFC 6793 §4.2.3), so with AS4_PATH the aggregator always goes out
+    // as AS_TRANS plus AS4_AGGREGATOR, even when its AS would fit.
+    let as4_aggregator = attrs
+        .aggregator
+        .filter(|a| !four && (wide(a.asn) || as4_path.is_some()));
 
     unknown_below(code::ORIGIN.into(), out)?;
     if let Some(o) = attrs.origin {
@@ -920,12 +941,6 @@ pub(crate) fn encode_attributes(
         put_attribute(out, TRANSITIVE, code::ORIGIN, |o| o.push(v))?;
     }
     unknown_below(code::AS_PATH.into(), out)?;
-    let empty = AsPath::default();
-    let as_path = match &attrs.as_path {
-        Some(p) => Some(p),
-        None if opts.empty_as_path => Some(&empty),
-        None => None,
-    };
     if let Some(p) = as_path {
         put_attribute(out, TRANSITIVE, code::AS_PATH, |o| {
             put_as_path(o, p.segments.iter(), four)
@@ -958,6 +973,8 @@ pub(crate) fn encode_attributes(
         put_attribute(out, OPTIONAL | TRANSITIVE, code::AGGREGATOR, |o| {
             if four {
                 o.extend_from_slice(&agg.asn.to_be_bytes());
+            } else if as4_aggregator.is_some() {
+                o.extend_from_slice(&AS_TRANS.to_be_bytes());
             } else {
                 o.extend_from_slice(&two_octet(agg.asn).to_be_bytes());
             }
@@ -1002,19 +1019,13 @@ pub(crate) fn encode_attributes(
         )?;
     }
     unknown_below(code::AS4_PATH.into(), out)?;
-    let wide = |asn: u32| asn > u32::from(u16::MAX);
-    if let Some(p) = as_path.filter(|p| {
-        !four
-            && p.segments
-                .iter()
-                .any(|s| segment_asns(s).iter().any(|&a| wide(a)))
-    }) {
+    if let Some(p) = as4_path {
         put_attribute(out, OPTIONAL | TRANSITIVE, code::AS4_PATH, |o| {
             put_as_path(o, p.segments.iter().filter(|s| !is_confed(s)), true)
         })?;
     }
     unknown_below(code::AS4_AGGREGATOR.into(), out)?;
-    if let Some(agg) = attrs.aggregator.filter(|a| !four && wide(a.asn)) {
+    if let Some(agg) = as4_aggregator {
         put_attribute(out, OPTIONAL | TRANSITIVE, code::AS4_AGGREGATOR, |o| {
             o.extend_from_slice(&agg.asn.to_be_bytes());
             o.extend_from_slice(&agg.address.octets());

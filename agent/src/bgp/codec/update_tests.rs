@@ -1060,6 +1060,57 @@ fn two_octet_encoding_uses_as_trans_and_adds_as4_attributes_only_when_needed() {
     );
 }
 
+/// A 2-octet session carrying a 4-octet path and an aggregator whose AS
+/// fits in two octets: AGGREGATOR AS_TRANS, AS4_PATH and AS4_AGGREGATOR.
+const AS4_WITH_NARROW_AGGREGATOR: &str = "40 01 01 00 40 02 06 02 02 fdf2 5ba0 40 03 04 c0000201 \
+     c0 07 06 5ba0 c0000263 c0 11 0a 02 02 0000fdf2 fa56ea01 c0 12 08 0000fde9 c0000263";
+
+#[test]
+fn a_narrow_aggregator_beside_as4_path_goes_out_as_as_trans_so_as4_path_survives() {
+    let attributes = PathAttributes {
+        as_path: Some(AsPath::sequence([65010, 4_200_000_001])),
+        aggregator: Some(Aggregator {
+            asn: 65001,
+            address: Ipv4Addr::new(192, 0, 2, 99),
+        }),
+        ..good()
+    };
+    let m = Message::Update(Update {
+        attributes,
+        nlri: two_routes(),
+        ..Update::default()
+    });
+    let out = encoded(&m, &two_octet());
+    assert_eq!(to_hex(&out), to_hex(&announce(AS4_WITH_NARROW_AGGREGATOR)));
+    assert_eq!(decode(&out, &two_octet()), Ok(m));
+}
+
+/// Found by the `decode` fuzz target (issue 7): AGGREGATOR AS_TRANS with
+/// AS4_AGGREGATOR AS 0 and AS4_PATH decoded cleanly, but the re-encoding
+/// put AS 0 in AGGREGATOR beside AS4_PATH, which the decoder then had to
+/// ignore (RFC 6793 §4.2.3). The input is the fuzzer's, trailing bytes
+/// included; its first message is the UPDATE.
+#[test]
+fn fuzz_regression_as4_aggregator_zero_beside_as4_path_round_trips() {
+    let input = hex("ffffffffffffffffffffffffffffffff 0053 02 0000 0035 \
+         40 01 01 00 40 02 06 02 02 fdf2 5ba0 40 03 04 c000020a c0 07 06 5ba0 c02d0263 \
+         c0 11 0a 02 02 0000fdf2 fa56ea01 c0 12 08 00000000 00000000 \
+         00000000000000fa56ea01c000ffffffffffffffffff0031640afa140afa10");
+    let cfg = two_octet();
+    let first = &input[..0x53];
+    let m = decode_update(first, &cfg).unwrap();
+    assert!(
+        m.treat_as_withdraw.is_empty() && m.discarded.is_empty(),
+        "{m:?}"
+    );
+    assert_eq!(
+        m.attributes.as_path,
+        Some(AsPath::sequence([65010, 4_200_000_001]))
+    );
+    let again = decode_update(&encoded(&Message::Update(m.clone()), &cfg), &cfg).unwrap();
+    assert_eq!(again, m);
+}
+
 // ------------------------------------------------------------ encoding
 
 #[test]
