@@ -28,11 +28,12 @@ fi
 
 # The packaged daemons must not keep running in this script's own network
 # namespace (the lab starts its own inside network namespaces). Only when this
-# run just installed them (or STEER_SETUP_STOP_DAEMONS=1 forces the step, which
-# CI does to exercise it), and only processes in our namespace: lab daemons in
-# other namespaces (a running test or a kept demo) are left alone. Our own
-# namespace, not PID 1's: /proc/1/ns is unreadable in some containers.
-if [ ${#missing[@]} -gt 0 ] || [ "${STEER_SETUP_STOP_DAEMONS:-0}" = 1 ]; then
+# run just installed them (or STEER_SETUP_ASSUME_FRESH=1 asks to act as on a
+# fresh machine, which scripts/check-setup.sh does in CI), and only processes
+# in our namespace: lab daemons in other namespaces (a running test or a kept
+# demo) are left alone. Our own namespace, not PID 1's: /proc/1/ns is
+# unreadable in some containers.
+if [ ${#missing[@]} -gt 0 ] || [ "${STEER_SETUP_ASSUME_FRESH:-0}" = 1 ]; then
   ourns=$(readlink /proc/$$/ns/net) || die "cannot read this shell's network namespace (/proc/$$/ns/net)"
   stopped=0
   for name in bird gobgpd zebra bgpd watchfrr bfdd openbgpd; do

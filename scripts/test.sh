@@ -13,6 +13,7 @@ step() { printf '\n=== %s\n' "$*"; }
 
 step "setup"
 bash scripts/setup.sh
+bash scripts/check-setup.sh
 bash scripts/lab-cleanup.sh --all
 
 step "format"

@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read: {cause}")]
     Read {
         /// The file.
         file: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// TOML syntax, an unknown key, or a value of the wrong type.
     #[error("{file}: {message}")]
@@ -362,9 +362,9 @@ fn d_xdp() -> XdpSetting {
 }
 
 fn read(file: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+    std::fs::read_to_string(file).map_err(|cause| ConfigError::Read {
         file: file.to_path_buf(),
-        source,
+        cause,
     })
 }
 

@@ -260,6 +260,7 @@ fn prefixes_with_the_same_next_hops_share_one_refcounted_set() {
     dp.apply(&[(pfx("203.0.113.0/24"), None), (pfx("192.0.2.0/24"), None)])
         .unwrap();
     assert!(dp.is_empty());
+    drop(dp);
 
     let reopened = XdpDataplane::open(&cfg(&pin, &[], XdpMode::Native)).unwrap();
     assert!(reopened.is_empty());
@@ -315,7 +316,8 @@ fn open_fails_on_a_missing_interface_and_outside_bpffs() {
     .err()
     .unwrap();
     let _ = std::fs::remove_dir(&tmp);
-    assert!(matches!(err, XdpError::NotBpffs(_)), "{err}");
+    assert!(matches!(err, XdpError::NoBpffs { .. }), "{err}");
+    assert!(!tmp.exists(), "nothing is created off bpffs");
 }
 
 #[test]

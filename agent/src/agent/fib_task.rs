@@ -133,13 +133,8 @@ struct FibState {
 
 impl FibState {
     fn open(setup: FibSetup) -> anyhow::Result<FibState> {
-        let mut kernel = KernelFib::open(setup.table, setup.ecmp)?;
-        let k_installed: HashMap<Prefix, RouteTarget> = kernel
-            .dump()?
-            .into_iter()
-            .map(|r| (r.prefix, r.target))
-            .collect();
-        kernel.ensure_rules(&setup.interfaces, setup.rule_priority)?;
+        // XDP first: it claims the pin dir, so a second agent configured
+        // with the same one stops before touching the kernel table or rules.
         let xdp = match &setup.xdp {
             Some(c) => {
                 let mut c = c.clone();
@@ -148,10 +143,29 @@ impl FibState {
             }
             None => None,
         };
+        let mut kernel = KernelFib::open(setup.table, setup.ecmp)?;
+        let k_installed: HashMap<Prefix, RouteTarget> = kernel
+            .dump()?
+            .into_iter()
+            .map(|r| (r.prefix, r.target))
+            .collect();
+        kernel.ensure_rules(&setup.interfaces, setup.rule_priority)?;
         let x_installed: HashMap<Prefix, XdpTarget> = xdp
             .as_ref()
             .map(|x| x.entries().into_iter().collect())
             .unwrap_or_default();
+        if let Some(x) = &xdp {
+            info!(
+                "XDP pins in {}: adopted {} entries, {} next-hop sets and the counters left by a previous run; attached to {:?}",
+                x.pin_dir().display(),
+                x_installed.len(),
+                x.nexthop_sets(),
+                x.attached()
+                    .iter()
+                    .map(|a| a.interface.as_str())
+                    .collect::<Vec<_>>()
+            );
+        }
         info!(
             "adopted {} kernel routes in table {} and {} XDP entries; kept until every route server has re-sent its routes",
             k_installed.len(),

@@ -23,20 +23,20 @@ pub enum ControlError {
     #[error("{0}: another daemon is already listening on this control socket")]
     InUse(PathBuf),
     /// Creating or binding failed.
-    #[error("{path}: cannot create control socket: {source}")]
+    #[error("{path}: cannot create control socket: {cause}")]
     Bind {
         /// The socket path.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Connecting failed.
-    #[error("{path}: cannot connect (is the daemon running? pass --socket PATH): {source}")]
+    #[error("{path}: cannot connect (is the daemon running? pass --socket PATH): {cause}")]
     Connect {
         /// The socket path.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The exchange failed.
     #[error("{path}: {message}")]
@@ -54,9 +54,9 @@ pub enum ControlError {
 /// Bind the control socket, replacing a stale socket file but never one a
 /// live daemon is serving.
 pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
-    let bind_err = |source| ControlError::Bind {
+    let bind_err = |cause| ControlError::Bind {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(bind_err)?;
@@ -119,9 +119,9 @@ pub fn query(path: &Path, req: &Request) -> Result<Value, ControlError> {
         message,
     };
     let mut s =
-        std::os::unix::net::UnixStream::connect(path).map_err(|source| ControlError::Connect {
+        std::os::unix::net::UnixStream::connect(path).map_err(|cause| ControlError::Connect {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| proto(e.to_string()))?;

@@ -178,21 +178,21 @@ fn join(refusals: &[Refusal]) -> String {
         .join("; ")
 }
 
-/// Why the kernel FIB could not do what was asked.
+/// Why the kernel FIB could not do what was asked. Like every error type
+/// here, each message states its cause once and exposes no `source()`.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
     /// The netlink socket itself failed.
-    #[error("netlink socket: {op}: {source}")]
+    #[error("netlink socket: {op}: {cause}")]
     Io {
         /// What was being done.
         op: &'static str,
         /// The system error.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// A reply did not parse.
     #[error("malformed netlink reply: {0}")]
-    Wire(#[from] WireError),
+    Wire(WireError),
     /// The kernel refused one or more requests.
     #[error("kernel refused {}", join(.0))]
     Refused(Vec<Refusal>),
@@ -215,9 +215,15 @@ pub enum KernelError {
     DumpInterrupted(&'static str),
 }
 
+impl From<WireError> for KernelError {
+    fn from(e: WireError) -> Self {
+        KernelError::Wire(e)
+    }
+}
+
 impl KernelError {
-    pub(crate) fn io(op: &'static str, source: io::Error) -> KernelError {
-        KernelError::Io { op, source }
+    pub(crate) fn io(op: &'static str, cause: io::Error) -> KernelError {
+        KernelError::Io { op, cause }
     }
 
     pub(crate) fn request(what: String, e: ErrorMsg) -> KernelError {

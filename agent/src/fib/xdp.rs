@@ -27,6 +27,7 @@ mod links;
 mod logs;
 mod nexthops;
 mod object;
+mod pin_dir;
 mod sys;
 pub mod testrun;
 
@@ -52,6 +53,7 @@ pub use steer_common::Reason;
 
 use crate::prefix::Prefix;
 use nexthops::NextHopTable;
+pub use pin_dir::PinDir;
 
 /// How the program is attached to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -116,26 +118,54 @@ pub enum XdpTarget {
     Pass,
 }
 
-/// Errors of the XDP fast path.
+/// Errors of the XDP fast path. Each message states its cause once: no
+/// variant exposes an inner error as `source()` that its text already
+/// includes, so `{:#}` chains never repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum XdpError {
     /// A file or directory operation failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The path involved.
         path: PathBuf,
         /// The cause.
-        source: io::Error,
+        cause: io::Error,
     },
-    /// The pin dir is not on a bpffs.
-    #[error("{} is not on a bpf filesystem (mount -t bpf bpf /sys/fs/bpf)", .0.display())]
-    NotBpffs(PathBuf),
+    /// The pin dir is not, and cannot be created, on a bpf filesystem.
+    #[error(
+        "{}: not on a bpf filesystem ({} is not bpffs). The agent pins its maps and links \
+         there so that forwarding survives a restart. Under `ip netns exec`, which mounts a \
+         fresh /sys without bpffs, start the agent with `nsenter --net=/run/netns/NAME` \
+         instead; otherwise mount it (`mount -t bpf bpf /sys/fs/bpf`) or set `pin_dir` to a \
+         directory on a bpffs",
+        pin_dir.display(),
+        found.display()
+    )]
+    NoBpffs {
+        /// The configured pin dir.
+        pin_dir: PathBuf,
+        /// The nearest existing path checked.
+        found: PathBuf,
+    },
+    /// Another running agent holds the pin dir.
+    #[error(
+        "{}: in use by another running steer agent{}; give each agent its own `pin_dir` \
+         (the default is per `table`)",
+        path.display(),
+        holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    PinDirBusy {
+        /// The pin dir.
+        path: PathBuf,
+        /// The holder's pid, when /proc/locks tells.
+        holder: Option<u32>,
+    },
     /// Parsing or loading the object failed.
     #[error("loading the XDP object: {0}")]
-    Load(#[from] Box<aya::EbpfError>),
+    Load(Box<aya::EbpfError>),
     /// Loading the program into the kernel failed (verifier, permissions).
     #[error("loading the XDP program: {0}")]
-    Program(#[from] aya::programs::ProgramError),
+    Program(aya::programs::ProgramError),
     /// The object lacks the program.
     #[error("the XDP object has no program `{0}`")]
     MissingProgram(&'static str),
@@ -143,12 +173,12 @@ pub enum XdpError {
     #[error("the XDP object has no map `{0}`")]
     MissingMap(&'static str),
     /// A map operation failed.
-    #[error("map {name}: {source}")]
+    #[error("map {name}: {cause}")]
     Map {
         /// The map's name.
         name: &'static str,
         /// The cause.
-        source: MapError,
+        cause: MapError,
     },
     /// A pinned map has another layout than this build's.
     #[error(
@@ -168,24 +198,24 @@ pub enum XdpError {
     #[error("no interface named `{0}`")]
     NoSuchInterface(String),
     /// Attaching to an interface failed (EBUSY: another XDP program is on it).
-    #[error("attaching XDP ({mode}) to {interface}: {source}")]
+    #[error("attaching XDP ({mode}) to {interface}: {cause}")]
     Attach {
         /// The interface.
         interface: String,
         /// The mode asked for.
         mode: XdpMode,
         /// The cause.
-        source: io::Error,
+        cause: io::Error,
     },
     /// A link operation on a pinned link failed.
-    #[error("{op} on {}: {source}", path.display())]
+    #[error("{op} on {}: {cause}", path.display())]
     Link {
         /// The link's pin path.
         path: PathBuf,
         /// The bpf command.
         op: &'static str,
         /// The cause.
-        source: io::Error,
+        cause: io::Error,
     },
     /// A forward target with no or too many next hops.
     #[error("{prefix}: a forward target needs 1..={max} next hops, got {count}", max = MAX_NEXT_HOPS)]
@@ -196,14 +226,38 @@ pub enum XdpError {
         count: usize,
     },
     /// Every next-hop-set id is in use.
-    #[error(transparent)]
-    SetsFull(#[from] nexthops::SetsFull),
+    #[error("{0}")]
+    SetsFull(nexthops::SetsFull),
     /// Starting the log bridge failed.
     #[error("aya-log: {0}")]
-    Log(#[from] aya_log::Error),
+    Log(aya_log::Error),
     /// `BPF_PROG_TEST_RUN` failed.
     #[error("BPF_PROG_TEST_RUN: {0}")]
     TestRun(io::Error),
+}
+
+impl From<Box<aya::EbpfError>> for XdpError {
+    fn from(e: Box<aya::EbpfError>) -> Self {
+        XdpError::Load(e)
+    }
+}
+
+impl From<aya::programs::ProgramError> for XdpError {
+    fn from(e: aya::programs::ProgramError) -> Self {
+        XdpError::Program(e)
+    }
+}
+
+impl From<nexthops::SetsFull> for XdpError {
+    fn from(e: nexthops::SetsFull) -> Self {
+        XdpError::SetsFull(e)
+    }
+}
+
+impl From<aya_log::Error> for XdpError {
+    fn from(e: aya_log::Error) -> Self {
+        XdpError::Log(e)
+    }
 }
 
 /// One counter, summed over CPUs.
@@ -297,6 +351,7 @@ impl Installed {
 /// The loaded program, its maps and its links.
 pub struct XdpDataplane {
     pin_dir: PathBuf,
+    _pins: PinDir,
     mode: XdpMode,
     ebpf: Ebpf,
     lpm4: LpmTrie<MapData, [u8; 4], Route>,
@@ -316,11 +371,11 @@ where
     T: TryFrom<aya::maps::Map, Error = MapError>,
 {
     let map = ebpf.take_map(name).ok_or(XdpError::MissingMap(name))?;
-    T::try_from(map).map_err(|source| XdpError::Map { name, source })
+    T::try_from(map).map_err(|cause| XdpError::Map { name, cause })
 }
 
 fn map_err(name: &'static str) -> impl Fn(MapError) -> XdpError {
-    move |source| XdpError::Map { name, source }
+    move |cause| XdpError::Map { name, cause }
 }
 
 fn is_not_found(e: &MapError) -> bool {
@@ -329,24 +384,6 @@ fn is_not_found(e: &MapError) -> bool {
         MapError::SyscallError(s) => s.io_error.raw_os_error() == Some(libc::ENOENT),
         _ => false,
     }
-}
-
-fn check_bpffs(dir: &Path) -> Result<(), XdpError> {
-    const BPF_FS_MAGIC: libc::c_long = 0xcafe_4a11;
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|_| XdpError::NotBpffs(dir.to_path_buf()))?;
-    // SAFETY: statfs fills a zeroed struct for a valid C path.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(XdpError::Io {
-            path: dir.to_path_buf(),
-            source: io::Error::last_os_error(),
-        });
-    }
-    if st.f_type as libc::c_long != BPF_FS_MAGIC {
-        return Err(XdpError::NotBpffs(dir.to_path_buf()));
-    }
-    Ok(())
 }
 
 fn normalize(prefix: &Prefix, target: &XdpTarget) -> Result<XdpTarget, XdpError> {
@@ -374,14 +411,11 @@ impl XdpDataplane {
     /// one get a new pinned link; pinned links of interfaces no longer
     /// listed are detached.
     pub fn open(cfg: &XdpConfig) -> Result<XdpDataplane, XdpError> {
-        std::fs::create_dir_all(&cfg.pin_dir).map_err(|source| XdpError::Io {
-            path: cfg.pin_dir.clone(),
-            source,
-        })?;
-        check_bpffs(&cfg.pin_dir)?;
+        let pins = PinDir::claim(&cfg.pin_dir)?;
         let mut ebpf = object::load(&cfg.pin_dir)?;
         let mut dp = XdpDataplane {
             pin_dir: cfg.pin_dir.clone(),
+            _pins: pins,
             mode: cfg.mode,
             lpm4: take_map(&mut ebpf, MAP_LPM4)?,
             lpm6: take_map(&mut ebpf, MAP_LPM6)?,
@@ -551,12 +585,12 @@ impl XdpDataplane {
     fn acquire(&mut self, hops: &[IpAddr]) -> Result<u32, XdpError> {
         let got = self.table.acquire(hops)?;
         if got.created
-            && let Err(source) = self.sets.insert(got.id, nexthops::encode(hops), 0)
+            && let Err(cause) = self.sets.insert(got.id, nexthops::encode(hops), 0)
         {
             self.table.release(got.id);
             return Err(XdpError::Map {
                 name: MAP_NH_SETS,
-                source,
+                cause,
             });
         }
         Ok(got.id)
@@ -579,7 +613,7 @@ impl XdpDataplane {
         match self.sets.remove(&id) {
             Err(e) if !is_not_found(&e) => Err(XdpError::Map {
                 name: MAP_NH_SETS,
-                source: e,
+                cause: e,
             }),
             _ => Ok(()),
         }
@@ -601,7 +635,7 @@ impl XdpDataplane {
         };
         match result {
             Err(e) if !(want.is_none() && is_not_found(&e)) => {
-                Err(XdpError::Map { name, source: e })
+                Err(XdpError::Map { name, cause: e })
             }
             _ => Ok(()),
         }
@@ -671,9 +705,9 @@ impl XdpDataplane {
             .program()?
             .fd()?
             .try_clone()
-            .map_err(|source| XdpError::Io {
+            .map_err(|cause| XdpError::Io {
                 path: self.pin_dir.clone(),
-                source,
+                cause,
             })?;
         let mut attached = BTreeMap::new();
         for iface in interfaces {
@@ -727,14 +761,14 @@ impl XdpDataplane {
             let path = pin_dir.join(name);
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(XdpError::Io { path, source: e });
+                    return Err(XdpError::Io { path, cause: e });
                 }
                 _ => {}
             }
         }
-        std::fs::remove_dir(pin_dir).map_err(|source| XdpError::Io {
+        std::fs::remove_dir(pin_dir).map_err(|cause| XdpError::Io {
             path: pin_dir.to_path_buf(),
-            source,
+            cause,
         })
     }
 }

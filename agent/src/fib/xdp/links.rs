@@ -58,32 +58,31 @@ pub fn attach(
             match sys::link_update(fd.as_fd(), prog) {
                 Ok(()) => return Ok(Link { fd, mode }),
                 Err(e) if e.raw_os_error() == Some(libc::ENOLINK) => {}
-                Err(source) => {
+                Err(cause) => {
                     return Err(XdpError::Link {
                         path,
                         op: "BPF_LINK_UPDATE",
-                        source,
+                        cause,
                     });
                 }
             }
         }
         detach_pinned(&path)?;
     }
-    let fd =
-        sys::xdp_link_create(prog, index, mode.flags()).map_err(|source| XdpError::Attach {
-            interface: iface.to_string(),
-            mode,
-            source,
-        })?;
-    let dir = path.parent().unwrap_or(pin_dir);
-    fs::create_dir_all(dir).map_err(|source| XdpError::Io {
-        path: dir.to_path_buf(),
-        source,
+    let fd = sys::xdp_link_create(prog, index, mode.flags()).map_err(|cause| XdpError::Attach {
+        interface: iface.to_string(),
+        mode,
+        cause,
     })?;
-    sys::obj_pin(fd.as_fd(), &path).map_err(|source| XdpError::Link {
+    let dir = path.parent().unwrap_or(pin_dir);
+    fs::create_dir_all(dir).map_err(|cause| XdpError::Io {
+        path: dir.to_path_buf(),
+        cause,
+    })?;
+    sys::obj_pin(fd.as_fd(), &path).map_err(|cause| XdpError::Link {
         path: path.clone(),
         op: "BPF_OBJ_PIN",
-        source,
+        cause,
     })?;
     Ok(Link { fd, mode })
 }
@@ -101,11 +100,11 @@ pub fn detach_pinned(path: &Path) -> Result<(), XdpError> {
         match sys::link_detach(fd.as_fd()) {
             Ok(()) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOLINK | libc::EINVAL)) => {}
-            Err(source) => {
+            Err(cause) => {
                 return Err(XdpError::Link {
                     path: path.to_path_buf(),
                     op: "BPF_LINK_DETACH",
-                    source,
+                    cause,
                 });
             }
         }
@@ -117,7 +116,7 @@ fn remove(path: &Path) -> Result<(), XdpError> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(XdpError::Io {
             path: path.to_path_buf(),
-            source: e,
+            cause: e,
         }),
         _ => Ok(()),
     }
@@ -152,7 +151,7 @@ pub fn remove_dirs(pin_dir: &Path) -> Result<(), XdpError> {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 return Err(XdpError::Io {
                     path: dir,
-                    source: e,
+                    cause: e,
                 });
             }
             _ => {}

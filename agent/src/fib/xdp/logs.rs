@@ -38,9 +38,9 @@ impl LogPump {
                     logger.flush();
                 }
             })
-            .map_err(|source| XdpError::Io {
+            .map_err(|cause| XdpError::Io {
                 path: "steer-xdp-log thread".into(),
-                source,
+                cause,
             })?;
         Ok(LogPump {
             stop,

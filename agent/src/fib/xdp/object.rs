@@ -78,9 +78,9 @@ fn check_pinned(pin_dir: &Path) -> Result<(), XdpError> {
         if !path.exists() {
             continue;
         }
-        let info = MapInfo::from_pin(&path).map_err(|source| XdpError::Map {
+        let info = MapInfo::from_pin(&path).map_err(|cause| XdpError::Map {
             name: want.name,
-            source,
+            cause,
         })?;
         let found = (
             info.map_type().ok(),
