@@ -784,6 +784,19 @@ mod tests {
     }
 
     #[test]
+    fn an_error_chain_states_each_cause_once() {
+        let e = anyhow::Error::new(XdpError::Io {
+            path: "/sys/fs/bpf/steer/agent-200".into(),
+            cause: io::Error::from_raw_os_error(libc::ENOENT),
+        })
+        .context("cannot set up the dataplane");
+        assert_eq!(
+            format!("{e:#}"),
+            "cannot set up the dataplane: /sys/fs/bpf/steer/agent-200: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
     fn forward_targets_are_sorted_deduped_and_bounded() {
         let p: Prefix = "203.0.113.0/24".parse().unwrap();
         let ips = |l: &[&str]| -> Vec<IpAddr> { l.iter().map(|s| s.parse().unwrap()).collect() };
