@@ -10,8 +10,9 @@ use super::fib_task::{self, FibCmd, FibHandle, FibSetup};
 use super::rib::AgentRib;
 use crate::bgp::attribute::{AsPath, Origin, PathAttributes};
 use crate::bgp::capability::{AddPathFamily, Capability, GracefulRestart};
-use crate::bgp::error::{Notification, cease};
+use crate::bgp::error::Notification;
 use crate::bgp::fsm::{Backoff, FsmConfig};
+use crate::bgp::iana::CeaseSubcode;
 use crate::bgp::message::{encode_announce, encode_end_of_rib};
 use crate::bgp::negotiate::Negotiated;
 use crate::bgp::nlri::{Family, Nlri};
@@ -613,9 +614,9 @@ pub async fn run(cfg: AgentConfig, socket_path: Option<PathBuf>) -> anyhow::Resu
         }
     }
     let n = if cfg.flush_on_exit {
-        Notification::new(6, cease::HARD_RESET)
+        Notification::from(CeaseSubcode::HardReset)
     } else {
-        Notification::cease_with_message(cease::ADMIN_SHUTDOWN, "steer agent restarting")
+        Notification::cease_with_message(CeaseSubcode::AdminShutdown, "steer agent restarting")
     };
     let mut tasks = Vec::new();
     for s in &mut agent.servers {

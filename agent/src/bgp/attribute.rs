@@ -32,8 +32,9 @@
 //! parses their NLRI. Encoding writes attributes in type-code order, with
 //! the Extended Length bit only for values over 255 octets.
 
-use super::error::{DecodeError, EncodeError, code as err_code, update};
-use super::message::{AS_TRANS, AttributeIssue, CodecConfig};
+use super::error::{DecodeError, EncodeError};
+use super::iana::{AS_TRANS, UpdateSubcode};
+use super::message::{AttributeIssue, CodecConfig};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Attribute type codes (IANA).
@@ -429,8 +430,7 @@ pub(crate) fn decode_attributes<'a>(
         let Some(raw) = len.and_then(|len| rest.get(..hdr + len)) else {
             if matches!(type_code, code::MP_REACH_NLRI | code::MP_UNREACH_NLRI) {
                 return Err(DecodeError::new(
-                    err_code::UPDATE_MESSAGE,
-                    update::OPTIONAL_ATTRIBUTE,
+                    UpdateSubcode::OptionalAttribute,
                     rest.to_vec(),
                     format!(
                         "{} runs past the path attributes, so its NLRI cannot be located (RFC 7606 §4, §5.3)",
@@ -456,8 +456,7 @@ pub(crate) fn decode_attributes<'a>(
         if d.seen(type_code) {
             if matches!(type_code, code::MP_REACH_NLRI | code::MP_UNREACH_NLRI) {
                 return Err(DecodeError::new(
-                    err_code::UPDATE_MESSAGE,
-                    update::MALFORMED_ATTRIBUTE_LIST,
+                    UpdateSubcode::MalformedAttributeList,
                     Vec::new(),
                     format!("{} appears twice (RFC 7606 §3 g)", name(type_code)),
                 ));
@@ -494,8 +493,7 @@ fn decode_one<'a>(
     let Some(expected) = expected_flags(type_code) else {
         if attr_flags & flags::OPTIONAL == 0 {
             return Err(DecodeError::new(
-                err_code::UPDATE_MESSAGE,
-                update::UNRECOGNIZED_WELL_KNOWN,
+                UpdateSubcode::UnrecognizedWellKnown,
                 a.raw.to_vec(),
                 format!("unrecognized well-known attribute {type_code} (RFC 4271 §6.3)"),
             ));

@@ -10,7 +10,8 @@
 //! subcode for it. An ADD-PATH value other than 0..=3 makes that capability
 //! "not understood" (RFC 7911 §4): it is kept as [`Capability::Unknown`].
 
-use super::error::{DecodeError, EncodeError, code as err_code, open};
+use super::error::{DecodeError, EncodeError};
+use super::iana::OpenSubcode;
 use super::nlri::Family;
 
 /// Capability codes (IANA).
@@ -164,8 +165,7 @@ impl Capability {
     pub fn decode(code: u8, value: &[u8]) -> Result<Capability, DecodeError> {
         let malformed = |expected: &str| {
             DecodeError::new(
-                err_code::OPEN_MESSAGE,
-                open::UNSPECIFIC,
+                OpenSubcode::Unspecific,
                 Vec::new(),
                 format!(
                     "malformed capability {code}: {} value octets, expected {expected} (RFC 5492 §4)",
@@ -261,8 +261,7 @@ pub fn decode_capabilities(buf: &[u8], out: &mut Vec<Capability>) -> Result<(), 
     while let Some((&[code, len], tail)) = rest.split_first_chunk::<2>() {
         let Some((value, tail)) = tail.split_at_checked(usize::from(len)) else {
             return Err(DecodeError::new(
-                err_code::OPEN_MESSAGE,
-                open::UNSPECIFIC,
+                OpenSubcode::Unspecific,
                 Vec::new(),
                 format!(
                     "capability {code} of {len} octets overruns its parameter ({} left) (RFC 5492 §4)",
@@ -277,8 +276,7 @@ pub fn decode_capabilities(buf: &[u8], out: &mut Vec<Capability>) -> Result<(), 
         Ok(())
     } else {
         Err(DecodeError::new(
-            err_code::OPEN_MESSAGE,
-            open::UNSPECIFIC,
+            OpenSubcode::Unspecific,
             Vec::new(),
             "capability header cut short (RFC 5492 §4)",
         ))

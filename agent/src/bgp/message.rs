@@ -15,7 +15,8 @@
 
 use super::attribute::{PathAttributes, code as attr_code, flags as attr_flags};
 use super::capability::{AddPathFamily, Capability, GracefulRestart};
-use super::error::{DecodeError, EncodeError, Notification, code, header};
+use super::error::{DecodeError, EncodeError, Notification};
+use super::iana::{AS_TRANS, CapabilityCode, HeaderSubcode, MessageType};
 use super::nlri::{Family, Nlri};
 use crate::prefix::Afi;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -46,22 +47,6 @@ pub const HEADER_LEN: usize = 19;
 pub const MAX_MESSAGE_LEN: usize = 4096;
 /// Maximum message size with RFC 8654 extended messages.
 pub const MAX_EXTENDED_MESSAGE_LEN: usize = 65535;
-/// AS_TRANS (RFC 6793): the 2-octet stand-in for a 4-octet AS.
-pub const AS_TRANS: u16 = 23456;
-
-/// Message type codes.
-pub mod kind {
-    /// OPEN.
-    pub const OPEN: u8 = 1;
-    /// UPDATE.
-    pub const UPDATE: u8 = 2;
-    /// NOTIFICATION.
-    pub const NOTIFICATION: u8 = 3;
-    /// KEEPALIVE.
-    pub const KEEPALIVE: u8 = 4;
-    /// ROUTE-REFRESH.
-    pub const ROUTE_REFRESH: u8 = 5;
-}
 
 /// How one session encodes and decodes, from what its OPENs negotiated.
 /// The default (nothing negotiated) is right for the OPEN exchange itself.
@@ -136,12 +121,14 @@ impl Open {
     }
 
     /// The first capability with this code.
-    pub fn capability(&self, code: u8) -> Option<&Capability> {
-        self.capabilities.iter().find(|c| c.code() == code)
+    pub fn capability(&self, code: CapabilityCode) -> Option<&Capability> {
+        self.capabilities
+            .iter()
+            .find(|c| c.code() == u8::from(code))
     }
 
     /// True when the OPEN carries a capability with this code.
-    pub fn has_capability(&self, code: u8) -> bool {
+    pub fn has_capability(&self, code: CapabilityCode) -> bool {
         self.capability(code).is_some()
     }
 
@@ -309,8 +296,7 @@ pub fn frame_len(buf: &[u8], cfg: &CodecConfig) -> Result<Option<usize>, DecodeE
     };
     if header[..16].iter().any(|&b| b != 0xff) {
         return Err(DecodeError::new(
-            code::MESSAGE_HEADER,
-            header::NOT_SYNCHRONIZED,
+            HeaderSubcode::NotSynchronized,
             Vec::new(),
             "marker is not all ones (RFC 4271 §6.1)",
         ));
@@ -319,8 +305,7 @@ pub fn frame_len(buf: &[u8], cfg: &CodecConfig) -> Result<Option<usize>, DecodeE
     let len = usize::from(u16::from_be_bytes(field));
     let bad_length = |why: String| {
         DecodeError::new(
-            code::MESSAGE_HEADER,
-            header::BAD_LENGTH,
+            HeaderSubcode::BadLength,
             field.to_vec(),
             format!("{why} (RFC 4271 §6.1)"),
         )
@@ -329,24 +314,24 @@ pub fn frame_len(buf: &[u8], cfg: &CodecConfig) -> Result<Option<usize>, DecodeE
     if !(HEADER_LEN..=limit).contains(&len) {
         return Err(bad_length(format!("length {len} is outside 19..={limit}")));
     }
-    let (name, min, max) = match header[18] {
-        kind::OPEN => ("OPEN", 29, MAX_MESSAGE_LEN),
-        kind::UPDATE => ("UPDATE", 23, limit),
-        kind::NOTIFICATION => ("NOTIFICATION", 21, limit),
-        kind::KEEPALIVE => ("KEEPALIVE", HEADER_LEN, HEADER_LEN),
-        kind::ROUTE_REFRESH => ("ROUTE-REFRESH", 23, 23),
-        other => {
-            return Err(DecodeError::new(
-                code::MESSAGE_HEADER,
-                header::BAD_TYPE,
-                vec![other],
-                format!("unknown message type {other} (RFC 4271 §6.1)"),
-            ));
-        }
+    let Some(kind) = MessageType::from_u8(header[18]) else {
+        let other = header[18];
+        return Err(DecodeError::new(
+            HeaderSubcode::BadType,
+            vec![other],
+            format!("unknown message type {other} (RFC 4271 §6.1)"),
+        ));
+    };
+    let (min, max) = match kind {
+        MessageType::Open => (29, MAX_MESSAGE_LEN),
+        MessageType::Update => (23, limit),
+        MessageType::Notification => (21, limit),
+        MessageType::Keepalive => (HEADER_LEN, HEADER_LEN),
+        MessageType::RouteRefresh => (23, 23),
     };
     if !(min..=max).contains(&len) {
         return Err(bad_length(format!(
-            "{name} length {len} is outside {min}..={max}"
+            "{kind} length {len} is outside {min}..={max}"
         )));
     }
     Ok(Some(len))
@@ -356,16 +341,14 @@ pub fn frame_len(buf: &[u8], cfg: &CodecConfig) -> Result<Option<usize>, DecodeE
 pub fn decode(msg: &[u8], cfg: &CodecConfig) -> Result<Message, DecodeError> {
     let Some(len) = frame_len(msg, cfg)? else {
         return Err(DecodeError::new(
-            code::MESSAGE_HEADER,
-            header::BAD_LENGTH,
+            HeaderSubcode::BadLength,
             Vec::new(),
             format!("{} octets cannot hold the 19-octet header", msg.len()),
         ));
     };
     if len != msg.len() {
         return Err(DecodeError::new(
-            code::MESSAGE_HEADER,
-            header::BAD_LENGTH,
+            HeaderSubcode::BadLength,
             msg[16..18].to_vec(),
             format!(
                 "length field says {len}, the message has {} octets",
@@ -374,14 +357,14 @@ pub fn decode(msg: &[u8], cfg: &CodecConfig) -> Result<Message, DecodeError> {
         ));
     }
     let body = &msg[HEADER_LEN..];
-    match (msg[18], body) {
-        (kind::OPEN, _) => open_codec::decode(body).map(Message::Open),
-        (kind::UPDATE, _) => update_codec::decode(body, cfg).map(Message::Update),
-        (kind::NOTIFICATION, [c, subcode, data @ ..]) => Ok(Message::Notification(
+    match (MessageType::from_u8(msg[18]), body) {
+        (Some(MessageType::Open), _) => open_codec::decode(body).map(Message::Open),
+        (Some(MessageType::Update), _) => update_codec::decode(body, cfg).map(Message::Update),
+        (Some(MessageType::Notification), [c, subcode, data @ ..]) => Ok(Message::Notification(
             Notification::with_data(*c, *subcode, data.to_vec()),
         )),
-        (kind::KEEPALIVE, _) => Ok(Message::Keepalive),
-        (kind::ROUTE_REFRESH, &[a0, a1, subtype, safi]) => {
+        (Some(MessageType::Keepalive), _) => Ok(Message::Keepalive),
+        (Some(MessageType::RouteRefresh), &[a0, a1, subtype, safi]) => {
             Ok(Message::RouteRefresh(RouteRefresh {
                 family: Family {
                     afi: u16::from_be_bytes([a0, a1]),
@@ -390,11 +373,14 @@ pub fn decode(msg: &[u8], cfg: &CodecConfig) -> Result<Message, DecodeError> {
                 subtype,
             }))
         }
-        (other, _) => Err(DecodeError::new(
-            code::MESSAGE_HEADER,
-            header::BAD_TYPE,
-            vec![other],
-            format!("message type {other} with a body of {} octets", body.len()),
+        (_, _) => Err(DecodeError::new(
+            HeaderSubcode::BadType,
+            vec![msg[18]],
+            format!(
+                "message type {} with a body of {} octets",
+                msg[18],
+                body.len()
+            ),
         )),
     }
 }
@@ -412,18 +398,18 @@ impl Message {
             Message::Open(open) => open_codec::encode(open, out),
             Message::Update(update) => update_codec::encode(update, cfg, out),
             Message::Notification(n) => {
-                let start = frame::begin(out, kind::NOTIFICATION);
+                let start = frame::begin(out, MessageType::Notification);
                 let room = cfg.max_message_len() - 21;
                 out.extend_from_slice(&[n.code, n.subcode]);
                 out.extend_from_slice(&n.data[..n.data.len().min(room)]);
                 frame::end(out, start, cfg.max_message_len(), "NOTIFICATION")
             }
             Message::Keepalive => {
-                let start = frame::begin(out, kind::KEEPALIVE);
+                let start = frame::begin(out, MessageType::Keepalive);
                 frame::end(out, start, HEADER_LEN, "KEEPALIVE")
             }
             Message::RouteRefresh(r) => {
-                let start = frame::begin(out, kind::ROUTE_REFRESH);
+                let start = frame::begin(out, MessageType::RouteRefresh);
                 out.extend_from_slice(&r.family.afi.to_be_bytes());
                 out.extend_from_slice(&[r.subtype, r.family.safi]);
                 frame::end(out, start, 23, "ROUTE-REFRESH")
@@ -494,7 +480,7 @@ pub fn encode_withdraw(
 
 /// Append the End-of-RIB marker for `family` (RFC 4724 §2).
 pub fn encode_end_of_rib(family: Family, out: &mut Vec<u8>) {
-    let start = frame::begin(out, kind::UPDATE);
+    let start = frame::begin(out, MessageType::Update);
     if family == Family::IPV4_UNICAST {
         out.extend_from_slice(&[0, 0, 0, 0]);
     } else {

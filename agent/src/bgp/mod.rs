@@ -5,6 +5,7 @@ pub mod attribute;
 pub mod capability;
 pub mod error;
 pub mod fsm;
+pub mod iana;
 pub mod message;
 pub mod negotiate;
 pub mod nlri;

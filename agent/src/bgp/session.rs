@@ -5,9 +5,10 @@
 //! running a second FSM on the colliding connection until one side's BGP
 //! identifier decides. Timers get the jitter of RFC 4271 §10.
 
-use super::error::{Notification, cease};
+use super::error::Notification;
 use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
-use super::message::{CodecConfig, Message, decode, frame_len, kind};
+use super::iana::{CeaseSubcode, ErrorCode, MessageType};
+use super::message::{CodecConfig, Message, decode, frame_len};
 use super::negotiate::Negotiated;
 use super::nlri::Family;
 use super::routes::{IngestContext, RouteBatch, ingest};
@@ -379,7 +380,7 @@ impl Driver {
                 cmd = self.cmds.recv() => {
                     match cmd {
                         Some(c) => self.command(c),
-                        None => self.command(SessionCommand::Stop(Notification::new(6, cease::PEER_DECONFIGURED))),
+                        None => self.command(SessionCommand::Stop(CeaseSubcode::PeerDeconfigured.into())),
                     }
                 }
                 r = connected(&mut self.connecting) => {
@@ -482,7 +483,7 @@ impl Driver {
                         "refusing second connection: session already established (RFC 4271 §6.8)"
                     );
                     let mut out = Vec::new();
-                    let n = Notification::new(6, cease::COLLISION_RESOLUTION);
+                    let n = Notification::from(CeaseSubcode::CollisionResolution);
                     if Message::Notification(n)
                         .encode(&conn.codec, &mut out)
                         .is_ok()
@@ -573,7 +574,7 @@ impl Driver {
                 Ok(Some(n)) if conn.buf.len() >= n => {
                     let msg = conn.buf.split_to(n);
                     status.msgs_in.fetch_add(1, Ordering::Relaxed);
-                    if msg[18] == kind::UPDATE {
+                    if msg[18] == u8::from(MessageType::Update) {
                         status.updates_in.fetch_add(1, Ordering::Relaxed);
                     }
                     match decode(&msg, &conn.codec) {
@@ -719,7 +720,7 @@ impl Driver {
                 let _ = conn.tx.send(Bytes::from(buf));
                 self.status.sent(1, 0);
                 if let Message::Notification(n) = m {
-                    if n.code == super::error::code::CEASE {
+                    if n.code == u8::from(ErrorCode::Cease) {
                         info!("sending NOTIFICATION {n}");
                     } else {
                         warn!("sending NOTIFICATION {n}");
@@ -836,7 +837,7 @@ impl Driver {
     /// Close the losing connection with Cease/7; when it was the primary,
     /// the colliding connection takes its place.
     fn end_loser(&mut self, loser: Which) {
-        let n = Notification::new(6, cease::COLLISION_RESOLUTION);
+        let n = Notification::from(CeaseSubcode::CollisionResolution);
         match loser {
             Which::Collision => {
                 info!("collision resolved: keeping the existing connection");

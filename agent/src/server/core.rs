@@ -12,8 +12,9 @@
 
 use super::view::{AdvertisedView, PathView, PeerView, RouteView};
 use crate::bgp::attribute::PathAttributes;
-use crate::bgp::error::{Notification, cease, code};
+use crate::bgp::error::Notification;
 use crate::bgp::fsm::DownReason;
+use crate::bgp::iana::CeaseSubcode;
 use crate::bgp::negotiate::Negotiated;
 use crate::bgp::nlri::Family;
 use crate::bgp::routes::RouteBatch;
@@ -467,7 +468,7 @@ impl RouteServer {
         let mut data = family.afi.to_be_bytes().to_vec();
         data.push(family.safi);
         data.extend_from_slice(&limit.to_be_bytes());
-        let n = Notification::with_data(code::CEASE, cease::MAX_PREFIXES, data);
+        let n = Notification::error(CeaseSubcode::MaxPrefixes, data);
         let peer = self.peers.get_mut(&id).expect("peer");
         warn!(
             peer = %peer.name,
@@ -650,7 +651,7 @@ impl RouteServer {
         for p in self.peers.values() {
             if let Some(c) = &p.cmd {
                 let _ = c.send(SessionCommand::Stop(Notification::cease_with_message(
-                    cease::ADMIN_SHUTDOWN,
+                    CeaseSubcode::AdminShutdown,
                     message,
                 )));
             }

@@ -18,12 +18,13 @@
 //! Encoding packs NLRI into as few messages as the size limit allows and
 //! encodes the attributes once per call.
 
-use super::{CodecConfig, HEADER_LEN, MpReach, MpUnreach, Update, frame, kind};
+use super::{CodecConfig, HEADER_LEN, MpReach, MpUnreach, Update, frame};
 use crate::bgp::attribute::{
     EncodeOptions, PathAttributes, WireAttribute, code as attr_code, decode_attributes,
     encode_attributes, flags, put_attribute,
 };
-use crate::bgp::error::{DecodeError, EncodeError, code, update};
+use crate::bgp::error::{DecodeError, EncodeError};
+use crate::bgp::iana::{MessageType, UpdateSubcode};
 use crate::bgp::message::AttributeIssue;
 use crate::bgp::nlri::{Family, Nlri, decode_nlri};
 use crate::prefix::Afi;
@@ -33,8 +34,7 @@ use std::net::{IpAddr, Ipv6Addr};
 pub(super) fn decode(body: &[u8], cfg: &CodecConfig) -> Result<Update, DecodeError> {
     let list_error = |why: String| {
         DecodeError::new(
-            code::UPDATE_MESSAGE,
-            update::MALFORMED_ATTRIBUTE_LIST,
+            UpdateSubcode::MalformedAttributeList,
             Vec::new(),
             format!("{why} (RFC 4271 §6.3)"),
         )
@@ -119,8 +119,7 @@ pub(super) fn decode(body: &[u8], cfg: &CodecConfig) -> Result<Update, DecodeErr
     }
     if !reach && let Some(first) = u.treat_as_withdraw.first() {
         return Err(DecodeError::new(
-            code::UPDATE_MESSAGE,
-            update::MALFORMED_ATTRIBUTE_LIST,
+            UpdateSubcode::MalformedAttributeList,
             Vec::new(),
             format!(
                 "treat-as-withdraw in an UPDATE that announces no route, after: {} (RFC 7606 §5.2)",
@@ -144,12 +143,7 @@ fn is_unicast(ip: IpAddr) -> bool {
 }
 
 fn optional_error(a: WireAttribute<'_>, why: String) -> DecodeError {
-    DecodeError::new(
-        code::UPDATE_MESSAGE,
-        update::OPTIONAL_ATTRIBUTE,
-        a.raw.to_vec(),
-        why,
-    )
+    DecodeError::new(UpdateSubcode::OptionalAttribute, a.raw.to_vec(), why)
 }
 
 fn unrouted(u: &mut Update, type_code: u8, family: Family) {
@@ -276,7 +270,7 @@ fn decode_mp_unreach(
 
 /// Append one UPDATE holding exactly `u`.
 pub(super) fn encode(u: &Update, cfg: &CodecConfig, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let start = frame::begin(out, kind::UPDATE);
+    let start = frame::begin(out, MessageType::Update);
     if let Err(e) = encode_body(u, cfg, out) {
         out.truncate(start);
         return Err(e);
@@ -475,7 +469,7 @@ pub(super) fn announce<'a>(
     }
     let mut nlri = nlri.peekable();
     while nlri.peek().is_some() {
-        let start = frame::begin(out, kind::UPDATE);
+        let start = frame::begin(out, MessageType::Update);
         out.extend_from_slice(&[0, 0]);
         let apos = out.len();
         out.extend_from_slice(&[0, 0]);
@@ -517,7 +511,7 @@ pub(super) fn withdraw<'a>(
     let limit = cfg.max_message_len();
     let mut nlri = nlri.peekable();
     while nlri.peek().is_some() {
-        let start = frame::begin(out, kind::UPDATE);
+        let start = frame::begin(out, MessageType::Update);
         if afi == Afi::Ipv4 {
             let wpos = out.len();
             out.extend_from_slice(&[0, 0]);
