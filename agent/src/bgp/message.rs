@@ -13,10 +13,10 @@
 //! (UPDATE decoding, RFC 7606 classification of what the attribute codec
 //! cannot see, and the packing encoders).
 
-use super::attribute::{PathAttributes, code as attr_code, flags as attr_flags};
+use super::attribute::{PathAttributes, expected_flags};
 use super::capability::{AddPathFamily, Capability, GracefulRestart};
 use super::error::{DecodeError, EncodeError, Notification};
-use super::iana::{AS_TRANS, CapabilityCode, HeaderSubcode, MessageType};
+use super::iana::{AS_TRANS, AttrType, CapabilityCode, HeaderSubcode, MessageType};
 use super::nlri::{Family, Nlri};
 use crate::prefix::Afi;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -489,8 +489,8 @@ pub fn encode_end_of_rib(family: Family, out: &mut Vec<u8>) {
             0,
             0,
             6,
-            attr_flags::OPTIONAL,
-            attr_code::MP_UNREACH_NLRI,
+            expected_flags(AttrType::MpUnreachNlri),
+            AttrType::MpUnreachNlri.into(),
             3,
         ]);
         out.extend_from_slice(&family.afi.to_be_bytes());
