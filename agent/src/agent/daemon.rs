@@ -16,9 +16,8 @@ use crate::bgp::iana::CeaseSubcode;
 use crate::bgp::message::{encode_announce, encode_end_of_rib};
 use crate::bgp::negotiate::Negotiated;
 use crate::bgp::nlri::{Family, Nlri};
-use crate::bgp::session::{
-    self, Established, PeerMsg, SessionCommand, SessionEvent, SessionHandle, SessionSpec,
-};
+use crate::bgp::peer::{Established, PeerMsg, SessionCommand, SessionEvent};
+use crate::bgp::session::{self, SessionHandle, SessionSpec};
 use crate::bgp::status::PeerStatus;
 use crate::config::{AgentConfig, EcmpSetting, XdpSetting};
 use crate::control::Request;

@@ -9,6 +9,7 @@ pub mod iana;
 pub mod message;
 pub mod negotiate;
 pub mod nlri;
+pub mod peer;
 pub mod routes;
 pub mod session;
 pub mod status;
