@@ -20,9 +20,9 @@ use crate::bgp::peer::{Established, PeerMsg, SessionCommand, SessionEvent};
 use crate::bgp::session::{self, SessionHandle, SessionSpec};
 use crate::bgp::status::PeerStatus;
 use crate::config::{AgentConfig, EcmpSetting, XdpSetting};
-use crate::control::Request;
 use crate::control::metrics::{self, Exposition};
 use crate::control::socket::{self, Query};
+use crate::control::{Request, RouteQuery};
 use crate::fib::kernel::EcmpStrategy;
 use crate::fib::xdp::{XdpConfig, XdpMode};
 use crate::prefix::Afi;
@@ -296,7 +296,7 @@ impl Agent {
         serde_json::Value::Array(v)
     }
 
-    fn routes(&self, q: &crate::server::core::RouteQuery) -> Result<serde_json::Value, String> {
+    fn routes(&self, q: &RouteQuery) -> Result<serde_json::Value, String> {
         if q.advertised {
             return Ok(serde_json::json!(
                 self.cfg

@@ -21,6 +21,7 @@ use crate::bgp::peer::{Established, Outbound, PeerId, PeerMsg, SessionCommand, S
 use crate::bgp::routes::RouteBatch;
 use crate::bgp::status::PeerStatus;
 use crate::config::ServerConfig;
+use crate::control::RouteQuery;
 use crate::prefix::Prefix;
 use crate::rib::decision::{DEFAULT_LOCAL_PREF, why_lost};
 use crate::rib::export::{Audience, ExportContext, GroupKey, local_route_attrs};
@@ -110,18 +111,6 @@ impl PeerEntry {
     pub fn has_session(&self) -> bool {
         self.cmd.as_ref().is_some_and(|c| !c.is_closed())
     }
-}
-
-/// A route query from `steer show routes`.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
-pub struct RouteQuery {
-    /// Only paths from (or, with `advertised`, sent to) this peer.
-    pub peer: Option<String>,
-    /// What was advertised to `peer` instead of what was received.
-    #[serde(default)]
-    pub advertised: bool,
-    /// One prefix, or an address for a longest-prefix match.
-    pub prefix: Option<String>,
 }
 
 /// Why a query could not be answered.

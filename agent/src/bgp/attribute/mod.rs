@@ -217,6 +217,17 @@ pub struct LargeCommunity {
     pub local2: u32,
 }
 
+/// The large community that marks the VNet address space (RFC 8092):
+/// `ASN:1:1`. The route server sends the VNet prefixes with it; agents
+/// treat prefixes carrying it as the VNet's own space.
+pub fn vnet_community(asn: u32) -> LargeCommunity {
+    LargeCommunity {
+        global: asn,
+        local1: 1,
+        local2: 1,
+    }
+}
+
 /// An attribute kept verbatim: unknown optional transitive ones.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct RawAttribute {
