@@ -13,8 +13,10 @@
 //! (UPDATE decoding, RFC 7606 classification of what the attribute codec
 //! cannot see, and the packing encoders).
 
+pub use super::attribute::AttributeIssue;
 use super::attribute::{PathAttributes, expected_flags};
 use super::capability::{AddPathFamily, Capability, GracefulRestart};
+pub use super::codec_config::{CodecConfig, MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN};
 use super::error::{DecodeError, EncodeError, Notification};
 use super::iana::{AS_TRANS, AttrType, CapabilityCode, HeaderSubcode, MessageType};
 use super::nlri::{Family, Nlri};
@@ -43,39 +45,6 @@ mod update_tests;
 
 /// Length of the fixed header: marker, length, type.
 pub const HEADER_LEN: usize = 19;
-/// Maximum message size without RFC 8654.
-pub const MAX_MESSAGE_LEN: usize = 4096;
-/// Maximum message size with RFC 8654 extended messages.
-pub const MAX_EXTENDED_MESSAGE_LEN: usize = 65535;
-
-/// How one session encodes and decodes, from what its OPENs negotiated.
-/// The default (nothing negotiated) is right for the OPEN exchange itself.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CodecConfig {
-    /// Both sides sent the 4-octet AS capability.
-    pub four_octet_as: bool,
-    /// Both sides sent the extended message capability.
-    pub extended_message: bool,
-    /// Per family index ([`Family::index`]): NLRI we receive carry path ids.
-    pub add_path_receive: [bool; 2],
-    /// Per family index: NLRI we send carry path ids.
-    pub add_path_send: [bool; 2],
-    /// The peer is external: LOCAL_PREF, ORIGINATOR_ID and CLUSTER_LIST
-    /// from it are discarded (RFC 7606 §7.5, RFC 4456 §8).
-    pub ebgp: bool,
-}
-
-impl CodecConfig {
-    /// The largest UPDATE/NOTIFICATION/ROUTE-REFRESH this session carries.
-    pub fn max_message_len(&self) -> usize {
-        if self.extended_message {
-            MAX_EXTENDED_MESSAGE_LEN
-        } else {
-            MAX_MESSAGE_LEN
-        }
-    }
-}
-
 /// An OPEN message (RFC 4271 §4.2) with its capabilities (RFC 5492).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Open {
@@ -161,15 +130,6 @@ impl Open {
             _ => None,
         })
     }
-}
-
-/// One attribute problem that RFC 7606 lets the session survive.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct AttributeIssue {
-    /// The attribute's type code.
-    pub type_code: u8,
-    /// What was wrong and the RFC section that decides the outcome.
-    pub reason: String,
 }
 
 /// MP_REACH_NLRI (RFC 4760 §3).

@@ -3,6 +3,7 @@
 
 pub mod attribute;
 pub mod capability;
+pub mod codec_config;
 pub mod error;
 pub mod fsm;
 pub mod iana;

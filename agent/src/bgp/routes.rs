@@ -8,9 +8,9 @@
 //! reflected route may carry our own address as next hop (RFC 4456): the
 //! receiver ignores it rather than calling it malformed.
 
-use super::attribute::PathAttributes;
+use super::attribute::{AttributeIssue, PathAttributes};
 use super::iana::AttrType;
-use super::message::{AttributeIssue, Update};
+use super::message::Update;
 use super::negotiate::Negotiated;
 use super::nlri::{Family, Nlri};
 use std::net::IpAddr;

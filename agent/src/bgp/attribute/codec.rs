@@ -7,10 +7,10 @@
 
 use super::as_path::{As4, merge_as4};
 use super::table::{Encoding, Fault, encode_rows, expected_flags, spec};
-use super::{PathAttributes, RawAttribute, flags};
+use super::{AttributeIssue, PathAttributes, RawAttribute, flags};
+use crate::bgp::codec_config::CodecConfig;
 use crate::bgp::error::{DecodeError, EncodeError};
 use crate::bgp::iana::{AttrType, UpdateSubcode};
-use crate::bgp::message::{AttributeIssue, CodecConfig};
 
 /// One attribute as framed in an UPDATE.
 #[derive(Copy, Clone, Debug)]

@@ -14,8 +14,7 @@
 //! BIRD's `bgp_attr_table[]`: its type code, the flags it must carry, what
 //! a conflict in them costs, its decoder and its encoder. Each decoder
 //! classifies its own faults the way RFC 7606 asks and names the section
-//! in the [`AttributeIssue`](super::message::AttributeIssue) reason, as
-//! BIRD's `attrs.c` does:
+//! in the [`AttributeIssue`] reason, as BIRD's `attrs.c` does:
 //!
 //! - treat-as-withdraw: malformed ORIGIN (§7.1), AS_PATH (§7.2), NEXT_HOP
 //!   (§7.3), MULTI_EXIT_DISC (§7.4), LOCAL_PREF (§7.5), COMMUNITIES (§7.8),
@@ -226,6 +225,15 @@ pub fn vnet_community(asn: u32) -> LargeCommunity {
         local1: 1,
         local2: 1,
     }
+}
+
+/// One attribute problem that RFC 7606 lets the session survive.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AttributeIssue {
+    /// The attribute's type code.
+    pub type_code: u8,
+    /// What was wrong and the RFC section that decides the outcome.
+    pub reason: String,
 }
 
 /// An attribute kept verbatim: unknown optional transitive ones.

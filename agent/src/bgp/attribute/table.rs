@@ -17,9 +17,9 @@ use super::as_path::{
 use super::codec::{DecodedAttributes, EncodeOptions, WireAttribute, put_raw};
 use super::flags::{OPTIONAL, TRANSITIVE};
 use super::{Aggregator, AsPath, LargeCommunity, Origin, PathAttributes};
+use crate::bgp::codec_config::CodecConfig;
 use crate::bgp::error::EncodeError;
 use crate::bgp::iana::{AS_TRANS, AttrType};
-use crate::bgp::message::CodecConfig;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Decodes a well-formed attribute's value into `d`, or records in `d`

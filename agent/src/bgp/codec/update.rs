@@ -20,12 +20,11 @@
 
 use super::{CodecConfig, HEADER_LEN, MpReach, MpUnreach, Update, frame};
 use crate::bgp::attribute::{
-    EncodeOptions, PathAttributes, WireAttribute, decode_attributes, encode_attributes,
-    expected_flags, flags, put_attribute,
+    AttributeIssue, EncodeOptions, PathAttributes, WireAttribute, decode_attributes,
+    encode_attributes, expected_flags, flags, put_attribute,
 };
 use crate::bgp::error::{DecodeError, EncodeError};
 use crate::bgp::iana::{AttrType, MessageType, UpdateSubcode};
-use crate::bgp::message::AttributeIssue;
 use crate::bgp::nlri::{Family, Nlri, decode_nlri};
 use crate::prefix::Afi;
 use std::net::{IpAddr, Ipv6Addr};
