@@ -312,5 +312,4 @@ pub fn decode_capabilities(buf: &[u8], out: &mut Vec<Capability>) -> Result<(), 
 }
 
 #[cfg(test)]
-#[path = "codec/capability_tests.rs"]
 mod tests;

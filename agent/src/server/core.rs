@@ -801,5 +801,4 @@ fn sweep_stale(table: &mut Table, id: PeerId, f: Family) -> usize {
 }
 
 #[cfg(test)]
-#[path = "core_tests.rs"]
 mod tests;

@@ -8,8 +8,8 @@
 //! discard) and the session continues; anything else is a [`DecodeError`]
 //! carrying the NOTIFICATION to send.
 //!
-//! The work sits in private modules under `codec/`: `frame` (the header
-//! for encoders), `open` (OPEN and its optional parameters) and `update`
+//! The work sits in private submodules: `frame` (the header for
+//! encoders), `open` (OPEN and its optional parameters) and `update`
 //! (UPDATE decoding, RFC 7606 classification of what the attribute codec
 //! cannot see, and the packing encoders).
 
@@ -23,24 +23,17 @@ use super::nlri::{Family, Nlri};
 use crate::prefix::Afi;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-#[path = "codec/frame.rs"]
 mod frame;
-#[path = "codec/open.rs"]
-mod open_codec;
-#[path = "codec/update.rs"]
-mod update_codec;
+mod open;
+mod update;
 
 #[cfg(test)]
-#[path = "codec/capture_tests.rs"]
 mod capture_tests;
 #[cfg(test)]
-#[path = "codec/test_util.rs"]
 pub(crate) mod test_util;
 #[cfg(test)]
-#[path = "codec/message_tests.rs"]
 mod tests;
 #[cfg(test)]
-#[path = "codec/update_tests.rs"]
 mod update_tests;
 
 /// Length of the fixed header: marker, length, type.
@@ -318,8 +311,8 @@ pub fn decode(msg: &[u8], cfg: &CodecConfig) -> Result<Message, DecodeError> {
     }
     let body = &msg[HEADER_LEN..];
     match (MessageType::from_u8(msg[18]), body) {
-        (Some(MessageType::Open), _) => open_codec::decode(body).map(Message::Open),
-        (Some(MessageType::Update), _) => update_codec::decode(body, cfg).map(Message::Update),
+        (Some(MessageType::Open), _) => open::decode(body).map(Message::Open),
+        (Some(MessageType::Update), _) => update::decode(body, cfg).map(Message::Update),
         (Some(MessageType::Notification), [c, subcode, data @ ..]) => Ok(Message::Notification(
             Notification::with_data(*c, *subcode, data.to_vec()),
         )),
@@ -355,8 +348,8 @@ impl Message {
     /// faulty ones), in one message; see [`encode_announce`] for packing.
     pub fn encode(&self, cfg: &CodecConfig, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match self {
-            Message::Open(open) => open_codec::encode(open, out),
-            Message::Update(update) => update_codec::encode(update, cfg, out),
+            Message::Open(open) => open::encode(open, out),
+            Message::Update(update) => update::encode(update, cfg, out),
             Message::Notification(n) => {
                 let start = frame::begin(out, MessageType::Notification);
                 let room = cfg.max_message_len() - 21;
@@ -402,12 +395,12 @@ pub fn encode_announce(
     }
     let afi = first.prefix.afi();
     if nlri.iter().all(|n| n.prefix.afi() == afi) {
-        return update_codec::announce(cfg, attrs, afi, nlri.iter(), out);
+        return update::announce(cfg, attrs, afi, nlri.iter(), out);
     }
     for afi in [Afi::Ipv4, Afi::Ipv6] {
         let mut of_family = nlri.iter().filter(|n| n.prefix.afi() == afi).peekable();
         if of_family.peek().is_some() {
-            update_codec::announce(cfg, attrs, afi, of_family, out)?;
+            update::announce(cfg, attrs, afi, of_family, out)?;
         }
     }
     Ok(())
@@ -426,13 +419,13 @@ pub fn encode_withdraw(
     };
     let afi = first.prefix.afi();
     if nlri.iter().all(|n| n.prefix.afi() == afi) {
-        update_codec::withdraw(cfg, afi, nlri.iter(), out);
+        update::withdraw(cfg, afi, nlri.iter(), out);
         return Ok(());
     }
     for afi in [Afi::Ipv4, Afi::Ipv6] {
         let mut of_family = nlri.iter().filter(|n| n.prefix.afi() == afi).peekable();
         if of_family.peek().is_some() {
-            update_codec::withdraw(cfg, afi, of_family, out);
+            update::withdraw(cfg, afi, of_family, out);
         }
     }
     Ok(())
