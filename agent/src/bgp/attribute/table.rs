@@ -429,6 +429,23 @@ impl AttrOut<'_> {
     fn put(&mut self, value: impl FnOnce(&mut Vec<u8>)) -> Result<(), EncodeError> {
         put_raw(self.out, self.flags, self.code, value)
     }
+
+    /// Append a list attribute, each item written by `item`; nothing for
+    /// an empty list (RFC 7606 makes an empty one malformed).
+    fn put_each<T>(
+        &mut self,
+        items: &[T],
+        item: impl Fn(&T, &mut Vec<u8>),
+    ) -> Result<(), EncodeError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.put(|o| {
+            for i in items {
+                item(i, o);
+            }
+        })
+    }
 }
 
 fn encode_origin(e: &Encoding<'_>, w: &mut AttrOut<'_>) -> Result<(), EncodeError> {
@@ -500,13 +517,8 @@ fn encode_aggregator(e: &Encoding<'_>, w: &mut AttrOut<'_>) -> Result<(), Encode
 }
 
 fn encode_communities(e: &Encoding<'_>, w: &mut AttrOut<'_>) -> Result<(), EncodeError> {
-    if e.attrs.communities.is_empty() {
-        return Ok(());
-    }
-    w.put(|o| {
-        for c in &e.attrs.communities {
-            o.extend_from_slice(&c.to_be_bytes());
-        }
+    w.put_each(&e.attrs.communities, |c, o| {
+        o.extend_from_slice(&c.to_be_bytes())
     })
 }
 
@@ -520,21 +532,16 @@ fn encode_originator_id(e: &Encoding<'_>, w: &mut AttrOut<'_>) -> Result<(), Enc
 
 /// Never to an external peer (RFC 4456 §8).
 fn encode_cluster_list(e: &Encoding<'_>, w: &mut AttrOut<'_>) -> Result<(), EncodeError> {
-    if e.ebgp || e.attrs.cluster_list.is_empty() {
+    if e.ebgp {
         return Ok(());
     }
-    w.put(|o| {
-        for id in &e.attrs.cluster_list {
-            o.extend_from_slice(&id.octets());
-        }
+    w.put_each(&e.attrs.cluster_list, |id, o| {
+        o.extend_from_slice(&id.octets())
     })
 }
 
 fn encode_ext_communities(e: &Encoding<'_>, w: &mut AttrOut<'_>) -> Result<(), EncodeError> {
-    if e.attrs.ext_communities.is_empty() {
-        return Ok(());
-    }
-    w.put(|o| o.extend_from_slice(e.attrs.ext_communities.as_flattened()))
+    w.put_each(&e.attrs.ext_communities, |c, o| o.extend_from_slice(c))
 }
 
 /// To a 2-octet peer when the path holds a 4-octet AS, without
@@ -557,15 +564,10 @@ fn encode_as4_aggregator(e: &Encoding<'_>, w: &mut AttrOut<'_>) -> Result<(), En
 }
 
 fn encode_large_communities(e: &Encoding<'_>, w: &mut AttrOut<'_>) -> Result<(), EncodeError> {
-    if e.attrs.large_communities.is_empty() {
-        return Ok(());
-    }
-    w.put(|o| {
-        for l in &e.attrs.large_communities {
-            o.extend_from_slice(&l.global.to_be_bytes());
-            o.extend_from_slice(&l.local1.to_be_bytes());
-            o.extend_from_slice(&l.local2.to_be_bytes());
-        }
+    w.put_each(&e.attrs.large_communities, |l, o| {
+        o.extend_from_slice(&l.global.to_be_bytes());
+        o.extend_from_slice(&l.local1.to_be_bytes());
+        o.extend_from_slice(&l.local2.to_be_bytes());
     })
 }
 
