@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use steer::cli::{Cli, Command, DaemonArgs, ShowArgs, ShowWhat};
 use steer::config::{AgentConfig, ConfigFile, ServerConfig};
-use steer::control::{Request, render, socket};
-use steer::server::core::RouteQuery;
+use steer::control::{Request, RouteQuery, render, socket};
 
 fn init_logging(filter: &str) {
     let env = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -12,9 +12,8 @@ use steer::bgp::capability::Capability;
 use steer::bgp::error::Notification;
 use steer::bgp::fsm::{Backoff, FsmConfig};
 use steer::bgp::message::{CodecConfig, Message, Open, decode, frame_len};
-use steer::bgp::session::{
-    self, PeerMsg, SessionCommand, SessionEvent, SessionHandle, SessionSpec,
-};
+use steer::bgp::peer::{PeerMsg, SessionCommand, SessionEvent};
+use steer::bgp::session::{self, SessionHandle, SessionSpec};
 use steer::bgp::status::PeerStatus;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

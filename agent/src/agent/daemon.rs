@@ -10,19 +10,19 @@ use super::fib_task::{self, FibCmd, FibHandle, FibSetup};
 use super::rib::AgentRib;
 use crate::bgp::attribute::{AsPath, Origin, PathAttributes};
 use crate::bgp::capability::{AddPathFamily, Capability, GracefulRestart};
-use crate::bgp::error::{Notification, cease};
+use crate::bgp::error::Notification;
 use crate::bgp::fsm::{Backoff, FsmConfig};
+use crate::bgp::iana::CeaseSubcode;
 use crate::bgp::message::{encode_announce, encode_end_of_rib};
 use crate::bgp::negotiate::Negotiated;
 use crate::bgp::nlri::{Family, Nlri};
-use crate::bgp::session::{
-    self, Established, PeerMsg, SessionCommand, SessionEvent, SessionHandle, SessionSpec,
-};
+use crate::bgp::peer::{Established, PeerMsg, SessionCommand, SessionEvent};
+use crate::bgp::session::{self, SessionHandle, SessionSpec};
 use crate::bgp::status::PeerStatus;
 use crate::config::{AgentConfig, EcmpSetting, XdpSetting};
-use crate::control::Request;
 use crate::control::metrics::{self, Exposition};
 use crate::control::socket::{self, Query};
+use crate::control::{Request, RouteQuery};
 use crate::fib::kernel::EcmpStrategy;
 use crate::fib::xdp::{XdpConfig, XdpMode};
 use crate::prefix::Afi;
@@ -296,7 +296,7 @@ impl Agent {
         serde_json::Value::Array(v)
     }
 
-    fn routes(&self, q: &crate::server::core::RouteQuery) -> Result<serde_json::Value, String> {
+    fn routes(&self, q: &RouteQuery) -> Result<serde_json::Value, String> {
         if q.advertised {
             return Ok(serde_json::json!(
                 self.cfg
@@ -613,9 +613,9 @@ pub async fn run(cfg: AgentConfig, socket_path: Option<PathBuf>) -> anyhow::Resu
         }
     }
     let n = if cfg.flush_on_exit {
-        Notification::new(6, cease::HARD_RESET)
+        Notification::from(CeaseSubcode::HardReset)
     } else {
-        Notification::cease_with_message(cease::ADMIN_SHUTDOWN, "steer agent restarting")
+        Notification::cease_with_message(CeaseSubcode::AdminShutdown, "steer agent restarting")
     };
     let mut tasks = Vec::new();
     for s in &mut agent.servers {

@@ -7,11 +7,10 @@
 //! survive its graceful restart as stale (RFC 4724 §4.2) until it sends
 //! End-of-RIB again or the restart time ends.
 
-use crate::bgp::attribute::PathAttributes;
+use crate::bgp::attribute::{PathAttributes, vnet_community};
 use crate::bgp::nlri::Family;
 use crate::fib::plan::Want;
 use crate::prefix::Prefix;
-use crate::rib::export::vnet_community;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};

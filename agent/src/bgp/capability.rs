@@ -5,57 +5,127 @@
 //! enhanced route refresh (RFC 7313, recognised only). Unknown
 //! capabilities are kept verbatim.
 //!
+//! Each capability is one row of the `capabilities!` table below: its
+//! [`Capability`] variant, its code from [`CapabilityCode`], how its value
+//! is read and how it is written; the enum, [`Capability::code`] and the
+//! dispatch of decode and encode are generated from those rows, as
+//! routecore does for path attributes.
+//!
 //! A known capability whose value has the wrong length is malformed: OPEN
 //! Message Error, subcode 0 (Unspecific), as BIRD does; RFC 5492 names no
 //! subcode for it. An ADD-PATH value other than 0..=3 makes that capability
 //! "not understood" (RFC 7911 §4): it is kept as [`Capability::Unknown`].
 
-use super::error::{DecodeError, EncodeError, code as err_code, open};
+use super::error::{DecodeError, EncodeError};
+use super::iana::{CapabilityCode, OpenSubcode};
 use super::nlri::Family;
 
-/// Capability codes (IANA).
-pub mod code {
-    /// Multiprotocol Extensions.
-    pub const MULTIPROTOCOL: u8 = 1;
-    /// Route Refresh.
-    pub const ROUTE_REFRESH: u8 = 2;
-    /// Extended Message.
-    pub const EXTENDED_MESSAGE: u8 = 6;
-    /// Graceful Restart.
-    pub const GRACEFUL_RESTART: u8 = 64;
-    /// Support for 4-octet AS number.
-    pub const FOUR_OCTET_AS: u8 = 65;
-    /// ADD-PATH.
-    pub const ADD_PATH: u8 = 69;
-    /// Enhanced Route Refresh.
-    pub const ENHANCED_ROUTE_REFRESH: u8 = 70;
+/// Generates [`Capability`] (the rows' variants plus `Unknown`), its
+/// `code()`, and the decode and encode of a known capability's value from
+/// one row per capability. A row's decoder gets the value and returns the
+/// capability, or the length the value should have had; its encoder gets
+/// `out` (and the variant's field, by the row's name for it) and appends
+/// the value. Every [`CapabilityCode`] needs a row: the decode dispatch is
+/// an exhaustive `match`.
+macro_rules! capabilities {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $(($field:ident: $value:ty))? = $code:ident,
+            decode: |$dv:pat_param| $decode:expr,
+            encode: |$ev:pat_param| $encode:expr;
+    )*) => {
+        /// One capability from an OPEN.
+        #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+        pub enum Capability {
+            $( $(#[$doc])* $variant $(($value))?, )*
+            /// Anything else, verbatim.
+            Unknown {
+                /// Capability code.
+                code: u8,
+                /// Capability value.
+                data: Vec<u8>,
+            },
+        }
+
+        impl Capability {
+            /// The capability code (IANA).
+            pub fn code(&self) -> u8 {
+                match self {
+                    $( Capability::$variant { .. } => CapabilityCode::$code.into(), )*
+                    Capability::Unknown { code, .. } => *code,
+                }
+            }
+
+            fn encode_value(&self, out: &mut Vec<u8>) {
+                match self {
+                    $( Capability::$variant $(($field))? => {
+                        let $ev: &mut Vec<u8> = out;
+                        $encode
+                    } )*
+                    Capability::Unknown { data, .. } => out.extend_from_slice(data),
+                }
+            }
+
+            fn decode_value(code: CapabilityCode, value: &[u8]) -> Result<Capability, &'static str> {
+                match code {
+                    $( CapabilityCode::$code => {
+                        let $dv: &[u8] = value;
+                        $decode
+                    } )*
+                }
+            }
+        }
+    };
 }
 
-/// One capability from an OPEN.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum Capability {
+capabilities! {
     /// Multiprotocol Extensions for one AFI/SAFI (code 1).
-    Multiprotocol(Family),
+    Multiprotocol(family: Family) = Multiprotocol,
+        decode: |v| match *v {
+            [a0, a1, _reserved, safi] => Ok(Capability::Multiprotocol(Family {
+                afi: u16::from_be_bytes([a0, a1]),
+                safi,
+            })),
+            _ => Err("4"),
+        },
+        encode: |out| {
+            out.extend_from_slice(&family.afi.to_be_bytes());
+            out.extend_from_slice(&[0, family.safi]);
+        };
     /// Route Refresh (code 2).
-    RouteRefresh,
+    RouteRefresh = RouteRefresh,
+        decode: |v| empty(v, Capability::RouteRefresh),
+        encode: |_| ();
     /// Extended Message (code 6).
-    ExtendedMessage,
+    ExtendedMessage = ExtendedMessage,
+        decode: |v| empty(v, Capability::ExtendedMessage),
+        encode: |_| ();
     /// Graceful Restart (code 64).
-    GracefulRestart(GracefulRestart),
+    GracefulRestart(g: GracefulRestart) = GracefulRestart,
+        decode: |v| decode_graceful_restart(v),
+        encode: |out| encode_graceful_restart(g, out);
     /// 4-octet AS number (code 65).
-    FourOctetAs(u32),
+    FourOctetAs(asn: u32) = FourOctetAs,
+        decode: |v| match *v {
+            [a0, a1, a2, a3] => Ok(Capability::FourOctetAs(u32::from_be_bytes([a0, a1, a2, a3]))),
+            _ => Err("4"),
+        },
+        encode: |out| out.extend_from_slice(&asn.to_be_bytes());
     /// ADD-PATH (code 69): per family, whether the sender can send and/or
     /// receive multiple paths.
-    AddPath(Vec<AddPathFamily>),
+    AddPath(families: Vec<AddPathFamily>) = AddPath,
+        decode: |v| decode_add_path(v),
+        encode: |out| {
+            for a in families {
+                out.extend_from_slice(&a.family.afi.to_be_bytes());
+                out.push(a.family.safi);
+                out.push(u8::from(a.receive) | (u8::from(a.send) << 1));
+            }
+        };
     /// Enhanced Route Refresh (code 70).
-    EnhancedRouteRefresh,
-    /// Anything else, verbatim.
-    Unknown {
-        /// Capability code.
-        code: u8,
-        /// Capability value.
-        data: Vec<u8>,
-    },
+    EnhancedRouteRefresh = EnhancedRouteRefresh,
+        decode: |v| empty(v, Capability::EnhancedRouteRefresh),
+        encode: |_| ();
 }
 
 /// The Graceful Restart capability (RFC 4724 §3, RFC 8538 §2).
@@ -92,58 +162,88 @@ mod gr {
     pub const FORWARDING: u8 = 0x80;
 }
 
-impl Capability {
-    /// The capability code (IANA).
-    pub fn code(&self) -> u8 {
-        match self {
-            Capability::Multiprotocol(_) => code::MULTIPROTOCOL,
-            Capability::RouteRefresh => code::ROUTE_REFRESH,
-            Capability::ExtendedMessage => code::EXTENDED_MESSAGE,
-            Capability::GracefulRestart(_) => code::GRACEFUL_RESTART,
-            Capability::FourOctetAs(_) => code::FOUR_OCTET_AS,
-            Capability::AddPath(_) => code::ADD_PATH,
-            Capability::EnhancedRouteRefresh => code::ENHANCED_ROUTE_REFRESH,
-            Capability::Unknown { code, .. } => *code,
-        }
-    }
+/// A capability with no value (RFC 2918 §2, RFC 8654 §3, RFC 7313 §3).
+fn empty(value: &[u8], cap: Capability) -> Result<Capability, &'static str> {
+    if value.is_empty() { Ok(cap) } else { Err("0") }
+}
 
+/// Restart flags and time, then AFI, SAFI and flags per family (RFC 4724
+/// §3); flag bits other than R, N and F are ignored.
+fn decode_graceful_restart(value: &[u8]) -> Result<Capability, &'static str> {
+    let Some((word, rest)) = value.split_first_chunk::<2>() else {
+        return Err("2 + 4n");
+    };
+    if rest.len() % 4 != 0 {
+        return Err("2 + 4n");
+    }
+    let word = u16::from_be_bytes(*word);
+    Ok(Capability::GracefulRestart(GracefulRestart {
+        restarting: word & gr::RESTARTING != 0,
+        notification: word & gr::NOTIFICATION != 0,
+        restart_time: word & gr::TIME_MASK,
+        families: rest
+            .chunks_exact(4)
+            .map(|c| {
+                let f = Family {
+                    afi: u16::from_be_bytes([c[0], c[1]]),
+                    safi: c[2],
+                };
+                (f, c[3] & gr::FORWARDING != 0)
+            })
+            .collect(),
+    }))
+}
+
+fn encode_graceful_restart(g: &GracefulRestart, out: &mut Vec<u8>) {
+    let mut word = g.restart_time & gr::TIME_MASK;
+    if g.restarting {
+        word |= gr::RESTARTING;
+    }
+    if g.notification {
+        word |= gr::NOTIFICATION;
+    }
+    out.extend_from_slice(&word.to_be_bytes());
+    for (f, forwarding) in &g.families {
+        out.extend_from_slice(&f.afi.to_be_bytes());
+        out.push(f.safi);
+        out.push(if *forwarding { gr::FORWARDING } else { 0 });
+    }
+}
+
+/// AFI, SAFI and Send/Receive per family (RFC 7911 §4); a Send/Receive
+/// value above 3 makes the capability not understood, so it is kept as
+/// unknown.
+fn decode_add_path(value: &[u8]) -> Result<Capability, &'static str> {
+    if !value.len().is_multiple_of(4) {
+        return Err("4n");
+    }
+    if value.chunks_exact(4).any(|c| c[3] > 3) {
+        return Ok(Capability::Unknown {
+            code: CapabilityCode::AddPath.into(),
+            data: value.to_vec(),
+        });
+    }
+    Ok(Capability::AddPath(
+        value
+            .chunks_exact(4)
+            .map(|c| AddPathFamily {
+                family: Family {
+                    afi: u16::from_be_bytes([c[0], c[1]]),
+                    safi: c[2],
+                },
+                receive: c[3] & 1 != 0,
+                send: c[3] & 2 != 0,
+            })
+            .collect(),
+    ))
+}
+
+impl Capability {
     /// Append this capability as code, length and value (RFC 5492 §4).
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let start = out.len();
         out.extend_from_slice(&[self.code(), 0]);
-        match self {
-            Capability::Multiprotocol(f) => {
-                out.extend_from_slice(&f.afi.to_be_bytes());
-                out.extend_from_slice(&[0, f.safi]);
-            }
-            Capability::RouteRefresh
-            | Capability::ExtendedMessage
-            | Capability::EnhancedRouteRefresh => {}
-            Capability::GracefulRestart(g) => {
-                let mut word = g.restart_time & gr::TIME_MASK;
-                if g.restarting {
-                    word |= gr::RESTARTING;
-                }
-                if g.notification {
-                    word |= gr::NOTIFICATION;
-                }
-                out.extend_from_slice(&word.to_be_bytes());
-                for (f, forwarding) in &g.families {
-                    out.extend_from_slice(&f.afi.to_be_bytes());
-                    out.push(f.safi);
-                    out.push(if *forwarding { gr::FORWARDING } else { 0 });
-                }
-            }
-            Capability::FourOctetAs(asn) => out.extend_from_slice(&asn.to_be_bytes()),
-            Capability::AddPath(families) => {
-                for a in families {
-                    out.extend_from_slice(&a.family.afi.to_be_bytes());
-                    out.push(a.family.safi);
-                    out.push(u8::from(a.receive) | (u8::from(a.send) << 1));
-                }
-            }
-            Capability::Unknown { data, .. } => out.extend_from_slice(data),
-        }
+        self.encode_value(out);
         let len = out.len() - start - 2;
         match u8::try_from(len) {
             Ok(l) => {
@@ -162,94 +262,22 @@ impl Capability {
 
     /// Decode one capability from its code and value (RFC 5492 §4).
     pub fn decode(code: u8, value: &[u8]) -> Result<Capability, DecodeError> {
-        let malformed = |expected: &str| {
+        let Some(known) = CapabilityCode::from_u8(code) else {
+            return Ok(Capability::Unknown {
+                code,
+                data: value.to_vec(),
+            });
+        };
+        Capability::decode_value(known, value).map_err(|expected| {
             DecodeError::new(
-                err_code::OPEN_MESSAGE,
-                open::UNSPECIFIC,
+                OpenSubcode::Unspecific,
                 Vec::new(),
                 format!(
                     "malformed capability {code}: {} value octets, expected {expected} (RFC 5492 §4)",
                     value.len()
                 ),
             )
-        };
-        let empty = |cap: Capability| {
-            if value.is_empty() {
-                Ok(cap)
-            } else {
-                Err(malformed("0"))
-            }
-        };
-        match code {
-            code::MULTIPROTOCOL => match value {
-                [a0, a1, _reserved, safi] => Ok(Capability::Multiprotocol(Family {
-                    afi: u16::from_be_bytes([*a0, *a1]),
-                    safi: *safi,
-                })),
-                _ => Err(malformed("4")),
-            },
-            code::ROUTE_REFRESH => empty(Capability::RouteRefresh),
-            code::EXTENDED_MESSAGE => empty(Capability::ExtendedMessage),
-            code::ENHANCED_ROUTE_REFRESH => empty(Capability::EnhancedRouteRefresh),
-            code::GRACEFUL_RESTART => {
-                let Some((word, rest)) = value.split_first_chunk::<2>() else {
-                    return Err(malformed("2 + 4n"));
-                };
-                if rest.len() % 4 != 0 {
-                    return Err(malformed("2 + 4n"));
-                }
-                let word = u16::from_be_bytes(*word);
-                Ok(Capability::GracefulRestart(GracefulRestart {
-                    restarting: word & gr::RESTARTING != 0,
-                    notification: word & gr::NOTIFICATION != 0,
-                    restart_time: word & gr::TIME_MASK,
-                    families: rest
-                        .chunks_exact(4)
-                        .map(|c| {
-                            let f = Family {
-                                afi: u16::from_be_bytes([c[0], c[1]]),
-                                safi: c[2],
-                            };
-                            (f, c[3] & gr::FORWARDING != 0)
-                        })
-                        .collect(),
-                }))
-            }
-            code::FOUR_OCTET_AS => match value.first_chunk::<4>() {
-                Some(asn) if value.len() == 4 => {
-                    Ok(Capability::FourOctetAs(u32::from_be_bytes(*asn)))
-                }
-                _ => Err(malformed("4")),
-            },
-            code::ADD_PATH => {
-                if !value.len().is_multiple_of(4) {
-                    return Err(malformed("4n"));
-                }
-                if value.chunks_exact(4).any(|c| c[3] > 3) {
-                    return Ok(Capability::Unknown {
-                        code,
-                        data: value.to_vec(),
-                    });
-                }
-                Ok(Capability::AddPath(
-                    value
-                        .chunks_exact(4)
-                        .map(|c| AddPathFamily {
-                            family: Family {
-                                afi: u16::from_be_bytes([c[0], c[1]]),
-                                safi: c[2],
-                            },
-                            receive: c[3] & 1 != 0,
-                            send: c[3] & 2 != 0,
-                        })
-                        .collect(),
-                ))
-            }
-            _ => Ok(Capability::Unknown {
-                code,
-                data: value.to_vec(),
-            }),
-        }
+        })
     }
 }
 
@@ -261,8 +289,7 @@ pub fn decode_capabilities(buf: &[u8], out: &mut Vec<Capability>) -> Result<(), 
     while let Some((&[code, len], tail)) = rest.split_first_chunk::<2>() {
         let Some((value, tail)) = tail.split_at_checked(usize::from(len)) else {
             return Err(DecodeError::new(
-                err_code::OPEN_MESSAGE,
-                open::UNSPECIFIC,
+                OpenSubcode::Unspecific,
                 Vec::new(),
                 format!(
                     "capability {code} of {len} octets overruns its parameter ({} left) (RFC 5492 §4)",
@@ -277,8 +304,7 @@ pub fn decode_capabilities(buf: &[u8], out: &mut Vec<Capability>) -> Result<(), 
         Ok(())
     } else {
         Err(DecodeError::new(
-            err_code::OPEN_MESSAGE,
-            open::UNSPECIFIC,
+            OpenSubcode::Unspecific,
             Vec::new(),
             "capability header cut short (RFC 5492 §4)",
         ))
@@ -286,5 +312,4 @@ pub fn decode_capabilities(buf: &[u8], out: &mut Vec<Capability>) -> Result<(), 
 }
 
 #[cfg(test)]
-#[path = "codec/capability_tests.rs"]
 mod tests;

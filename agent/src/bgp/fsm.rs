@@ -10,7 +10,8 @@
 //! FSM errors carry RFC 6608 subcodes.
 
 use super::capability::Capability;
-use super::error::{self, DecodeError, Notification};
+use super::error::{DecodeError, Notification};
+use super::iana::{CeaseSubcode, ErrorCode, FsmSubcode, NotificationError, OpenSubcode};
 use super::message::{Message, Open, RouteRefresh, Update};
 use super::negotiate::{Negotiated, negotiate};
 use std::net::Ipv4Addr;
@@ -139,17 +140,14 @@ impl DownReason {
     /// 4724 §4.2), or, with `notification_restart` (both sides sent the N
     /// bit, RFC 8538 §3), any NOTIFICATION except Cease/Hard Reset.
     pub fn is_graceful_restart_candidate(&self, notification_restart: bool) -> bool {
-        let hard_reset = |n: &Notification| {
-            n.code == error::code::CEASE && n.subcode == error::cease::HARD_RESET
-        };
         match self {
             DownReason::TcpFailed(_) => true,
             DownReason::NotificationSent(n) | DownReason::NotificationReceived(n)
                 if notification_restart =>
             {
-                !hard_reset(n)
+                !n.is(CeaseSubcode::HardReset)
             }
-            DownReason::NotificationSent(n) => n.code == error::code::HOLD_TIMER_EXPIRED,
+            DownReason::NotificationSent(n) => n.code == u8::from(ErrorCode::HoldTimerExpired),
             DownReason::NotificationReceived(_) => false,
         }
     }
@@ -324,10 +322,7 @@ impl Fsm {
             (Timer::Hold, State::OpenSent | State::OpenConfirm | State::Established) => {
                 self.fail(
                     out,
-                    DownReason::NotificationSent(Notification::new(
-                        error::code::HOLD_TIMER_EXPIRED,
-                        0,
-                    )),
+                    DownReason::NotificationSent(NotificationError::HoldTimerExpired.into()),
                 );
             }
             (Timer::Keepalive, State::OpenConfirm | State::Established) => {
@@ -399,9 +394,9 @@ impl Fsm {
                 self.restart_hold(out);
                 out.push(Output::RouteRefresh(r));
             }
-            (State::OpenSent, _) => self.fsm_error(out, error::fsm::UNEXPECTED_IN_OPENSENT),
-            (State::OpenConfirm, _) => self.fsm_error(out, error::fsm::UNEXPECTED_IN_OPENCONFIRM),
-            (State::Established, _) => self.fsm_error(out, error::fsm::UNEXPECTED_IN_ESTABLISHED),
+            (State::OpenSent, _) => self.fsm_error(out, FsmSubcode::UnexpectedInOpenSent),
+            (State::OpenConfirm, _) => self.fsm_error(out, FsmSubcode::UnexpectedInOpenConfirm),
+            (State::Established, _) => self.fsm_error(out, FsmSubcode::UnexpectedInEstablished),
             (State::Idle | State::Connect | State::Active, _) => {}
         }
     }
@@ -436,23 +431,13 @@ impl Fsm {
             if open.asn() > u32::from(u16::MAX) {
                 data = open.asn().to_be_bytes().to_vec();
             }
-            return Err(Notification::with_data(
-                error::code::OPEN_MESSAGE,
-                error::open::BAD_PEER_AS,
-                data,
-            ));
+            return Err(Notification::error(OpenSubcode::BadPeerAs, data));
         }
         if open.router_id == self.cfg.router_id && self.cfg.peer_asn == self.cfg.local_asn {
-            return Err(Notification::new(
-                error::code::OPEN_MESSAGE,
-                error::open::BAD_BGP_ID,
-            ));
+            return Err(OpenSubcode::BadBgpId.into());
         }
         if open.hold_time != 0 && open.hold_time < 3 {
-            return Err(Notification::new(
-                error::code::OPEN_MESSAGE,
-                error::open::UNACCEPTABLE_HOLD_TIME,
-            ));
+            return Err(OpenSubcode::UnacceptableHoldTime.into());
         }
         Ok(())
     }
@@ -480,11 +465,8 @@ impl Fsm {
         }
     }
 
-    fn fsm_error(&mut self, out: &mut Vec<Output>, subcode: u8) {
-        self.fail(
-            out,
-            DownReason::NotificationSent(Notification::new(error::code::FSM, subcode)),
-        );
+    fn fsm_error(&mut self, out: &mut Vec<Output>, subcode: FsmSubcode) {
+        self.fail(out, DownReason::NotificationSent(subcode.into()));
     }
 
     fn fail(&mut self, out: &mut Vec<Output>, reason: DownReason) {
@@ -537,7 +519,7 @@ impl Fsm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bgp::error::{cease, code, fsm as fsm_sub, open as open_sub};
+    use crate::bgp::iana::UpdateSubcode;
     use crate::bgp::message::Update;
 
     fn cfg(passive: bool) -> FsmConfig {
@@ -695,7 +677,7 @@ mod tests {
         let n = sent_notification(&out).unwrap();
         assert_eq!(
             (n.code, n.subcode, n.data.clone()),
-            (2, open_sub::BAD_PEER_AS, vec![0xfe, 0x4b])
+            (2, OpenSubcode::BadPeerAs as u8, vec![0xfe, 0x4b])
         );
         assert_eq!(f.state(), State::Idle);
         assert!(out.contains(&Output::Disconnect));
@@ -711,7 +693,7 @@ mod tests {
         let open = Open::new(65515, 90, Ipv4Addr::new(10, 1, 0, 4), vec![]);
         let out = f.process(Input::Message(Message::Open(open)));
         let n = sent_notification(&out).unwrap();
-        assert_eq!((n.code, n.subcode), (2, open_sub::BAD_BGP_ID));
+        assert_eq!((n.code, n.subcode), (2, OpenSubcode::BadBgpId as u8));
     }
 
     #[test]
@@ -721,7 +703,10 @@ mod tests {
         f.process(Input::TcpConnected);
         let out = f.process(Input::Message(peer_open(65010, 2)));
         let n = sent_notification(&out).unwrap();
-        assert_eq!((n.code, n.subcode), (2, open_sub::UNACCEPTABLE_HOLD_TIME));
+        assert_eq!(
+            (n.code, n.subcode),
+            (2, OpenSubcode::UnacceptableHoldTime as u8)
+        );
     }
 
     #[test]
@@ -733,7 +718,7 @@ mod tests {
         let n = sent_notification(&out).unwrap();
         assert_eq!(
             (n.code, n.subcode),
-            (code::FSM, fsm_sub::UNEXPECTED_IN_OPENSENT)
+            (ErrorCode::Fsm as u8, FsmSubcode::UnexpectedInOpenSent as u8)
         );
         assert_eq!(f.state(), State::Idle);
     }
@@ -747,14 +732,14 @@ mod tests {
         let out = f.process(Input::Message(Message::Update(Update::default())));
         assert_eq!(
             sent_notification(&out).unwrap().subcode,
-            fsm_sub::UNEXPECTED_IN_OPENCONFIRM
+            FsmSubcode::UnexpectedInOpenConfirm as u8
         );
 
         let mut f = established(cfg(false));
         let out = f.process(Input::Message(peer_open(65010, 90)));
         assert_eq!(
             sent_notification(&out).unwrap().subcode,
-            fsm_sub::UNEXPECTED_IN_ESTABLISHED
+            FsmSubcode::UnexpectedInEstablished as u8
         );
         assert!(matches!(
             out.iter().find(|o| matches!(o, Output::Down { .. })),
@@ -796,7 +781,7 @@ mod tests {
         let mut f = established(cfg(false));
         let out = f.process(Input::TimerExpired(Timer::Hold));
         let n = sent_notification(&out).unwrap();
-        assert_eq!((n.code, n.subcode), (code::HOLD_TIMER_EXPIRED, 0));
+        assert_eq!((n.code, n.subcode), (ErrorCode::HoldTimerExpired as u8, 0));
         assert_eq!(f.state(), State::Idle);
         let down = out.iter().find_map(|o| match o {
             Output::Down {
@@ -820,7 +805,7 @@ mod tests {
     #[test]
     fn received_notification_ends_the_session_without_answering() {
         let mut f = established(cfg(false));
-        let n = Notification::new(code::CEASE, cease::ADMIN_SHUTDOWN);
+        let n = Notification::from(CeaseSubcode::AdminShutdown);
         let out = f.process(Input::Message(Message::Notification(n.clone())));
         assert!(sent_notification(&out).is_none());
         assert!(out.contains(&Output::Down {
@@ -829,14 +814,18 @@ mod tests {
         }));
         assert!(!DownReason::NotificationReceived(n.clone()).is_graceful_restart_candidate(false));
         assert!(DownReason::NotificationReceived(n).is_graceful_restart_candidate(true));
-        let hard = Notification::new(code::CEASE, cease::HARD_RESET);
+        let hard = Notification::from(CeaseSubcode::HardReset);
         assert!(!DownReason::NotificationReceived(hard).is_graceful_restart_candidate(true));
     }
 
     #[test]
     fn decode_error_sends_its_notification() {
         let mut f = established(cfg(false));
-        let e = DecodeError::new(3, 1, vec![], "bad attribute list");
+        let e = DecodeError::new(
+            UpdateSubcode::MalformedAttributeList,
+            vec![],
+            "bad attribute list",
+        );
         let out = f.process(Input::DecodeError(e));
         let n = sent_notification(&out).unwrap();
         assert_eq!((n.code, n.subcode), (3, 1));
@@ -892,7 +881,7 @@ mod tests {
     #[test]
     fn manual_stop_sends_admin_shutdown_and_stays_idle() {
         let mut f = established(cfg(false));
-        let n = Notification::cease_with_message(cease::ADMIN_SHUTDOWN, "bye");
+        let n = Notification::cease_with_message(CeaseSubcode::AdminShutdown, "bye");
         let out = f.process(Input::Stop(n.clone()));
         assert_eq!(sent_notification(&out), Some(n));
         assert_eq!(out.last(), Some(&Output::StopTimer(Timer::IdleHold)));
@@ -902,11 +891,7 @@ mod tests {
     #[test]
     fn stop_for_restarts_after_the_given_idle_time() {
         let mut f = established(cfg(false));
-        let n = Notification::with_data(
-            code::CEASE,
-            cease::MAX_PREFIXES,
-            vec![0, 1, 1, 0, 0, 3, 0xe8],
-        );
+        let n = Notification::error(CeaseSubcode::MaxPrefixes, vec![0, 1, 1, 0, 0, 3, 0xe8]);
         let out = f.process(Input::StopFor(n.clone(), Duration::from_secs(30)));
         assert_eq!(sent_notification(&out), Some(n));
         assert_eq!(
@@ -931,7 +916,7 @@ mod tests {
     fn stop_while_connecting_sends_no_notification() {
         let mut f = Fsm::new(cfg(false));
         f.process(Input::Start);
-        let out = f.process(Input::Stop(Notification::new(6, 2)));
+        let out = f.process(Input::Stop(CeaseSubcode::AdminShutdown.into()));
         assert!(sent_notification(&out).is_none());
         assert!(out.contains(&Output::Disconnect));
         assert!(!out.iter().any(|o| matches!(o, Output::Down { .. })));

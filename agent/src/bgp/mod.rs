@@ -3,11 +3,14 @@
 
 pub mod attribute;
 pub mod capability;
+pub mod codec_config;
 pub mod error;
 pub mod fsm;
+pub mod iana;
 pub mod message;
 pub mod negotiate;
 pub mod nlri;
+pub mod peer;
 pub mod routes;
 pub mod session;
 pub mod status;

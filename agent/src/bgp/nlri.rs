@@ -6,7 +6,8 @@
 //! bits are irrelevant") and refuses a length beyond the family's width or a
 //! prefix cut short, which RFC 7606 §5.3 makes a session reset (3/10).
 
-use super::error::{DecodeError, code, update};
+use super::error::DecodeError;
+use super::iana::UpdateSubcode;
 use crate::prefix::{Afi, Prefix};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -198,8 +199,7 @@ pub fn decode_nlri(
 
 fn invalid(what: &str, all: &[u8], rest: &[u8], why: &str) -> DecodeError {
     DecodeError::new(
-        code::UPDATE_MESSAGE,
-        update::INVALID_NETWORK_FIELD,
+        UpdateSubcode::InvalidNetworkField,
         Vec::new(),
         format!(
             "malformed {what} at offset {}: {why} (RFC 7606 §5.3)",

@@ -8,8 +8,9 @@
 //! reflected route may carry our own address as next hop (RFC 4456): the
 //! receiver ignores it rather than calling it malformed.
 
-use super::attribute::PathAttributes;
-use super::message::{AttributeIssue, Update};
+use super::attribute::{AttributeIssue, PathAttributes};
+use super::iana::AttrType;
+use super::message::Update;
 use super::negotiate::Negotiated;
 use super::nlri::{Family, Nlri};
 use std::net::IpAddr;
@@ -95,7 +96,7 @@ pub fn ingest(update: Update, ctx: &IngestContext<'_>) -> Ingest {
         let first = attributes.as_path.as_ref().and_then(|p| p.first_asn());
         if first != Some(ctx.negotiated.peer_asn) {
             out.withdrawn_because.push(AttributeIssue {
-                type_code: super::attribute::code::AS_PATH,
+                type_code: AttrType::AsPath.into(),
                 reason: format!(
                     "first AS {} is not the peer's AS {} (RFC 4271 §6.3, RFC 7606 §7.2)",
                     first.map_or("(none)".to_string(), |a| a.to_string()),
@@ -118,7 +119,7 @@ pub fn ingest(update: Update, ctx: &IngestContext<'_>) -> Ingest {
             && let Err(e) = next_hop_usable(nh, ctx.local_addr, ctx.ebgp)
         {
             out.withdrawn_because.push(AttributeIssue {
-                type_code: super::attribute::code::NEXT_HOP,
+                type_code: AttrType::NextHop.into(),
                 reason: format!("{e} (RFC 4271 §6.3, RFC 7606 §7.3)"),
             });
         }
@@ -132,7 +133,7 @@ pub fn ingest(update: Update, ctx: &IngestContext<'_>) -> Ingest {
             && let Err(e) = next_hop_usable(mp.next_hop, ctx.local_addr, ctx.ebgp)
         {
             out.withdrawn_because.push(AttributeIssue {
-                type_code: super::attribute::code::MP_REACH_NLRI,
+                type_code: AttrType::MpReachNlri.into(),
                 reason: format!("{e} (RFC 4760 §3, RFC 7606 §7.11)"),
             });
         }

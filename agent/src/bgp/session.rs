@@ -5,11 +5,12 @@
 //! running a second FSM on the colliding connection until one side's BGP
 //! identifier decides. Timers get the jitter of RFC 4271 §10.
 
-use super::error::{Notification, cease};
+use super::error::Notification;
 use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
-use super::message::{CodecConfig, Message, decode, frame_len, kind};
+use super::iana::{CeaseSubcode, ErrorCode, MessageType};
+use super::message::{CodecConfig, Message, decode, frame_len};
 use super::negotiate::Negotiated;
-use super::nlri::Family;
+use super::peer::{Established, Outbound, PeerId, PeerMsg, SessionCommand, SessionEvent};
 use super::routes::{IngestContext, RouteBatch, ingest};
 use super::status::PeerStatus;
 use bytes::{Bytes, BytesMut};
@@ -28,9 +29,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, warn};
 
-/// A session's identity inside one daemon.
-pub type PeerId = u32;
-
 /// How to run one session.
 #[derive(Clone, Debug)]
 pub struct SessionSpec {
@@ -44,85 +42,6 @@ pub struct SessionSpec {
     pub remote: SocketAddr,
     /// Source address for outgoing connections.
     pub bind: Option<IpAddr>,
-}
-
-/// Commands from the owner.
-#[derive(Debug)]
-pub enum SessionCommand {
-    /// Administrative stop: send the NOTIFICATION and end the task.
-    Stop(Notification),
-    /// End the session with the NOTIFICATION, refuse the peer for the given
-    /// time, then start again (max-prefix).
-    StopFor(Notification, Duration),
-    /// A connection the listener accepted from this peer.
-    Incoming(TcpStream),
-}
-
-/// Where the owner writes pre-encoded messages for an established session.
-#[derive(Clone, Debug)]
-pub struct Outbound {
-    tx: mpsc::UnboundedSender<Bytes>,
-    status: Arc<PeerStatus>,
-}
-
-impl Outbound {
-    /// A send queue feeding `tx` (the session's writer; tests read it).
-    pub fn new(tx: mpsc::UnboundedSender<Bytes>, status: Arc<PeerStatus>) -> Outbound {
-        Outbound { tx, status }
-    }
-
-    /// Queue `bytes` holding `updates` UPDATE messages; false when the
-    /// session has gone.
-    pub fn send(&self, bytes: Bytes, updates: u64) -> bool {
-        let ok = self.tx.send(bytes).is_ok();
-        if ok {
-            self.status.sent(updates, updates);
-        }
-        ok
-    }
-}
-
-/// An established session, as announced to the owner.
-#[derive(Debug)]
-pub struct Established {
-    /// What the OPENs negotiated.
-    pub negotiated: Negotiated,
-    /// Our address on the connection.
-    pub local: SocketAddr,
-    /// The peer's address on the connection.
-    pub remote: SocketAddr,
-    /// The send queue.
-    pub out: Outbound,
-}
-
-/// What a session tells its owner.
-#[derive(Debug)]
-pub enum SessionEvent {
-    /// The session reached Established; a new epoch begins.
-    Established(Box<Established>),
-    /// Routes from UPDATEs, in order.
-    Routes(Vec<RouteBatch>),
-    /// End-of-RIB for a family.
-    EndOfRib(Family),
-    /// The peer asked for a family again (RFC 2918).
-    RouteRefresh(Family),
-    /// The established session ended.
-    Down {
-        /// Why.
-        reason: super::fsm::DownReason,
-    },
-}
-
-/// A session event tagged with its session and epoch, so that an owner can
-/// ignore what a superseded session still had in flight.
-#[derive(Debug)]
-pub struct PeerMsg {
-    /// Which session.
-    pub peer: PeerId,
-    /// Which establishment of it.
-    pub epoch: u64,
-    /// What happened.
-    pub event: SessionEvent,
 }
 
 /// The owner's handle on a running session.
@@ -379,7 +298,7 @@ impl Driver {
                 cmd = self.cmds.recv() => {
                     match cmd {
                         Some(c) => self.command(c),
-                        None => self.command(SessionCommand::Stop(Notification::new(6, cease::PEER_DECONFIGURED))),
+                        None => self.command(SessionCommand::Stop(CeaseSubcode::PeerDeconfigured.into())),
                     }
                 }
                 r = connected(&mut self.connecting) => {
@@ -482,7 +401,7 @@ impl Driver {
                         "refusing second connection: session already established (RFC 4271 §6.8)"
                     );
                     let mut out = Vec::new();
-                    let n = Notification::new(6, cease::COLLISION_RESOLUTION);
+                    let n = Notification::from(CeaseSubcode::CollisionResolution);
                     if Message::Notification(n)
                         .encode(&conn.codec, &mut out)
                         .is_ok()
@@ -573,7 +492,7 @@ impl Driver {
                 Ok(Some(n)) if conn.buf.len() >= n => {
                     let msg = conn.buf.split_to(n);
                     status.msgs_in.fetch_add(1, Ordering::Relaxed);
-                    if msg[18] == kind::UPDATE {
+                    if msg[18] == u8::from(MessageType::Update) {
                         status.updates_in.fetch_add(1, Ordering::Relaxed);
                     }
                     match decode(&msg, &conn.codec) {
@@ -719,7 +638,7 @@ impl Driver {
                 let _ = conn.tx.send(Bytes::from(buf));
                 self.status.sent(1, 0);
                 if let Message::Notification(n) = m {
-                    if n.code == super::error::code::CEASE {
+                    if n.code == u8::from(ErrorCode::Cease) {
                         info!("sending NOTIFICATION {n}");
                     } else {
                         warn!("sending NOTIFICATION {n}");
@@ -743,10 +662,7 @@ impl Driver {
         );
         self.status.set_state(State::Established);
         self.status.set_established(n.clone(), local, remote);
-        let out = Outbound {
-            tx: conn.tx.clone(),
-            status: self.status.clone(),
-        };
+        let out = Outbound::new(conn.tx.clone(), self.status.clone());
         self.established = Some((n.clone(), local));
         self.emit(SessionEvent::Established(Box::new(Established {
             negotiated: n,
@@ -836,7 +752,7 @@ impl Driver {
     /// Close the losing connection with Cease/7; when it was the primary,
     /// the colliding connection takes its place.
     fn end_loser(&mut self, loser: Which) {
-        let n = Notification::new(6, cease::COLLISION_RESOLUTION);
+        let n = Notification::from(CeaseSubcode::CollisionResolution);
         match loser {
             Which::Collision => {
                 info!("collision resolved: keeping the existing connection");

@@ -5,8 +5,6 @@ pub mod metrics;
 pub mod render;
 pub mod socket;
 
-use crate::server::core::RouteQuery;
-
 /// A question to a daemon over its control socket (one JSON line).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "show", rename_all = "lowercase")]
@@ -17,4 +15,16 @@ pub enum Request {
     Routes(RouteQuery),
     /// The agent's kernel table and XDP maps side by side.
     Fib,
+}
+
+/// A route query from `steer show routes`.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+pub struct RouteQuery {
+    /// Only paths from (or, with `advertised`, sent to) this peer.
+    pub peer: Option<String>,
+    /// What was advertised to `peer` instead of what was received.
+    #[serde(default)]
+    pub advertised: bool,
+    /// One prefix, or an address for a longest-prefix match.
+    pub prefix: Option<String>,
 }

@@ -14,22 +14,12 @@
 //!   honoured (RFC 1997); iBGP-only attributes stripped.
 
 use super::table::{Dest, Path, SourceKind};
-use crate::bgp::attribute::{AsPath, LargeCommunity, Origin, PathAttributes, community};
+use crate::bgp::attribute::{AsPath, Origin, PathAttributes, community, vnet_community};
 use crate::bgp::message::CodecConfig;
 use crate::bgp::nlri::Family;
 use rustc_hash::FxHashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-
-/// The large community that marks the VNet address space (RFC 8092):
-/// `ASN:1:1`. Agents treat prefixes carrying it as the VNet's own space.
-pub fn vnet_community(asn: u32) -> LargeCommunity {
-    LargeCommunity {
-        global: asn,
-        local1: 1,
-        local2: 1,
-    }
-}
 
 /// Who a group sends to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -11,7 +11,7 @@ use crate::bgp::attribute::PathAttributes;
 use crate::bgp::error::EncodeError;
 use crate::bgp::message::{encode_announce, encode_end_of_rib, encode_withdraw};
 use crate::bgp::nlri::{Family, Nlri};
-use crate::bgp::session::{Outbound, PeerId};
+use crate::bgp::peer::{Outbound, PeerId};
 use crate::prefix::{Afi, Prefix};
 use bytes::Bytes;
 use rustc_hash::FxHashMap;

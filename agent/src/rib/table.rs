@@ -6,7 +6,7 @@
 
 use super::decision::{Candidate, Selection, select};
 use crate::bgp::attribute::PathAttributes;
-use crate::bgp::session::PeerId;
+use crate::bgp::peer::PeerId;
 use crate::prefix::Prefix;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;

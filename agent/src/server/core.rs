@@ -12,14 +12,16 @@
 
 use super::view::{AdvertisedView, PathView, PeerView, RouteView};
 use crate::bgp::attribute::PathAttributes;
-use crate::bgp::error::{Notification, cease, code};
+use crate::bgp::error::Notification;
 use crate::bgp::fsm::DownReason;
+use crate::bgp::iana::CeaseSubcode;
 use crate::bgp::negotiate::Negotiated;
 use crate::bgp::nlri::Family;
+use crate::bgp::peer::{Established, Outbound, PeerId, PeerMsg, SessionCommand, SessionEvent};
 use crate::bgp::routes::RouteBatch;
-use crate::bgp::session::{Established, Outbound, PeerId, PeerMsg, SessionCommand, SessionEvent};
 use crate::bgp::status::PeerStatus;
 use crate::config::ServerConfig;
+use crate::control::RouteQuery;
 use crate::prefix::Prefix;
 use crate::rib::decision::{DEFAULT_LOCAL_PREF, why_lost};
 use crate::rib::export::{Audience, ExportContext, GroupKey, local_route_attrs};
@@ -109,18 +111,6 @@ impl PeerEntry {
     pub fn has_session(&self) -> bool {
         self.cmd.as_ref().is_some_and(|c| !c.is_closed())
     }
-}
-
-/// A route query from `steer show routes`.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
-pub struct RouteQuery {
-    /// Only paths from (or, with `advertised`, sent to) this peer.
-    pub peer: Option<String>,
-    /// What was advertised to `peer` instead of what was received.
-    #[serde(default)]
-    pub advertised: bool,
-    /// One prefix, or an address for a longest-prefix match.
-    pub prefix: Option<String>,
 }
 
 /// Why a query could not be answered.
@@ -467,7 +457,7 @@ impl RouteServer {
         let mut data = family.afi.to_be_bytes().to_vec();
         data.push(family.safi);
         data.extend_from_slice(&limit.to_be_bytes());
-        let n = Notification::with_data(code::CEASE, cease::MAX_PREFIXES, data);
+        let n = Notification::error(CeaseSubcode::MaxPrefixes, data);
         let peer = self.peers.get_mut(&id).expect("peer");
         warn!(
             peer = %peer.name,
@@ -650,7 +640,7 @@ impl RouteServer {
         for p in self.peers.values() {
             if let Some(c) = &p.cmd {
                 let _ = c.send(SessionCommand::Stop(Notification::cease_with_message(
-                    cease::ADMIN_SHUTDOWN,
+                    CeaseSubcode::AdminShutdown,
                     message,
                 )));
             }
@@ -811,5 +801,4 @@ fn sweep_stale(table: &mut Table, id: PeerId, f: Family) -> usize {
 }
 
 #[cfg(test)]
-#[path = "core_tests.rs"]
 mod tests;

@@ -3,15 +3,16 @@
 //! [`RouteServer`] and answers the control socket. SIGTERM/SIGINT send
 //! Cease/Administrative Shutdown (RFC 8203) to every peer before exiting.
 
-use super::core::{RouteQuery, RouteServer};
+use super::core::RouteServer;
 use crate::bgp::capability::{AddPathFamily, Capability, GracefulRestart};
 use crate::bgp::fsm::{Backoff, FsmConfig};
 use crate::bgp::nlri::Family;
-use crate::bgp::session::{self, PeerId, PeerMsg, SessionCommand, SessionSpec};
+use crate::bgp::peer::{PeerId, PeerMsg, SessionCommand};
+use crate::bgp::session::{self, SessionSpec};
 use crate::config::ServerConfig;
-use crate::control::Request;
 use crate::control::metrics::{self, Exposition};
 use crate::control::socket::{self, Query};
+use crate::control::{Request, RouteQuery};
 use crate::rib::table::SourceKind;
 use anyhow::Context;
 use std::net::{IpAddr, SocketAddr};

@@ -8,89 +8,36 @@
 //! discard) and the session continues; anything else is a [`DecodeError`]
 //! carrying the NOTIFICATION to send.
 //!
-//! The work sits in private modules under `codec/`: `frame` (the header
-//! for encoders), `open` (OPEN and its optional parameters) and `update`
+//! The work sits in private submodules: `frame` (the header for
+//! encoders), `open` (OPEN and its optional parameters) and `update`
 //! (UPDATE decoding, RFC 7606 classification of what the attribute codec
 //! cannot see, and the packing encoders).
 
-use super::attribute::{PathAttributes, code as attr_code, flags as attr_flags};
+pub use super::attribute::AttributeIssue;
+use super::attribute::{PathAttributes, expected_flags};
 use super::capability::{AddPathFamily, Capability, GracefulRestart};
-use super::error::{DecodeError, EncodeError, Notification, code, header};
+pub use super::codec_config::{CodecConfig, MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN};
+use super::error::{DecodeError, EncodeError, Notification};
+use super::iana::{AS_TRANS, AttrType, CapabilityCode, HeaderSubcode, MessageType};
 use super::nlri::{Family, Nlri};
 use crate::prefix::Afi;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-#[path = "codec/frame.rs"]
 mod frame;
-#[path = "codec/open.rs"]
-mod open_codec;
-#[path = "codec/update.rs"]
-mod update_codec;
+mod open;
+mod update;
 
 #[cfg(test)]
-#[path = "codec/capture_tests.rs"]
 mod capture_tests;
 #[cfg(test)]
-#[path = "codec/test_util.rs"]
 pub(crate) mod test_util;
 #[cfg(test)]
-#[path = "codec/message_tests.rs"]
 mod tests;
 #[cfg(test)]
-#[path = "codec/update_tests.rs"]
 mod update_tests;
 
 /// Length of the fixed header: marker, length, type.
 pub const HEADER_LEN: usize = 19;
-/// Maximum message size without RFC 8654.
-pub const MAX_MESSAGE_LEN: usize = 4096;
-/// Maximum message size with RFC 8654 extended messages.
-pub const MAX_EXTENDED_MESSAGE_LEN: usize = 65535;
-/// AS_TRANS (RFC 6793): the 2-octet stand-in for a 4-octet AS.
-pub const AS_TRANS: u16 = 23456;
-
-/// Message type codes.
-pub mod kind {
-    /// OPEN.
-    pub const OPEN: u8 = 1;
-    /// UPDATE.
-    pub const UPDATE: u8 = 2;
-    /// NOTIFICATION.
-    pub const NOTIFICATION: u8 = 3;
-    /// KEEPALIVE.
-    pub const KEEPALIVE: u8 = 4;
-    /// ROUTE-REFRESH.
-    pub const ROUTE_REFRESH: u8 = 5;
-}
-
-/// How one session encodes and decodes, from what its OPENs negotiated.
-/// The default (nothing negotiated) is right for the OPEN exchange itself.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CodecConfig {
-    /// Both sides sent the 4-octet AS capability.
-    pub four_octet_as: bool,
-    /// Both sides sent the extended message capability.
-    pub extended_message: bool,
-    /// Per family index ([`Family::index`]): NLRI we receive carry path ids.
-    pub add_path_receive: [bool; 2],
-    /// Per family index: NLRI we send carry path ids.
-    pub add_path_send: [bool; 2],
-    /// The peer is external: LOCAL_PREF, ORIGINATOR_ID and CLUSTER_LIST
-    /// from it are discarded (RFC 7606 §7.5, RFC 4456 §8).
-    pub ebgp: bool,
-}
-
-impl CodecConfig {
-    /// The largest UPDATE/NOTIFICATION/ROUTE-REFRESH this session carries.
-    pub fn max_message_len(&self) -> usize {
-        if self.extended_message {
-            MAX_EXTENDED_MESSAGE_LEN
-        } else {
-            MAX_MESSAGE_LEN
-        }
-    }
-}
-
 /// An OPEN message (RFC 4271 §4.2) with its capabilities (RFC 5492).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Open {
@@ -136,12 +83,14 @@ impl Open {
     }
 
     /// The first capability with this code.
-    pub fn capability(&self, code: u8) -> Option<&Capability> {
-        self.capabilities.iter().find(|c| c.code() == code)
+    pub fn capability(&self, code: CapabilityCode) -> Option<&Capability> {
+        self.capabilities
+            .iter()
+            .find(|c| c.code() == u8::from(code))
     }
 
     /// True when the OPEN carries a capability with this code.
-    pub fn has_capability(&self, code: u8) -> bool {
+    pub fn has_capability(&self, code: CapabilityCode) -> bool {
         self.capability(code).is_some()
     }
 
@@ -174,15 +123,6 @@ impl Open {
             _ => None,
         })
     }
-}
-
-/// One attribute problem that RFC 7606 lets the session survive.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct AttributeIssue {
-    /// The attribute's type code.
-    pub type_code: u8,
-    /// What was wrong and the RFC section that decides the outcome.
-    pub reason: String,
 }
 
 /// MP_REACH_NLRI (RFC 4760 §3).
@@ -309,8 +249,7 @@ pub fn frame_len(buf: &[u8], cfg: &CodecConfig) -> Result<Option<usize>, DecodeE
     };
     if header[..16].iter().any(|&b| b != 0xff) {
         return Err(DecodeError::new(
-            code::MESSAGE_HEADER,
-            header::NOT_SYNCHRONIZED,
+            HeaderSubcode::NotSynchronized,
             Vec::new(),
             "marker is not all ones (RFC 4271 §6.1)",
         ));
@@ -319,8 +258,7 @@ pub fn frame_len(buf: &[u8], cfg: &CodecConfig) -> Result<Option<usize>, DecodeE
     let len = usize::from(u16::from_be_bytes(field));
     let bad_length = |why: String| {
         DecodeError::new(
-            code::MESSAGE_HEADER,
-            header::BAD_LENGTH,
+            HeaderSubcode::BadLength,
             field.to_vec(),
             format!("{why} (RFC 4271 §6.1)"),
         )
@@ -329,24 +267,24 @@ pub fn frame_len(buf: &[u8], cfg: &CodecConfig) -> Result<Option<usize>, DecodeE
     if !(HEADER_LEN..=limit).contains(&len) {
         return Err(bad_length(format!("length {len} is outside 19..={limit}")));
     }
-    let (name, min, max) = match header[18] {
-        kind::OPEN => ("OPEN", 29, MAX_MESSAGE_LEN),
-        kind::UPDATE => ("UPDATE", 23, limit),
-        kind::NOTIFICATION => ("NOTIFICATION", 21, limit),
-        kind::KEEPALIVE => ("KEEPALIVE", HEADER_LEN, HEADER_LEN),
-        kind::ROUTE_REFRESH => ("ROUTE-REFRESH", 23, 23),
-        other => {
-            return Err(DecodeError::new(
-                code::MESSAGE_HEADER,
-                header::BAD_TYPE,
-                vec![other],
-                format!("unknown message type {other} (RFC 4271 §6.1)"),
-            ));
-        }
+    let Some(kind) = MessageType::from_u8(header[18]) else {
+        let other = header[18];
+        return Err(DecodeError::new(
+            HeaderSubcode::BadType,
+            vec![other],
+            format!("unknown message type {other} (RFC 4271 §6.1)"),
+        ));
+    };
+    let (min, max) = match kind {
+        MessageType::Open => (29, MAX_MESSAGE_LEN),
+        MessageType::Update => (23, limit),
+        MessageType::Notification => (21, limit),
+        MessageType::Keepalive => (HEADER_LEN, HEADER_LEN),
+        MessageType::RouteRefresh => (23, 23),
     };
     if !(min..=max).contains(&len) {
         return Err(bad_length(format!(
-            "{name} length {len} is outside {min}..={max}"
+            "{kind} length {len} is outside {min}..={max}"
         )));
     }
     Ok(Some(len))
@@ -356,16 +294,14 @@ pub fn frame_len(buf: &[u8], cfg: &CodecConfig) -> Result<Option<usize>, DecodeE
 pub fn decode(msg: &[u8], cfg: &CodecConfig) -> Result<Message, DecodeError> {
     let Some(len) = frame_len(msg, cfg)? else {
         return Err(DecodeError::new(
-            code::MESSAGE_HEADER,
-            header::BAD_LENGTH,
+            HeaderSubcode::BadLength,
             Vec::new(),
             format!("{} octets cannot hold the 19-octet header", msg.len()),
         ));
     };
     if len != msg.len() {
         return Err(DecodeError::new(
-            code::MESSAGE_HEADER,
-            header::BAD_LENGTH,
+            HeaderSubcode::BadLength,
             msg[16..18].to_vec(),
             format!(
                 "length field says {len}, the message has {} octets",
@@ -374,14 +310,14 @@ pub fn decode(msg: &[u8], cfg: &CodecConfig) -> Result<Message, DecodeError> {
         ));
     }
     let body = &msg[HEADER_LEN..];
-    match (msg[18], body) {
-        (kind::OPEN, _) => open_codec::decode(body).map(Message::Open),
-        (kind::UPDATE, _) => update_codec::decode(body, cfg).map(Message::Update),
-        (kind::NOTIFICATION, [c, subcode, data @ ..]) => Ok(Message::Notification(
+    match (MessageType::from_u8(msg[18]), body) {
+        (Some(MessageType::Open), _) => open::decode(body).map(Message::Open),
+        (Some(MessageType::Update), _) => update::decode(body, cfg).map(Message::Update),
+        (Some(MessageType::Notification), [c, subcode, data @ ..]) => Ok(Message::Notification(
             Notification::with_data(*c, *subcode, data.to_vec()),
         )),
-        (kind::KEEPALIVE, _) => Ok(Message::Keepalive),
-        (kind::ROUTE_REFRESH, &[a0, a1, subtype, safi]) => {
+        (Some(MessageType::Keepalive), _) => Ok(Message::Keepalive),
+        (Some(MessageType::RouteRefresh), &[a0, a1, subtype, safi]) => {
             Ok(Message::RouteRefresh(RouteRefresh {
                 family: Family {
                     afi: u16::from_be_bytes([a0, a1]),
@@ -390,11 +326,14 @@ pub fn decode(msg: &[u8], cfg: &CodecConfig) -> Result<Message, DecodeError> {
                 subtype,
             }))
         }
-        (other, _) => Err(DecodeError::new(
-            code::MESSAGE_HEADER,
-            header::BAD_TYPE,
-            vec![other],
-            format!("message type {other} with a body of {} octets", body.len()),
+        (_, _) => Err(DecodeError::new(
+            HeaderSubcode::BadType,
+            vec![msg[18]],
+            format!(
+                "message type {} with a body of {} octets",
+                msg[18],
+                body.len()
+            ),
         )),
     }
 }
@@ -409,21 +348,21 @@ impl Message {
     /// faulty ones), in one message; see [`encode_announce`] for packing.
     pub fn encode(&self, cfg: &CodecConfig, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match self {
-            Message::Open(open) => open_codec::encode(open, out),
-            Message::Update(update) => update_codec::encode(update, cfg, out),
+            Message::Open(open) => open::encode(open, out),
+            Message::Update(update) => update::encode(update, cfg, out),
             Message::Notification(n) => {
-                let start = frame::begin(out, kind::NOTIFICATION);
+                let start = frame::begin(out, MessageType::Notification);
                 let room = cfg.max_message_len() - 21;
                 out.extend_from_slice(&[n.code, n.subcode]);
                 out.extend_from_slice(&n.data[..n.data.len().min(room)]);
                 frame::end(out, start, cfg.max_message_len(), "NOTIFICATION")
             }
             Message::Keepalive => {
-                let start = frame::begin(out, kind::KEEPALIVE);
+                let start = frame::begin(out, MessageType::Keepalive);
                 frame::end(out, start, HEADER_LEN, "KEEPALIVE")
             }
             Message::RouteRefresh(r) => {
-                let start = frame::begin(out, kind::ROUTE_REFRESH);
+                let start = frame::begin(out, MessageType::RouteRefresh);
                 out.extend_from_slice(&r.family.afi.to_be_bytes());
                 out.extend_from_slice(&[r.subtype, r.family.safi]);
                 frame::end(out, start, 23, "ROUTE-REFRESH")
@@ -456,12 +395,12 @@ pub fn encode_announce(
     }
     let afi = first.prefix.afi();
     if nlri.iter().all(|n| n.prefix.afi() == afi) {
-        return update_codec::announce(cfg, attrs, afi, nlri.iter(), out);
+        return update::announce(cfg, attrs, afi, nlri.iter(), out);
     }
     for afi in [Afi::Ipv4, Afi::Ipv6] {
         let mut of_family = nlri.iter().filter(|n| n.prefix.afi() == afi).peekable();
         if of_family.peek().is_some() {
-            update_codec::announce(cfg, attrs, afi, of_family, out)?;
+            update::announce(cfg, attrs, afi, of_family, out)?;
         }
     }
     Ok(())
@@ -480,13 +419,13 @@ pub fn encode_withdraw(
     };
     let afi = first.prefix.afi();
     if nlri.iter().all(|n| n.prefix.afi() == afi) {
-        update_codec::withdraw(cfg, afi, nlri.iter(), out);
+        update::withdraw(cfg, afi, nlri.iter(), out);
         return Ok(());
     }
     for afi in [Afi::Ipv4, Afi::Ipv6] {
         let mut of_family = nlri.iter().filter(|n| n.prefix.afi() == afi).peekable();
         if of_family.peek().is_some() {
-            update_codec::withdraw(cfg, afi, of_family, out);
+            update::withdraw(cfg, afi, of_family, out);
         }
     }
     Ok(())
@@ -494,7 +433,7 @@ pub fn encode_withdraw(
 
 /// Append the End-of-RIB marker for `family` (RFC 4724 §2).
 pub fn encode_end_of_rib(family: Family, out: &mut Vec<u8>) {
-    let start = frame::begin(out, kind::UPDATE);
+    let start = frame::begin(out, MessageType::Update);
     if family == Family::IPV4_UNICAST {
         out.extend_from_slice(&[0, 0, 0, 0]);
     } else {
@@ -503,8 +442,8 @@ pub fn encode_end_of_rib(family: Family, out: &mut Vec<u8>) {
             0,
             0,
             6,
-            attr_flags::OPTIONAL,
-            attr_code::MP_UNREACH_NLRI,
+            expected_flags(AttrType::MpUnreachNlri),
+            AttrType::MpUnreachNlri.into(),
             3,
         ]);
         out.extend_from_slice(&family.afi.to_be_bytes());

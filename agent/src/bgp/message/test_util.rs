@@ -1,6 +1,6 @@
 //! Helpers for the codec's tests: hex vectors and hand-built messages.
 
-use super::{CodecConfig, HEADER_LEN, Message, Update, decode, kind};
+use super::{CodecConfig, HEADER_LEN, Message, MessageType, Update, decode};
 use crate::bgp::error::DecodeError;
 use crate::bgp::nlri::Nlri;
 use crate::prefix::Prefix;
@@ -26,14 +26,14 @@ pub(crate) fn to_hex(bytes: &[u8]) -> String {
 }
 
 /// A message of type `kind` around `body`.
-pub(crate) fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+pub(crate) fn message(kind: MessageType, body: &[u8]) -> Vec<u8> {
     let mut m = vec![0xff; 16];
     m.extend_from_slice(
         &u16::try_from(HEADER_LEN + body.len())
             .unwrap()
             .to_be_bytes(),
     );
-    m.push(kind);
+    m.push(kind.into());
     m.extend_from_slice(body);
     m
 }
@@ -46,7 +46,7 @@ pub(crate) fn update(withdrawn: &[u8], attrs: &[u8], nlri: &[u8]) -> Vec<u8> {
     body.extend_from_slice(&u16::try_from(attrs.len()).unwrap().to_be_bytes());
     body.extend_from_slice(attrs);
     body.extend_from_slice(nlri);
-    message(kind::UPDATE, &body)
+    message(MessageType::Update, &body)
 }
 
 /// A 4-octet AS iBGP session without ADD-PATH.

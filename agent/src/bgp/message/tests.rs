@@ -4,8 +4,8 @@
 use super::test_util::*;
 use super::*;
 use crate::bgp::attribute::{Aggregator, AsPath, LargeCommunity, Origin, RawAttribute, community};
-use crate::bgp::capability::code as cap_code;
 use crate::bgp::error::Notification;
+use crate::bgp::iana::CeaseSubcode;
 
 const MARKER: &str = "ffffffff ffffffff ffffffff ffffffff";
 
@@ -152,7 +152,10 @@ fn keepalive_matches_its_bytes_both_ways() {
 fn notification_matches_its_bytes_both_ways() {
     both_ways(
         &full("0019 03  06 02 03 627965"),
-        &Message::Notification(Notification::cease_with_message(2, "bye")),
+        &Message::Notification(Notification::cease_with_message(
+            CeaseSubcode::AdminShutdown,
+            "bye",
+        )),
         &CodecConfig::default(),
     );
     both_ways(
@@ -309,12 +312,12 @@ fn open_errors_carry_the_rfc_4271_notification() {
         ("04 fde9 005a c0000201 04 01 02 0000", (2, 4, vec![])),
     ];
     for (body, expected) in cases {
-        let m = message(kind::OPEN, &hex(body));
+        let m = message(MessageType::Open, &hex(body));
         let e = decode(&m, &CodecConfig::default()).unwrap_err();
         assert_eq!(notification(&e), expected, "{body}");
     }
     for hold in ["0000", "0003"] {
-        let m = message(kind::OPEN, &hex(&base.replace("005a", hold)));
+        let m = message(MessageType::Open, &hex(&base.replace("005a", hold)));
         assert!(decode(&m, &CodecConfig::default()).is_ok(), "hold {hold}");
     }
 }
@@ -328,7 +331,10 @@ fn open_with_a_malformed_capability_or_parameter_is_open_error_unspecific() {
         "02 02 05",
         "ff ff 0005 02 0003 0200",
     ] {
-        let m = message(kind::OPEN, &hex(&format!("04 fde9 005a c0000201 {params}")));
+        let m = message(
+            MessageType::Open,
+            &hex(&format!("04 fde9 005a c0000201 {params}")),
+        );
         let e = decode(&m, &CodecConfig::default()).unwrap_err();
         assert_eq!(notification(&e), (2, 0, vec![]), "{params}");
     }
@@ -337,10 +343,10 @@ fn open_with_a_malformed_capability_or_parameter_is_open_error_unspecific() {
 #[test]
 fn open_lookups_find_capabilities() {
     let (_, open) = open_vector();
-    assert!(open.has_capability(cap_code::ROUTE_REFRESH));
-    assert!(!open.has_capability(cap_code::GRACEFUL_RESTART));
+    assert!(open.has_capability(CapabilityCode::RouteRefresh));
+    assert!(!open.has_capability(CapabilityCode::GracefulRestart));
     assert_eq!(
-        open.capability(cap_code::FOUR_OCTET_AS),
+        open.capability(CapabilityCode::FourOctetAs),
         Some(&Capability::FourOctetAs(65001))
     );
     assert_eq!(
@@ -669,7 +675,10 @@ fn every_message_type_round_trips_under_every_session_setting() {
     let mut messages = vec![
         Message::Open(open),
         Message::Keepalive,
-        Message::Notification(Notification::cease_with_message(2, "maintenance")),
+        Message::Notification(Notification::cease_with_message(
+            CeaseSubcode::AdminShutdown,
+            "maintenance",
+        )),
         Message::RouteRefresh(RouteRefresh {
             family: Family::IPV4_UNICAST,
             subtype: 1,

@@ -6,7 +6,6 @@
 use super::test_util::*;
 use super::*;
 use crate::bgp::attribute::{AsPath, LargeCommunity, Origin, community};
-use crate::bgp::capability::code as cap;
 
 /// One direction of one captured session.
 struct Capture {
@@ -33,8 +32,8 @@ fn open_of(bytes: &[u8]) -> Open {
 fn direction(sender: &Open, receiver: &Open, ebgp: bool) -> CodecConfig {
     let both = |c| sender.has_capability(c) && receiver.has_capability(c);
     let mut cfg = CodecConfig {
-        four_octet_as: both(cap::FOUR_OCTET_AS),
-        extended_message: both(cap::EXTENDED_MESSAGE),
+        four_octet_as: both(CapabilityCode::FourOctetAs),
+        extended_message: both(CapabilityCode::ExtendedMessage),
         ebgp,
         ..CodecConfig::default()
     };

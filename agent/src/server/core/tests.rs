@@ -6,7 +6,7 @@ use crate::bgp::attribute::{AsPath, Origin, community};
 use crate::bgp::capability::GracefulRestart;
 use crate::bgp::message::{CodecConfig, Message, decode, frame_len};
 use crate::bgp::nlri::Nlri;
-use crate::bgp::session::Outbound;
+use crate::bgp::peer::Outbound;
 use crate::config::ConfigFile;
 use std::net::{Ipv4Addr, SocketAddr};
 use tokio::sync::mpsc;

@@ -18,13 +18,13 @@
 //! Encoding packs NLRI into as few messages as the size limit allows and
 //! encodes the attributes once per call.
 
-use super::{CodecConfig, HEADER_LEN, MpReach, MpUnreach, Update, frame, kind};
+use super::{CodecConfig, HEADER_LEN, MpReach, MpUnreach, Update, frame};
 use crate::bgp::attribute::{
-    EncodeOptions, PathAttributes, WireAttribute, code as attr_code, decode_attributes,
-    encode_attributes, flags, put_attribute,
+    AttributeIssue, EncodeOptions, PathAttributes, WireAttribute, decode_attributes,
+    encode_attributes, expected_flags, flags, put_attribute,
 };
-use crate::bgp::error::{DecodeError, EncodeError, code, update};
-use crate::bgp::message::AttributeIssue;
+use crate::bgp::error::{DecodeError, EncodeError};
+use crate::bgp::iana::{AttrType, MessageType, UpdateSubcode};
 use crate::bgp::nlri::{Family, Nlri, decode_nlri};
 use crate::prefix::Afi;
 use std::net::{IpAddr, Ipv6Addr};
@@ -33,8 +33,7 @@ use std::net::{IpAddr, Ipv6Addr};
 pub(super) fn decode(body: &[u8], cfg: &CodecConfig) -> Result<Update, DecodeError> {
     let list_error = |why: String| {
         DecodeError::new(
-            code::UPDATE_MESSAGE,
-            update::MALFORMED_ATTRIBUTE_LIST,
+            UpdateSubcode::MalformedAttributeList,
             Vec::new(),
             format!("{why} (RFC 4271 §6.3)"),
         )
@@ -73,7 +72,7 @@ pub(super) fn decode(body: &[u8], cfg: &CodecConfig) -> Result<Update, DecodeErr
     let d = decode_attributes(attr_bytes, cfg)?;
     decode_nlri(nlri_bytes, Afi::Ipv4, add_path, "NLRI field", &mut u.nlri)?;
     let [has_origin, has_as_path, has_next_hop] =
-        [attr_code::ORIGIN, attr_code::AS_PATH, attr_code::NEXT_HOP].map(|c| d.seen(c));
+        [AttrType::Origin, AttrType::AsPath, AttrType::NextHop].map(|t| d.seen(t));
     let (mp_reach, mp_unreach) = (d.mp_reach, d.mp_unreach);
     u.attributes = d.attrs;
     u.treat_as_withdraw = d.treat_as_withdraw;
@@ -87,22 +86,22 @@ pub(super) fn decode(body: &[u8], cfg: &CodecConfig) -> Result<Update, DecodeErr
 
     let reach = !u.nlri.is_empty() || u.mp_reach.as_ref().is_some_and(|r| !r.nlri.is_empty());
     if reach {
-        for (present, type_code, name) in [
-            (has_origin, attr_code::ORIGIN, "ORIGIN"),
-            (has_as_path, attr_code::AS_PATH, "AS_PATH"),
+        for (present, t) in [
+            (has_origin, AttrType::Origin),
+            (has_as_path, AttrType::AsPath),
         ] {
             if !present {
                 treat_as_withdraw(
                     &mut u,
-                    type_code,
-                    format!("well-known mandatory {name} is missing (RFC 7606 §3 d)"),
+                    t,
+                    format!("well-known mandatory {t} is missing (RFC 7606 §3 d)"),
                 );
             }
         }
         if !u.nlri.is_empty() && !has_next_hop {
             treat_as_withdraw(
                 &mut u,
-                attr_code::NEXT_HOP,
+                AttrType::NextHop,
                 "NEXT_HOP is missing with routes in the NLRI field (RFC 7606 §3 d, RFC 4760 §3)"
                     .to_string(),
             );
@@ -113,14 +112,13 @@ pub(super) fn decode(body: &[u8], cfg: &CodecConfig) -> Result<Update, DecodeErr
     {
         treat_as_withdraw(
             &mut u,
-            attr_code::NEXT_HOP,
+            AttrType::NextHop,
             format!("NEXT_HOP {nh} is not a unicast host address (RFC 4271 §6.3, RFC 7606 §7.3)"),
         );
     }
     if !reach && let Some(first) = u.treat_as_withdraw.first() {
         return Err(DecodeError::new(
-            code::UPDATE_MESSAGE,
-            update::MALFORMED_ATTRIBUTE_LIST,
+            UpdateSubcode::MalformedAttributeList,
             Vec::new(),
             format!(
                 "treat-as-withdraw in an UPDATE that announces no route, after: {} (RFC 7606 §5.2)",
@@ -131,9 +129,11 @@ pub(super) fn decode(body: &[u8], cfg: &CodecConfig) -> Result<Update, DecodeErr
     Ok(u)
 }
 
-fn treat_as_withdraw(u: &mut Update, type_code: u8, reason: String) {
-    u.treat_as_withdraw
-        .push(AttributeIssue { type_code, reason });
+fn treat_as_withdraw(u: &mut Update, t: AttrType, reason: String) {
+    u.treat_as_withdraw.push(AttributeIssue {
+        type_code: t.into(),
+        reason,
+    });
 }
 
 fn is_unicast(ip: IpAddr) -> bool {
@@ -144,21 +144,13 @@ fn is_unicast(ip: IpAddr) -> bool {
 }
 
 fn optional_error(a: WireAttribute<'_>, why: String) -> DecodeError {
-    DecodeError::new(
-        code::UPDATE_MESSAGE,
-        update::OPTIONAL_ATTRIBUTE,
-        a.raw.to_vec(),
-        why,
-    )
+    DecodeError::new(UpdateSubcode::OptionalAttribute, a.raw.to_vec(), why)
 }
 
-fn unrouted(u: &mut Update, type_code: u8, family: Family) {
+fn unrouted(u: &mut Update, t: AttrType, family: Family) {
     u.discarded.push(AttributeIssue {
-        type_code,
-        reason: format!(
-            "{} of {family}, a family Steer does not route, ignored (RFC 4760 §6)",
-            crate::bgp::attribute::name(type_code)
-        ),
+        type_code: t.into(),
+        reason: format!("{t} of {family}, a family Steer does not route, ignored (RFC 4760 §6)"),
     });
 }
 
@@ -181,7 +173,7 @@ fn decode_mp_reach(
         safi,
     };
     let (Some(afi), Some(index)) = (family.afi(), family.index()) else {
-        unrouted(u, attr_code::MP_REACH_NLRI, family);
+        unrouted(u, AttrType::MpReachNlri, family);
         return Ok(None);
     };
     let Some((nh, rest)) = rest.split_at_checked(usize::from(nh_len)) else {
@@ -227,7 +219,7 @@ fn decode_mp_reach(
     if !routes.is_empty() && !is_unicast(next_hop) {
         treat_as_withdraw(
             u,
-            attr_code::MP_REACH_NLRI,
+            AttrType::MpReachNlri,
             format!(
                 "MP_REACH_NLRI next hop {next_hop} is not a unicast host address (RFC 4271 §6.3)"
             ),
@@ -260,7 +252,7 @@ fn decode_mp_unreach(
         safi,
     };
     let (Some(afi), Some(index)) = (family.afi(), family.index()) else {
-        unrouted(u, attr_code::MP_UNREACH_NLRI, family);
+        unrouted(u, AttrType::MpUnreachNlri, family);
         return Ok(None);
     };
     let mut withdrawn = Vec::new();
@@ -276,7 +268,7 @@ fn decode_mp_unreach(
 
 /// Append one UPDATE holding exactly `u`.
 pub(super) fn encode(u: &Update, cfg: &CodecConfig, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let start = frame::begin(out, kind::UPDATE);
+    let start = frame::begin(out, MessageType::Update);
     if let Err(e) = encode_body(u, cfg, out) {
         out.truncate(start);
         return Err(e);
@@ -322,7 +314,7 @@ fn encode_body(u: &Update, cfg: &CodecConfig, out: &mut Vec<u8>) -> Result<(), E
     if let Some(r) = &u.mp_reach {
         check_next_hop(r.family, r.next_hop, r.link_local)?;
         let add_path = send_path_ids(cfg, r.family);
-        put_attribute(out, flags::OPTIONAL, attr_code::MP_REACH_NLRI, |o| {
+        put_attribute(out, AttrType::MpReachNlri, |o| {
             put_mp_reach_head(o, r.family, r.next_hop, r.link_local);
             for n in &r.nlri {
                 n.encode(add_path, o);
@@ -331,7 +323,7 @@ fn encode_body(u: &Update, cfg: &CodecConfig, out: &mut Vec<u8>) -> Result<(), E
     }
     if let Some(w) = &u.mp_unreach {
         let add_path = send_path_ids(cfg, w.family);
-        put_attribute(out, flags::OPTIONAL, attr_code::MP_UNREACH_NLRI, |o| {
+        put_attribute(out, AttrType::MpUnreachNlri, |o| {
             o.extend_from_slice(&w.family.afi.to_be_bytes());
             o.push(w.family.safi);
             for n in &w.withdrawn {
@@ -406,9 +398,9 @@ fn put_mp_reach_head(
 
 /// Open an MP attribute whose length is not yet known: Extended Length
 /// for now, [`close_mp`] shrinks it when the value fits in 255 octets.
-fn open_mp(out: &mut Vec<u8>, type_code: u8) -> usize {
+fn open_mp(out: &mut Vec<u8>, t: AttrType) -> usize {
     let pos = out.len();
-    out.extend_from_slice(&[flags::OPTIONAL | flags::EXTENDED_LENGTH, type_code, 0, 0]);
+    out.extend_from_slice(&[expected_flags(t) | flags::EXTENDED_LENGTH, t.into(), 0, 0]);
     pos
 }
 
@@ -475,7 +467,7 @@ pub(super) fn announce<'a>(
     }
     let mut nlri = nlri.peekable();
     while nlri.peek().is_some() {
-        let start = frame::begin(out, kind::UPDATE);
+        let start = frame::begin(out, MessageType::Update);
         out.extend_from_slice(&[0, 0]);
         let apos = out.len();
         out.extend_from_slice(&[0, 0]);
@@ -489,7 +481,7 @@ pub(super) fn announce<'a>(
                 n.encode(add_path, out);
             }
         } else {
-            let mp = open_mp(out, attr_code::MP_REACH_NLRI);
+            let mp = open_mp(out, AttrType::MpReachNlri);
             out.extend_from_slice(&head);
             while let Some(n) =
                 nlri.next_if(|n| out.len() - start + n.encoded_len(add_path) + high.len() <= limit)
@@ -517,7 +509,7 @@ pub(super) fn withdraw<'a>(
     let limit = cfg.max_message_len();
     let mut nlri = nlri.peekable();
     while nlri.peek().is_some() {
-        let start = frame::begin(out, kind::UPDATE);
+        let start = frame::begin(out, MessageType::Update);
         if afi == Afi::Ipv4 {
             let wpos = out.len();
             out.extend_from_slice(&[0, 0]);
@@ -532,7 +524,7 @@ pub(super) fn withdraw<'a>(
             out.extend_from_slice(&[0, 0]);
             let apos = out.len();
             out.extend_from_slice(&[0, 0]);
-            let mp = open_mp(out, attr_code::MP_UNREACH_NLRI);
+            let mp = open_mp(out, AttrType::MpUnreachNlri);
             out.extend_from_slice(&family.afi.to_be_bytes());
             out.push(family.safi);
             while let Some(n) =

@@ -2,12 +2,13 @@
 //! with the length filled in once the body is written.
 
 use crate::bgp::error::EncodeError;
+use crate::bgp::iana::MessageType;
 
 /// Start a message of type `kind`; returns where it begins in `out`.
-pub(super) fn begin(out: &mut Vec<u8>, kind: u8) -> usize {
+pub(super) fn begin(out: &mut Vec<u8>, kind: MessageType) -> usize {
     let start = out.len();
     out.extend_from_slice(&[0xff; 16]);
-    out.extend_from_slice(&[0, 0, kind]);
+    out.extend_from_slice(&[0, 0, kind.into()]);
     start
 }
 

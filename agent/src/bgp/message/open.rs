@@ -9,16 +9,16 @@
 //! capability is 2/0, a parameter other than Capabilities is 2/4. The
 //! peer's AS is the session's to check (2/2).
 
-use super::{HEADER_LEN, MAX_MESSAGE_LEN, Open, frame, kind};
+use super::{HEADER_LEN, MAX_MESSAGE_LEN, Open, frame};
 use crate::bgp::capability::decode_capabilities;
-use crate::bgp::error::{DecodeError, EncodeError, code, open};
+use crate::bgp::error::{DecodeError, EncodeError};
+use crate::bgp::iana::{HeaderSubcode, MessageType, OpenSubcode, ParameterType};
 use std::net::Ipv4Addr;
 
-/// Optional parameter type of Capabilities (RFC 5492 §4).
-const CAPABILITIES: u8 = 2;
+const CAPABILITIES: u8 = ParameterType::Capabilities as u8;
 /// RFC 9072 §2: Non-Ext OP Len and Non-Ext OP Type of 255 announce the
 /// extended format.
-const EXTENDED: u8 = 255;
+const EXTENDED: u8 = ParameterType::ExtendedLength as u8;
 
 /// Decode an OPEN body (after the header).
 pub(super) fn decode(body: &[u8]) -> Result<Open, DecodeError> {
@@ -37,8 +37,7 @@ pub(super) fn decode(body: &[u8]) -> Result<Open, DecodeError> {
     ] = body
     else {
         return Err(DecodeError::new(
-            code::MESSAGE_HEADER,
-            crate::bgp::error::header::BAD_LENGTH,
+            HeaderSubcode::BadLength,
             u16::try_from(body.len() + HEADER_LEN)
                 .unwrap_or(u16::MAX)
                 .to_be_bytes()
@@ -48,8 +47,7 @@ pub(super) fn decode(body: &[u8]) -> Result<Open, DecodeError> {
     };
     if version != 4 {
         return Err(DecodeError::new(
-            code::OPEN_MESSAGE,
-            open::UNSUPPORTED_VERSION,
+            OpenSubcode::UnsupportedVersion,
             vec![0, 4],
             format!("version {version} is not supported, 4 is (RFC 4271 §6.2)"),
         ));
@@ -57,8 +55,7 @@ pub(super) fn decode(body: &[u8]) -> Result<Open, DecodeError> {
     let hold_time = u16::from_be_bytes([h0, h1]);
     if hold_time == 1 || hold_time == 2 {
         return Err(DecodeError::new(
-            code::OPEN_MESSAGE,
-            open::UNACCEPTABLE_HOLD_TIME,
+            OpenSubcode::UnacceptableHoldTime,
             Vec::new(),
             format!("hold time {hold_time} is neither 0 nor at least 3 (RFC 4271 §6.2)"),
         ));
@@ -66,8 +63,7 @@ pub(super) fn decode(body: &[u8]) -> Result<Open, DecodeError> {
     let router_id = Ipv4Addr::new(i0, i1, i2, i3);
     if router_id.is_unspecified() {
         return Err(DecodeError::new(
-            code::OPEN_MESSAGE,
-            open::BAD_BGP_ID,
+            OpenSubcode::BadBgpId,
             Vec::new(),
             "BGP Identifier 0.0.0.0 (RFC 6286 §2.2)",
         ));
@@ -82,7 +78,7 @@ pub(super) fn decode(body: &[u8]) -> Result<Open, DecodeError> {
 }
 
 fn unspecific(reason: String) -> DecodeError {
-    DecodeError::new(code::OPEN_MESSAGE, open::UNSPECIFIC, Vec::new(), reason)
+    DecodeError::new(OpenSubcode::Unspecific, Vec::new(), reason)
 }
 
 fn decode_parameters(
@@ -130,8 +126,7 @@ fn decode_parameters(
         };
         if kind != CAPABILITIES {
             return Err(DecodeError::new(
-                code::OPEN_MESSAGE,
-                open::UNSUPPORTED_OPTIONAL_PARAMETER,
+                OpenSubcode::UnsupportedOptionalParameter,
                 Vec::new(),
                 format!(
                     "optional parameter {kind} is not Capabilities (RFC 4271 §6.2, RFC 5492 §3)"
@@ -147,7 +142,7 @@ fn decode_parameters(
 /// Append an OPEN. All capabilities go in one Capabilities parameter; past
 /// 253 octets of capabilities the RFC 9072 format carries them.
 pub(super) fn encode(o: &Open, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let start = frame::begin(out, kind::OPEN);
+    let start = frame::begin(out, MessageType::Open);
     out.push(o.version);
     out.extend_from_slice(&o.my_as.to_be_bytes());
     out.extend_from_slice(&o.hold_time.to_be_bytes());

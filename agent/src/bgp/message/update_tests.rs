@@ -732,7 +732,7 @@ fn treat_as_withdraw_without_announced_routes_is_a_session_reset_rfc7606_5_2() {
 #[test]
 fn field_lengths_running_past_the_message_are_malformed_attribute_list() {
     for body in ["0010 100a 0000", "0000 0010 40010100", "0002 080a"] {
-        let m = message(kind::UPDATE, &hex(body));
+        let m = message(MessageType::Update, &hex(body));
         assert_eq!(reset(&m, &ibgp()), (3, 1, vec![]), "{body}");
     }
 }

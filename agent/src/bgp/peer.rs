@@ -1,0 +1,101 @@
+//! What a session and its owner (the server's RIB, or the agent) say to
+//! each other: the owner's [`SessionCommand`]s, the session's
+//! [`SessionEvent`]s tagged as [`PeerMsg`]s, and the [`Outbound`] queue the
+//! owner writes pre-encoded UPDATEs to. A leaf below both: the RIB and the
+//! roles name sessions and queue messages through these types without
+//! depending on the tokio driver in `session.rs`.
+
+use super::error::Notification;
+use super::fsm::DownReason;
+use super::negotiate::Negotiated;
+use super::nlri::Family;
+use super::routes::RouteBatch;
+use super::status::PeerStatus;
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// A session's identity inside one daemon.
+pub type PeerId = u32;
+
+/// Commands from the owner.
+#[derive(Debug)]
+pub enum SessionCommand {
+    /// Administrative stop: send the NOTIFICATION and end the task.
+    Stop(Notification),
+    /// End the session with the NOTIFICATION, refuse the peer for the given
+    /// time, then start again (max-prefix).
+    StopFor(Notification, Duration),
+    /// A connection the listener accepted from this peer.
+    Incoming(TcpStream),
+}
+
+/// Where the owner writes pre-encoded messages for an established session.
+#[derive(Clone, Debug)]
+pub struct Outbound {
+    tx: mpsc::UnboundedSender<Bytes>,
+    status: Arc<PeerStatus>,
+}
+
+impl Outbound {
+    /// A send queue feeding `tx` (the session's writer; tests read it).
+    pub fn new(tx: mpsc::UnboundedSender<Bytes>, status: Arc<PeerStatus>) -> Outbound {
+        Outbound { tx, status }
+    }
+
+    /// Queue `bytes` holding `updates` UPDATE messages; false when the
+    /// session has gone.
+    pub fn send(&self, bytes: Bytes, updates: u64) -> bool {
+        let ok = self.tx.send(bytes).is_ok();
+        if ok {
+            self.status.sent(updates, updates);
+        }
+        ok
+    }
+}
+
+/// An established session, as announced to the owner.
+#[derive(Debug)]
+pub struct Established {
+    /// What the OPENs negotiated.
+    pub negotiated: Negotiated,
+    /// Our address on the connection.
+    pub local: SocketAddr,
+    /// The peer's address on the connection.
+    pub remote: SocketAddr,
+    /// The send queue.
+    pub out: Outbound,
+}
+
+/// What a session tells its owner.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// The session reached Established; a new epoch begins.
+    Established(Box<Established>),
+    /// Routes from UPDATEs, in order.
+    Routes(Vec<RouteBatch>),
+    /// End-of-RIB for a family.
+    EndOfRib(Family),
+    /// The peer asked for a family again (RFC 2918).
+    RouteRefresh(Family),
+    /// The established session ended.
+    Down {
+        /// Why.
+        reason: DownReason,
+    },
+}
+
+/// A session event tagged with its session and epoch, so that an owner can
+/// ignore what a superseded session still had in flight.
+#[derive(Debug)]
+pub struct PeerMsg {
+    /// Which session.
+    pub peer: PeerId,
+    /// Which establishment of it.
+    pub epoch: u64,
+    /// What happened.
+    pub event: SessionEvent,
+}
