@@ -2,9 +2,11 @@
 //!
 //! - `--ci` (what scripts/test.sh runs): every target replays its
 //!   committed inputs (`fuzz/corpus/<target>`, `fuzz/seeds/<target>`), then
-//!   searches from them with a fixed seed for a fixed number of runs, so the
-//!   step gives the same answer on every run. New inputs go to a scratch
-//!   directory, never into the committed corpus.
+//!   searches from them with a fixed seed for a fixed number of runs,
+//!   without address-space randomisation or comparison-guided mutation, so
+//!   the step executes the same inputs and gives the same answer on every
+//!   run. New inputs go to a
+//!   scratch directory, never into the committed corpus.
 //! - default: long runs with a random seed, `--time` seconds per target,
 //!   growing `fuzz/corpus/<target>`. Findings stay in
 //!   `fuzz/artifacts/<target>/` and are printed with the commands that
@@ -23,13 +25,18 @@ use anyhow::{Context, Result, bail, ensure};
 /// The fixed libFuzzer seed of the CI search.
 const CI_SEED: u32 = 7;
 /// Runs of the CI search per target (replayed inputs included), sized for
-/// about 30-40 s each on a 2-core machine.
+/// about 30 s each on the 2-core development machine.
 const CI_RUNS: &[(&str, u64)] = &[
-    ("decode", 150_000),
-    ("open", 300_000),
+    ("decode", 120_000),
+    ("open", 120_000),
     ("session", 20_000),
-    ("config", 60_000),
+    ("config", 120_000),
 ];
+/// libFuzzer flags that make the CI search replay exactly: no rereading of
+/// the output directory on a timer, and no comparison-guided mutation
+/// (compared values include addresses, which differ between runs even
+/// without address-space randomisation).
+const CI_DETERMINISTIC: [&str; 2] = ["-reload=0", "-use_cmp=0"];
 /// Longest any single input may run before it counts as a hang (seconds).
 const INPUT_TIMEOUT: u32 = 30;
 
@@ -90,6 +97,29 @@ struct Outcome {
     seed: Option<String>,
     wall: Duration,
     cpu: Duration,
+}
+
+/// Turn off address-space randomisation for this process and the fuzzers
+/// it starts. With it on, coverage and libFuzzer's comparison dictionary
+/// see different addresses every run (pointer-keyed tables, compared
+/// pointers), so a fixed seed would not replay the same search.
+fn no_aslr() -> Result<()> {
+    const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
+    const QUERY: libc::c_ulong = 0xffff_ffff;
+    // SAFETY: personality(2) only reads its argument.
+    let current = unsafe { libc::personality(QUERY) };
+    ensure!(
+        current >= 0,
+        "personality(2): {}",
+        std::io::Error::last_os_error()
+    );
+    let r = unsafe { libc::personality(current as libc::c_ulong | ADDR_NO_RANDOMIZE) };
+    ensure!(
+        r >= 0,
+        "personality(ADDR_NO_RANDOMIZE): {}",
+        std::io::Error::last_os_error()
+    );
+    Ok(())
 }
 
 fn children_cpu() -> Duration {
@@ -195,6 +225,7 @@ pub fn run_all(args: Args) -> Result<()> {
         }
     }
     if args.ci {
+        no_aslr()?;
         let status = Command::new("cargo")
             .current_dir(&root)
             .args(["+nightly", "metadata", "--locked", "--format-version=1"])
@@ -231,13 +262,20 @@ pub fn run_all(args: Args) -> Result<()> {
             let _ = std::fs::remove_dir_all(&scratch);
             std::fs::create_dir_all(&scratch)?;
             let runs = CI_RUNS.iter().find(|(n, _)| n == t).map_or(0, |r| r.1);
-            phases.push(("replay", committed.clone(), vec!["-runs=0".into()]));
+            phases.push((
+                "replay",
+                committed.clone(),
+                vec![format!("-seed={CI_SEED}"), "-runs=0".into()],
+            ));
             let mut dirs = vec![scratch];
             dirs.extend(committed);
             phases.push((
                 "search",
                 dirs,
-                vec![format!("-seed={CI_SEED}"), format!("-runs={runs}")],
+                [format!("-seed={CI_SEED}"), format!("-runs={runs}")]
+                    .into_iter()
+                    .chain(CI_DETERMINISTIC.map(String::from))
+                    .collect(),
             ));
         } else {
             std::fs::create_dir_all(&corpus)?;

@@ -507,7 +507,10 @@ fn reconnect_without_graceful_restart_withdraws_the_stale_routes_at_once() {
     assert_eq!(left, vec!["10.1.0.0/16"]);
     assert!(held(&mut h1).keys().all(|k| k.0 != "10.1.1.0/24"));
     assert!(rs.table().get(&"10.1.1.0/24".parse().unwrap()).is_none());
-    let view = rs.show_peers().into_iter().find(|p| p.name == "host-10.1.0.31");
+    let view = rs
+        .show_peers()
+        .into_iter()
+        .find(|p| p.name == "host-10.1.0.31");
     let view = view.unwrap();
     assert_eq!((view.received, view.stale), (0, false));
 }
