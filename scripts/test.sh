@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command (README, and exactly what .ci/run runs): installs what
 # the tests need, checks formatting and lints, runs every test (unit, codec
-# vectors, XDP fixtures, network-namespace labs with real BGP peers) and a
-# bounded fuzz run of the BGP decoder. Needs root; fails loudly otherwise.
+# vectors, XDP fixtures, network-namespace labs with real BGP peers) and
+# the deterministic fuzz step (every target replays its committed corpus,
+# then searches with a fixed seed for a fixed number of runs: the same
+# answer on every run). Needs root; fails loudly otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -28,9 +30,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests"
 cargo test --workspace --locked
 
-step "fuzz (BGP message decode, 60 s)"
-mkdir -p fuzz/corpus/decode
-cargo +nightly fuzz run decode fuzz/corpus/decode fuzz/seeds/decode -- -max_total_time=60
+step "fuzz (every target: replay the committed corpus, then a fixed-seed search)"
+cargo run --locked --quiet -p xtask -- fuzz --ci
 
 step "leftovers"
 # Every test process of this run has exited, so whatever a dead process

@@ -5,7 +5,7 @@
 
 use crate::prefix::Prefix;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
@@ -419,7 +419,7 @@ impl Check<'_> {
     }
 
     fn prefixes(&self, key: &str, list: &[Prefix]) -> Result<(), ConfigError> {
-        let mut seen = HashSet::new();
+        let mut seen = BTreeSet::new();
         for (i, p) in list.iter().enumerate() {
             if !seen.insert(p) {
                 return Err(self.fail(format!("{key}[{i}]"), format!("{p} is listed twice")));
@@ -501,8 +501,8 @@ impl ServerConfig {
         if self.port == 0 {
             return Err(c.fail("port", "0 is not a TCP port"));
         }
-        let mut names = HashSet::new();
-        let mut addrs = HashSet::new();
+        let mut names = BTreeSet::new();
+        let mut addrs = BTreeSet::new();
         for (i, p) in self.peers.iter().enumerate() {
             let k = |f: &str| format!("peer[{i}].{f}");
             if p.name.is_empty() || p.name.contains(char::is_whitespace) {
@@ -573,7 +573,7 @@ impl AgentConfig {
         if self.route_servers.is_empty() {
             return Err(c.fail("route_servers", "needs at least one route server address"));
         }
-        let mut seen = HashSet::new();
+        let mut seen = BTreeSet::new();
         for (i, a) in self.route_servers.iter().enumerate() {
             if !seen.insert(a) {
                 return Err(c.fail(
@@ -593,7 +593,7 @@ impl AgentConfig {
         }
         c.prefixes("vm_prefixes", &self.vm_prefixes)?;
         c.prefixes("vnet_prefixes", &self.vnet_prefixes)?;
-        let mut ifs = HashSet::new();
+        let mut ifs = BTreeSet::new();
         for (i, name) in self.vm_interfaces.iter().enumerate() {
             if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
                 return Err(c.fail(

@@ -1,9 +1,10 @@
-//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|fib>`.
+//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|fib> | fuzz`.
 
 mod bench_bgp;
 mod bench_fib;
 mod bench_xdp;
 mod ebpf;
+mod fuzz;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -31,6 +32,9 @@ enum Cmd {
         #[command(subcommand)]
         which: Bench,
     },
+    /// Fuzz every target (or the ones named): long random runs, or with
+    /// --ci the deterministic replay-and-search step CI runs.
+    Fuzz(fuzz::Args),
 }
 
 #[derive(Subcommand)]
@@ -60,5 +64,6 @@ fn main() -> Result<()> {
             which: Bench::Bgp(args),
         } => bench_bgp::run(args),
         Cmd::Bench { which: Bench::Fib } => bench_fib::run().and_then(|()| bench_xdp::run()),
+        Cmd::Fuzz(args) => fuzz::run_all(args),
     }
 }

@@ -55,7 +55,9 @@ struct Agent {
     sync_deadline: Instant,
 }
 
-fn capabilities(cfg: &AgentConfig, restarted: bool) -> Vec<Capability> {
+/// The capabilities an agent offers its route servers; `restarted` sets
+/// the graceful-restart R bit.
+pub fn capabilities(cfg: &AgentConfig, restarted: bool) -> Vec<Capability> {
     let fams = [Family::IPV4_UNICAST, Family::IPV6_UNICAST];
     let mut caps: Vec<Capability> = fams.iter().map(|f| Capability::Multiprotocol(*f)).collect();
     caps.push(Capability::RouteRefresh);
