@@ -48,6 +48,7 @@ pub mod rawpeer;
 pub mod route;
 pub mod steer;
 pub mod tmp;
+pub mod vmm;
 pub mod wait;
 pub mod wire;
 
@@ -63,5 +64,6 @@ pub use process::Process;
 pub use rawpeer::RawPeer;
 pub use route::{AddPaths, Announce, Neighbor, Route, SessionState};
 pub use steer::{Role, Steer};
+pub use vmm::{Vmm, VmmStats};
 pub use wait::{default_timeout, wait_for};
 pub use wire::Notification;
