@@ -41,6 +41,7 @@ pub mod daemon;
 pub mod exabgp;
 pub mod frr;
 pub mod gobgp;
+pub mod hooks;
 pub mod lab;
 pub mod netns;
 pub mod process;

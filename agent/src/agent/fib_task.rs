@@ -86,6 +86,9 @@ pub struct FibView {
     /// The programs' counters: hook (`xdp`, `tc`) -> reason -> (packets,
     /// bytes).
     pub counters: BTreeMap<String, BTreeMap<String, (u64, u64)>>,
+    /// Deprecated: `counters.xdp`, kept for scripts written before the TC
+    /// hook.
+    pub xdp_counters: BTreeMap<String, (u64, u64)>,
     /// Every prefix.
     pub entries: Vec<FibEntryView>,
     /// Changes the kernel or XDP refused, not yet repaired.
@@ -417,6 +420,7 @@ impl FibState {
             ecmp: format!("{:?}", self.setup.ecmp),
             dataplane,
             attached,
+            xdp_counters: counters.get("xdp").cloned().unwrap_or_default(),
             counters,
             entries,
             failures: self
