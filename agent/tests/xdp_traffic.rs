@@ -53,6 +53,26 @@ fn recv_ttl(sock: &UdpSocket) -> std::io::Result<(usize, u8)> {
     Err(std::io::Error::other("no IP_TTL control message"))
 }
 
+/// Log lines written while a closure ran on this thread.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 /// What a run should show.
 struct Expect {
     /// Every datagram arrives at the NVA.
@@ -136,7 +156,24 @@ fn forward(mode: DataplaneMode, guest_csum_offload: bool, nva_napi: bool, expect
             nva_napi,
             "the kernel says whether nva0 takes XDP redirects (what the agent warns about)"
         );
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
         let mut dp = XdpDataplane::open(&XdpConfig::new(pin.0.clone(), &["vmtap"], mode)).unwrap();
+        drop(guard);
+        let warned = log
+            .text()
+            .contains("XDP redirects into veth nva0 will be dropped");
+        assert_eq!(
+            warned,
+            matches!(mode, DataplaneMode::Xdp(_)) && !nva_napi,
+            "the attach-time warning about nva0:\n{}",
+            log.text()
+        );
         dp.apply(&[(
             "203.0.113.0/24".parse().unwrap(),
             Some(XdpTarget::Forward(vec![
@@ -270,7 +307,7 @@ fn tc_alone_forwards_udp_from_a_vm_that_offloads_checksums() {
 /// the frames (and counts them at the ingress), and so do the counters, as
 /// redirect_failed, not as forwarded.
 #[test]
-fn xdp_redirects_a_veth_refuses_are_counted_as_redirect_failed() {
+fn xdp_redirects_a_veth_refuses_are_warned_about_at_attach_and_counted_as_redirect_failed() {
     forward(
         DataplaneMode::Xdp(XdpMode::Native),
         false,

@@ -262,15 +262,10 @@ pub fn fib(v: &Value) -> String {
     let mut h = TextTable::new(&["INTERFACE", "KIND", "HOOK", "ATTACH", "LINK", "PROG"]);
     for a in &attached {
         let mode = s(a, "mode");
-        let hook = if matches!(mode.as_str(), "native" | "generic") {
-            "xdp"
-        } else {
-            "tc"
-        };
         h.row(vec![
             s(a, "interface"),
             s(a, "kind"),
-            hook.to_string(),
+            hook_of(&mode).to_string(),
             if a["ifindex"].as_u64() == Some(0) {
                 format!("{mode} (interface gone)")
             } else {
@@ -283,13 +278,7 @@ pub fn fib(v: &Value) -> String {
     out.push_str(&h.render());
     let hooks: Vec<&str> = attached
         .iter()
-        .map(|a| {
-            if matches!(a["mode"].as_str(), Some("native" | "generic")) {
-                "xdp"
-            } else {
-                "tc"
-            }
-        })
+        .map(|a| hook_of(a["mode"].as_str().unwrap_or("")))
         .collect();
     let mut c = TextTable::new(&["HOOK", "COUNTER", "PACKETS", "BYTES"]);
     if let Some(m) = v["counters"].as_object() {
@@ -311,6 +300,15 @@ pub fn fib(v: &Value) -> String {
     }
     out.push_str(&c.render());
     failures(v, out)
+}
+
+/// The hook an attach mode belongs to.
+fn hook_of(mode: &str) -> &'static str {
+    if matches!(mode, "native" | "generic") {
+        "xdp"
+    } else {
+        "tc"
+    }
 }
 
 fn failures(v: &Value, mut out: String) -> String {

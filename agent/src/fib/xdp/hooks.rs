@@ -4,12 +4,15 @@
 //! except for [`InterfaceKind::of`].
 //!
 //! The `auto` rule comes from `cargo xtask bench forward` (README,
-//! "Benchmarks"): on a veth, native XDP turns TSO/GSO off on the peer (the
-//! VM's side) and cannot finish checksums left to offload, and it measured
-//! slower than the kernel for TCP; TC alone was fastest for every traffic
-//! shape. The same held on taps fed with virtio-net headers, whose guests
-//! leave checksums to offload and send GSO superpackets. Kinds not
-//! measured get TC alone, which never loses to the kernel path.
+//! "Benchmarks"): on a veth, native XDP turns TSO/GSO off at the peer (the
+//! VM's side), so TCP fell to a quarter of the kernel's, and it cannot
+//! finish checksums left to offload, so it hands nearly everything to TC
+//! after paying for itself; on a tap fed with virtio-net headers (guests
+//! that leave checksums to offload and send GSO superpackets) it never won
+//! either. TC alone was at the kernel's TCP throughput, within the
+//! machine's noise, and cheaper per small packet on the veth. Kinds not
+//! measured get TC alone too: it keeps every offload and needs nothing of
+//! the driver.
 
 use std::ffi::CString;
 use std::fmt;
@@ -153,7 +156,7 @@ union IfReqData {
 
 /// An `AF_INET` datagram socket for interface ioctls in the caller's
 /// network namespace.
-pub(crate) fn ioctl_socket() -> io::Result<std::os::fd::OwnedFd> {
+fn ioctl_socket() -> io::Result<std::os::fd::OwnedFd> {
     // SAFETY: plain socket(2).
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -163,8 +166,8 @@ pub(crate) fn ioctl_socket() -> io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
 
-/// An `ifreq` naming `iface`, with `data` zeroed.
-pub(crate) fn ifreq(iface: &str) -> io::Result<IfReqName> {
+/// The NUL-padded name of `iface` for `struct ifreq`.
+fn ifreq(iface: &str) -> io::Result<IfReqName> {
     let c = CString::new(iface).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let bytes = c.as_bytes_with_nul();
     if bytes.len() > 16 {
@@ -179,14 +182,14 @@ pub(crate) fn ifreq(iface: &str) -> io::Result<IfReqName> {
 }
 
 /// A NUL-padded interface name for `struct ifreq`.
-pub(crate) struct IfReqName(pub(crate) [u8; 16]);
+struct IfReqName([u8; 16]);
 
 /// `SIOCETHTOOL` on `iface` with the command struct at `cmd`.
 ///
 /// # Safety
 /// `cmd` must point to a valid, writable ethtool command struct whose
 /// layout matches its `cmd` field.
-pub(crate) unsafe fn ethtool(iface: &str, cmd: *mut libc::c_void) -> io::Result<()> {
+unsafe fn ethtool(iface: &str, cmd: *mut libc::c_void) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let sock = ioctl_socket()?;
     let mut req = IfReq {
