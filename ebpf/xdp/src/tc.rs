@@ -52,11 +52,10 @@ pub fn process(ctx: &TcContext) -> Verdict {
     if pkt_type != PACKET_HOST {
         return pass(Reason::NotUnicast);
     }
-    // Linear and writable headers; later stores to them cannot fail.
-    if ctx
-        .pull_data(if len < HEADERS { len } else { HEADERS })
-        .is_err()
-    {
+    // The headers must be in the linear part for direct reads; they
+    // usually are, so pull only when they are not.
+    let want = if len < HEADERS { len } else { HEADERS };
+    if ((ctx.data_end() - ctx.data()) as u32) < want && ctx.pull_data(want).is_err() {
         return pass(Reason::Truncated);
     }
     let p = match parse(ctx) {
@@ -75,6 +74,9 @@ pub fn process(ctx: &TcContext) -> Verdict {
     if rc != FIB_SUCCESS {
         return pass(fib_reason(rc));
     }
+    // The first write makes the headers writable (a clone's head is
+    // copied); once one succeeded the others cannot fail, so a packet is
+    // never left half rewritten.
     if resolved {
         let macs: [u8; 12] = concat(&fib.dmac, &fib.smac);
         if ctx.store(0, &macs, 0).is_err() {
