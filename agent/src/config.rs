@@ -334,7 +334,7 @@ pub struct AgentConfig {
     /// Kernel table for learned routes.
     #[serde(default = "d_table")]
     pub table: u32,
-    /// VM-facing interfaces: XDP attaches here and their traffic uses `table`.
+    /// VM-facing interfaces: the eBPF hooks attach here and their traffic uses `table`.
     #[serde(default)]
     pub vm_interfaces: Vec<String>,
     /// The host's VM prefixes, announced so appliances can route back.
@@ -367,11 +367,11 @@ pub struct AgentConfig {
     /// Priority of the first of the three `ip rule`s per VM interface.
     #[serde(default = "d_rule_priority")]
     pub rule_priority: u32,
-    /// On SIGTERM remove routes, rules and XDP instead of keeping the
+    /// On SIGTERM remove routes, rules and the eBPF hooks instead of keeping the
     /// dataplane forwarding while the agent is down.
     #[serde(default)]
     pub flush_on_exit: bool,
-    /// Keep resolved neighbour entries for next hops so XDP can forward
+    /// Keep resolved neighbour entries for next hops so the fast path can forward
     /// the first packet of a flow.
     #[serde(default = "d_true")]
     pub manage_neighbors: bool,
@@ -383,7 +383,7 @@ pub struct AgentConfig {
     #[serde(default = "d_gr_time")]
     pub graceful_restart_time: u16,
     /// Seconds between FIB reconciles: re-read the kernel table, repair
-    /// differences, retry refused changes, attach XDP to VM interfaces that
+    /// differences, retry refused changes, attach the eBPF hooks to VM interfaces that
     /// appeared.
     #[serde(default = "d_reconcile")]
     pub reconcile_interval: u64,
@@ -744,7 +744,7 @@ asn = 65515
 router_id = "10.1.0.31"
 route_servers = ["10.1.0.4", "10.1.0.5"]  # iBGP to each; both are used
 table = 200                               # kernel table for learned routes
-vm_interfaces = ["vm1"]                   # XDP attaches here; their traffic looks up `table`
+vm_interfaces = ["vm1"]                   # the eBPF hooks attach here; their traffic looks up `table`
 vm_prefixes = ["10.1.1.0/24"]             # announced, so appliances can route back
 dataplane = "auto"                        # auto | tc | xdp | kernel
 "#;

@@ -422,7 +422,7 @@ impl Agent {
             e.sample(
                 "steer_fib_mismatched_prefixes",
                 "gauge",
-                "Prefixes where kernel, XDP and intent disagree.",
+                "Prefixes where kernel, eBPF map and intent disagree.",
                 &[],
                 mismatched as f64,
             );
@@ -473,7 +473,7 @@ impl Agent {
 }
 
 /// Routing VM traffic needs forwarding on; ECMP in the kernel path hashes
-/// on the 5-tuple (policy 1) so flows spread per flow, as in XDP.
+/// on the 5-tuple (policy 1) so flows spread per flow, as in the eBPF fast path.
 fn enable_forwarding() {
     for (path, v) in [
         ("/proc/sys/net/ipv4/ip_forward", "1"),

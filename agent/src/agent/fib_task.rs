@@ -47,7 +47,7 @@ pub enum FibCmd {
     Reconcile,
     /// Describe the FIB for `steer show fib`.
     Show(oneshot::Sender<FibView>),
-    /// Stop; with `flush`, remove routes, rules and XDP first.
+    /// Stop; with `flush`, remove routes, rules and the eBPF hooks first.
     Shutdown {
         /// Remove the dataplane instead of leaving it forwarding.
         flush: bool,
@@ -67,7 +67,7 @@ pub struct FibEntryView {
     pub kernel: Option<String>,
     /// The eBPF LPM map entry (both hooks read it), in words.
     pub xdp: Option<String>,
-    /// The kernel and the XDP map disagree with each other or with the want.
+    /// The kernel and the eBPF map disagree with each other or with the want.
     pub mismatch: bool,
 }
 
@@ -91,7 +91,7 @@ pub struct FibView {
     pub xdp_counters: BTreeMap<String, (u64, u64)>,
     /// Every prefix.
     pub entries: Vec<FibEntryView>,
-    /// Changes the kernel or XDP refused, not yet repaired.
+    /// Changes the kernel or the eBPF maps refused, not yet repaired.
     pub failures: Vec<String>,
     /// Still keeping adopted state until every route server has synced.
     pub awaiting_sync: bool,
@@ -140,7 +140,7 @@ struct FibState {
 
 impl FibState {
     fn open(setup: FibSetup) -> anyhow::Result<FibState> {
-        // XDP first: it claims the pin dir, so a second agent configured
+        // eBPF first: it claims the pin dir, so a second agent configured
         // with the same one stops before touching the kernel table or rules.
         let xdp = match &setup.ebpf {
             Some(c) => {
@@ -171,7 +171,7 @@ impl FibState {
             );
         }
         info!(
-            "adopted {} kernel routes in table {} and {} XDP entries; kept until every route server has re-sent its routes",
+            "adopted {} kernel routes in table {} and {} eBPF map entries; kept until every route server has re-sent its routes",
             k_installed.len(),
             setup.table,
             x_installed.len()
@@ -212,7 +212,7 @@ impl FibState {
         }
     }
 
-    /// Make the kernel and XDP match the wanted state for `prefixes`.
+    /// Make the kernel and the eBPF maps match the wanted state for `prefixes`.
     /// Removals of prefixes nobody wants happen only when `remove` or
     /// after the sync.
     fn install(&mut self, prefixes: &[Prefix], remove: bool) {
@@ -304,7 +304,7 @@ impl FibState {
                 }
             }
             Err(e) => {
-                error!("XDP map update failed: {e}; will retry on the next reconcile");
+                error!("eBPF map update failed: {e}; will retry on the next reconcile");
                 for (p, _) in &changes {
                     self.failures.insert(*p, format!("xdp: {e}"));
                 }

@@ -48,9 +48,20 @@ pub fn process(ctx: &TcContext) -> Verdict {
     let pass = |reason| Verdict::pass(TC_ACT_OK as u32, reason);
     let skb = ctx.skb.skb;
     // SAFETY: reading fields of the context the kernel passed.
-    let (pkt_type, len, ifindex) = unsafe { ((*skb).pkt_type, (*skb).len, (*skb).ingress_ifindex) };
+    let (pkt_type, len, ifindex, vlan) = unsafe {
+        (
+            (*skb).pkt_type,
+            (*skb).len,
+            (*skb).ingress_ifindex,
+            (*skb).vlan_present,
+        )
+    };
     if pkt_type != PACKET_HOST {
         return pass(Reason::NotUnicast);
+    }
+    // A tag the driver took off the frame is still the frame's VLAN.
+    if vlan != 0 {
+        return pass(Reason::NotIp);
     }
     // The headers must be in the linear part for direct reads; they
     // usually are, so pull only when they are not.

@@ -8,8 +8,8 @@
 //! VM's side), so TCP fell to a quarter of the kernel's, and it cannot
 //! finish checksums left to offload, so it hands nearly everything to TC
 //! after paying for itself; on a tap fed with virtio-net headers (guests
-//! that leave checksums to offload and send GSO superpackets) it never won
-//! either. TC alone was at the kernel's TCP throughput, within the
+//! that leave checksums to offload and send GSO superpackets) it was no
+//! better than TC, and cannot be: it hands every such frame to TC. TC alone was at the kernel's TCP throughput, within the
 //! machine's noise, and cheaper per small packet on the veth. Kinds not
 //! measured get TC alone too: it keeps every offload and needs nothing of
 //! the driver.
@@ -81,6 +81,7 @@ pub enum InterfaceKind {
     Other,
     /// Not Ethernet (an L3 `tun`, ...): the programs parse Ethernet, so no
     /// hook is attached and the kernel forwards.
+    #[serde(rename = "not-ethernet")]
     NotEthernet,
 }
 
