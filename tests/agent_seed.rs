@@ -3,8 +3,10 @@
 //! route server, two hosts each with a VM namespace. VM traffic to on-prem
 //! arrives at the SD-WAN appliance, internet-bound traffic at the firewall,
 //! VM to VM crosses hosts, and replies come back because the appliances
-//! learned the VM prefixes. With XDP the counters show the fast path did the
-//! forwarding; with `xdp = "off"` the kernel table does the same job.
+//! learned the VM prefixes. With the default dataplane (`auto`: the TC
+//! program on a veth) and with `xdp`, the counters and the metrics show the
+//! fast path did the forwarding; with `kernel` the kernel table does the
+//! same job. The deprecated `xdp` key still works, with a warning.
 
 use anyhow::Result;
 use serde_json::Value;
@@ -36,7 +38,8 @@ asn = 65020
 ranges = ["10.1.0.0/24"]
 "#;
 
-fn agent_config(n: u8, xdp: &str, pin_dir: &std::path::Path) -> String {
+/// `dataplane`: the key and value line, e.g. `dataplane = "tc"`, or "".
+fn agent_config(n: u8, dataplane: &str, pin_dir: &std::path::Path) -> String {
     format!(
         r#"
 asn = 65515
@@ -45,7 +48,7 @@ route_servers = ["10.1.0.4"]
 table = 200
 vm_interfaces = ["vm{n}"]
 vm_prefixes = ["10.1.{n}.0/24"]
-xdp = "{xdp}"
+{dataplane}
 pin_dir = "{}"
 hold_time = 9
 keepalive = 3
@@ -66,7 +69,7 @@ struct Seed {
     vms: Vec<Netns>,
 }
 
-fn seed(xdp: &str) -> Result<Seed> {
+fn seed(dataplane: &str) -> Result<Seed> {
     let mut lab = Lab::new()?;
     let lan = lab.lan("vnet")?;
     let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
@@ -107,7 +110,7 @@ fn seed(xdp: &str) -> Result<Seed> {
         )?;
         vm.ip(&format!("route add default via 10.1.{n}.1"))?;
         let pins = lab.bpf_pin_dir(&format!("host{n}"))?;
-        let agent = Steer::start(&host, Role::Agent, &agent_config(n, xdp, &pins))?;
+        let agent = Steer::start(&host, Role::Agent, &agent_config(n, dataplane, &pins))?;
         hosts.push((host, agent));
         vms.push(vm);
     }
@@ -159,9 +162,39 @@ fn ping(vm: &Netns, dst: &str, count: u32) -> Result<u32> {
     Ok(received)
 }
 
-fn forwarded(agent: &Steer) -> Result<u64> {
+fn forwarded(agent: &Steer, hook: &str) -> Result<u64> {
     let v: Value = agent.show(&["fib"])?;
-    Ok(v["xdp_counters"]["forwarded"][0].as_u64().unwrap_or(0))
+    Ok(v["counters"][hook]["forwarded"][0].as_u64().unwrap_or(0))
+}
+
+fn metrics(host: &Netns) -> Result<String> {
+    host.exec(
+        "python3",
+        &["-c", "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9180/metrics').read().decode())"],
+    )
+}
+
+fn metric(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The hooks `steer show fib` lists: (interface, mode) pairs.
+fn hooks(agent: &Steer) -> Result<Vec<(String, String)>> {
+    let fib: Value = agent.show(&["fib"])?;
+    Ok(fib["attached"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            (
+                a["interface"].as_str().unwrap_or("").to_string(),
+                a["mode"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect())
 }
 
 fn check_traffic(s: &Seed) -> Result<()> {
@@ -197,32 +230,8 @@ fn check_traffic(s: &Seed) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn vm_traffic_reaches_each_appliance_through_xdp_and_replies_come_back() -> Result<()> {
-    let s = seed("native")?;
-    let before = forwarded(&s.hosts[0].1)?;
-    check_traffic(&s)?;
-    let after = forwarded(&s.hosts[0].1)?;
-    assert!(
-        after >= before + 40,
-        "XDP forwarded {} packets, expected at least 40",
-        after - before
-    );
-    let metrics = s.hosts[0].0.exec(
-        "python3",
-        &["-c", "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9180/metrics').read().decode())"],
-    )?;
-    let forwarded_metric: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("steer_xdp_packets_total{reason=\"forwarded\"} "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    assert!(forwarded_metric >= 40.0, "{metrics}");
-    assert!(
-        metrics.contains("steer_bgp_session_up{peer=\"rs1\",address=\"10.1.0.4\"} 1"),
-        "{metrics}"
-    );
-    let fib: Value = s.hosts[0].1.show(&["fib"])?;
+fn no_mismatch(agent: &Steer) -> Result<()> {
+    let fib: Value = agent.show(&["fib"])?;
     let mismatched: Vec<&Value> = fib["entries"]
         .as_array()
         .unwrap()
@@ -234,11 +243,74 @@ fn vm_traffic_reaches_each_appliance_through_xdp_and_replies_come_back() -> Resu
 }
 
 #[test]
-fn vm_traffic_takes_the_kernel_table_when_xdp_is_off() -> Result<()> {
-    let s = seed("off")?;
+fn vm_traffic_reaches_each_appliance_through_tc_by_default_and_replies_come_back() -> Result<()> {
+    let s = seed("")?;
+    let (host, agent) = &s.hosts[0];
+    assert_eq!(hooks(agent)?, [("vm1".to_string(), "tcx".to_string())]);
+    let before = forwarded(agent, "tc")?;
+    check_traffic(&s)?;
+    let after = forwarded(agent, "tc")?;
+    assert!(
+        after >= before + 40,
+        "TC forwarded {} packets, expected at least 40",
+        after - before
+    );
+    let m = metrics(host)?;
+    let tc = metric(
+        &m,
+        "steer_dataplane_packets_total{hook=\"tc\",reason=\"forwarded\"} ",
+    );
+    assert!(tc >= 40.0, "{m}");
+    assert!(
+        m.contains("steer_bgp_session_up{peer=\"rs1\",address=\"10.1.0.4\"} 1"),
+        "{m}"
+    );
+    no_mismatch(agent)
+}
+
+#[test]
+fn vm_traffic_takes_xdp_with_the_deprecated_xdp_key_and_the_old_metric_still_counts() -> Result<()>
+{
+    let s = seed("xdp = \"native\"")?;
+    let (host, agent) = &s.hosts[0];
+    assert_eq!(
+        hooks(agent)?,
+        [
+            ("vm1".to_string(), "native".to_string()),
+            ("vm1".to_string(), "tcx".to_string())
+        ],
+        "XDP, with TC behind it"
+    );
+    assert!(
+        agent.log().contains("config key `xdp` is deprecated"),
+        "{}",
+        agent.log_tail()
+    );
+    let before = forwarded(agent, "xdp")?;
+    check_traffic(&s)?;
+    let after = forwarded(agent, "xdp")?;
+    assert!(
+        after >= before + 40,
+        "XDP forwarded {} packets, expected at least 40",
+        after - before
+    );
+    let m = metrics(host)?;
+    for line in [
+        "steer_xdp_packets_total{reason=\"forwarded\"} ",
+        "steer_dataplane_packets_total{hook=\"xdp\",reason=\"forwarded\"} ",
+    ] {
+        assert!(metric(&m, line) >= 40.0, "{line}: {m}");
+    }
+    no_mismatch(agent)
+}
+
+#[test]
+fn vm_traffic_takes_the_kernel_table_when_the_dataplane_is_kernel() -> Result<()> {
+    let s = seed("dataplane = \"kernel\"")?;
     check_traffic(&s)?;
     let fib: Value = s.hosts[0].1.show(&["fib"])?;
-    assert_eq!(fib["xdp_attached"].as_array().map(Vec::len), Some(0));
+    assert_eq!(fib["attached"].as_array().map(Vec::len), Some(0));
+    assert_eq!(fib["dataplane"], "kernel");
     let t = table_200(&s.hosts[0].0)?;
     assert!(
         t.lines()

@@ -1,10 +1,12 @@
-//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|fib> | fuzz`.
+//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|fib|forward> | fuzz`.
 
 mod bench_bgp;
 mod bench_fib;
+mod bench_forward;
 mod bench_xdp;
 mod ebpf;
 mod fuzz;
+mod udpgen;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -41,8 +43,10 @@ enum Cmd {
 enum Bench {
     /// Route server: P appliances x N prefixes, Steer vs BIRD vs GoBGP.
     Bgp(bench_bgp::Args),
-    /// Host FIB: kernel programming vs `ip -batch`, XDP map rate and cost.
+    /// Host FIB: kernel programming vs `ip -batch`, eBPF map rate and cost.
     Fib,
+    /// Forwarding VM traffic: kernel vs xdp vs tc vs auto, veth and tap.
+    Forward(bench_forward::Args),
 }
 
 fn script(name: &str, args: &[String]) -> Result<()> {
@@ -65,5 +69,8 @@ fn main() -> Result<()> {
         } => bench_bgp::run(args),
         Cmd::Bench { which: Bench::Fib } => bench_fib::run().and_then(|()| bench_xdp::run()),
         Cmd::Fuzz(args) => fuzz::run_all(args),
+        Cmd::Bench {
+            which: Bench::Forward(args),
+        } => bench_forward::run(args),
     }
 }
