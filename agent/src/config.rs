@@ -50,6 +50,8 @@ pub mod defaults {
     pub const KEEPALIVE: u16 = 60;
     /// Prefixes accepted per appliance before the session is dropped.
     pub const MAX_PREFIXES: u32 = 1000;
+    /// VM prefixes accepted per host.
+    pub const HOST_MAX_PREFIXES: u32 = 64;
     /// Idle time after a max-prefix Cease before reconnecting (s).
     pub const MAX_PREFIX_RESTART: u64 = 60;
     /// First connect-retry delay (s); doubles per failure.
@@ -170,6 +172,10 @@ pub struct ServerConfig {
     /// Control socket path (default /run/steer/server.sock).
     #[serde(default)]
     pub socket: Option<PathBuf>,
+    /// Group owning the control socket (mode 0660), so its members can run
+    /// `steer show`; default the daemon's own group.
+    #[serde(default)]
+    pub socket_group: Option<String>,
     /// Address:port for Prometheus metrics over HTTP (off by default).
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -219,9 +225,10 @@ pub struct HostsConfig {
     /// address inside a range is still that appliance.
     #[serde(default)]
     pub ranges: Vec<Prefix>,
-    /// Prefixes accepted per host (default 1000).
-    #[serde(default)]
-    pub max_prefixes: Option<u32>,
+    /// Prefixes accepted per host (default 64): an UPDATE that would go
+    /// beyond it is refused whole and the session ends with Cease/1.
+    #[serde(default = "d_host_max_prefixes")]
+    pub max_prefixes: u32,
     /// Hold time proposed to hosts (defaults to the global one).
     #[serde(default)]
     pub hold_time: Option<u16>,
@@ -232,13 +239,33 @@ pub struct HostsConfig {
     /// 4724 helper), so appliances keep routing replies. On by default.
     #[serde(default = "d_true")]
     pub graceful_restart: bool,
+    /// `[[hosts.allow]]`: when present, which hosts may announce which
+    /// prefixes (a host matching no entry announces nothing).
+    #[serde(default)]
+    pub allow: Vec<HostAllow>,
+}
+
+/// One `[[hosts.allow]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostAllow {
+    /// Host addresses it applies to.
+    pub range: Prefix,
+    /// Prefixes (inside `vnet_prefixes`) those hosts may announce, and
+    /// anything inside them, even inside another host's prefix.
+    pub prefixes: Vec<Prefix>,
+}
+
+fn d_host_max_prefixes() -> u32 {
+    defaults::HOST_MAX_PREFIXES
 }
 
 impl Default for HostsConfig {
     fn default() -> Self {
         HostsConfig {
             ranges: Vec::new(),
-            max_prefixes: None,
+            max_prefixes: defaults::HOST_MAX_PREFIXES,
+            allow: Vec::new(),
             hold_time: None,
             keepalive: None,
             graceful_restart: true,
@@ -402,6 +429,9 @@ pub struct AgentConfig {
     /// Control socket path (default /run/steer/agent.sock).
     #[serde(default)]
     pub socket: Option<PathBuf>,
+    /// Group owning the control socket (mode 0660); default the daemon's.
+    #[serde(default)]
+    pub socket_group: Option<String>,
     /// Address:port for Prometheus metrics over HTTP (off by default).
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -439,6 +469,15 @@ impl Check<'_> {
             return Err(self.fail(key, format!("{asn} is a reserved AS number")));
         }
         Ok(())
+    }
+
+    fn group(&self, key: &str, group: Option<&str>) -> Result<(), ConfigError> {
+        match group {
+            Some(g) if crate::control::socket::group_id(g).is_none() => {
+                Err(self.fail(key, format!("`{g}` is not a group on this machine")))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn router_id(&self, key: &str, id: Ipv4Addr) -> Result<(), ConfigError> {
@@ -541,6 +580,7 @@ impl ServerConfig {
         self.timers().check(&c)?;
         c.prefixes("vnet_prefixes", &self.vnet_prefixes)?;
         c.prefixes("hosts.ranges", &self.hosts.ranges)?;
+        c.group("socket_group", self.socket_group.as_deref())?;
         if self.listen.is_empty() {
             return Err(c.fail("listen", "needs at least one address (0.0.0.0 for all)"));
         }
@@ -587,8 +627,30 @@ impl ServerConfig {
             self.hosts.hold_time.unwrap_or(self.hold_time),
             self.hosts.keepalive.unwrap_or(self.keepalive),
         )?;
-        if self.hosts.max_prefixes == Some(0) {
+        if self.hosts.max_prefixes == 0 {
             return Err(c.fail("hosts.max_prefixes", "must be at least 1"));
+        }
+        for (i, a) in self.hosts.allow.iter().enumerate() {
+            let k = |f: &str| format!("hosts.allow[{i}].{f}");
+            if !self.hosts.ranges.iter().any(|r| r.covers(&a.range)) {
+                return Err(c.fail(
+                    k("range"),
+                    format!("{} is not inside any of hosts.ranges", a.range),
+                ));
+            }
+            if a.prefixes.is_empty() {
+                return Err(c.fail(k("prefixes"), "lists no prefix"));
+            }
+            if let Some(p) = a
+                .prefixes
+                .iter()
+                .find(|p| !self.vnet_prefixes.iter().any(|v| v.covers(p)))
+            {
+                return Err(c.fail(
+                    k("prefixes"),
+                    format!("{p} is not inside vnet_prefixes; hosts may only announce VNet space"),
+                ));
+            }
         }
         Ok(())
     }
@@ -639,6 +701,7 @@ impl AgentConfig {
         }
         c.prefixes("vm_prefixes", &self.vm_prefixes)?;
         c.prefixes("vnet_prefixes", &self.vnet_prefixes)?;
+        c.group("socket_group", self.socket_group.as_deref())?;
         let mut ifs = BTreeSet::new();
         for (i, name) in self.vm_interfaces.iter().enumerate() {
             if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
@@ -819,6 +882,40 @@ dataplane = "auto"                        # auto | tc | xdp | kernel
         );
         let e = server(&ISSUE_SERVER.replace("10.1.0.20", "10.1.0.10")).unwrap_err();
         assert!(e.to_string().contains("peer[1].address"), "{e}");
+    }
+
+    #[test]
+    fn hosts_default_to_64_prefixes_and_no_allow_map() {
+        let c = server(ISSUE_SERVER).unwrap();
+        assert_eq!(c.hosts.max_prefixes, 64);
+        assert!(c.hosts.allow.is_empty());
+    }
+
+    #[test]
+    fn a_hosts_allow_entry_outside_the_ranges_or_the_vnet_is_refused_naming_the_key() {
+        let entry = |range: &str, prefixes: &str| {
+            server(&format!(
+                "{ISSUE_SERVER}\n[[hosts.allow]]\nrange = \"{range}\"\nprefixes = [{prefixes}]\n"
+            ))
+        };
+        let ok = entry("10.1.0.31/32", "\"10.1.1.0/24\"").unwrap();
+        assert_eq!(ok.hosts.allow[0].prefixes[0].to_string(), "10.1.1.0/24");
+        assert_eq!(
+            entry("192.0.2.1/32", "\"10.1.1.0/24\"")
+                .unwrap_err()
+                .to_string(),
+            "rs.toml: key `hosts.allow[0].range`: 192.0.2.1/32 is not inside any of hosts.ranges"
+        );
+        assert_eq!(
+            entry("10.1.0.31/32", "\"192.0.2.0/24\"")
+                .unwrap_err()
+                .to_string(),
+            "rs.toml: key `hosts.allow[0].prefixes`: 192.0.2.0/24 is not inside vnet_prefixes; hosts may only announce VNet space"
+        );
+        assert_eq!(
+            entry("10.1.0.31/32", "").unwrap_err().to_string(),
+            "rs.toml: key `hosts.allow[0].prefixes`: lists no prefix"
+        );
     }
 
     #[test]

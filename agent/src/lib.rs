@@ -24,7 +24,8 @@
 //! 5. the host's forwarding state (plan, kernel, XDP): `fib`
 //! 6. operating a daemon (control socket, rendering, metrics): `control`
 //! 7. the configuration file: `config`
-//! 8. the roles' logic: `server::core`, `server::view`, `agent::rib`
+//! 8. the roles' logic: `server::core`, `server::host_policy`,
+//!    `server::view`, `agent::rib`
 //! 9. the daemons, which own sockets, tasks and threads: `server`,
 //!    `server::daemon`, `agent`, `agent::daemon`, `agent::fib_task`,
 //!    `bgp::session`

@@ -74,6 +74,7 @@ fn show(a: ShowArgs) -> anyhow::Result<()> {
                     peer,
                     advertised,
                     prefix,
+                    ..RouteQuery::default()
                 }),
                 f,
             )

@@ -287,6 +287,14 @@ fn load(agent: bool, text: &str) {
                         assert_ne!(p.address, q.address);
                     }
                 }
+                assert!(c.hosts.max_prefixes >= 1);
+                for a in &c.hosts.allow {
+                    assert!(c.hosts.ranges.iter().any(|r| r.covers(&a.range)));
+                    assert!(!a.prefixes.is_empty());
+                    for p in &a.prefixes {
+                        assert!(c.vnet_prefixes.iter().any(|v| v.covers(p)));
+                    }
+                }
                 check_timers(
                     c.hosts.hold_time.unwrap_or(c.hold_time),
                     c.hosts.keepalive.unwrap_or(c.keepalive),

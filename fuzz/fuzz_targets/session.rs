@@ -44,6 +44,7 @@ use steer::bgp::routes::{IngestContext, ingest};
 use steer::config::{ConfigFile, ServerConfig};
 use steer::prefix::Prefix;
 use steer::rib::export::{Audience, ExportCache, ExportContext, GroupKey, export};
+use steer::rib::table::SourceKind;
 use steer::server::core::{LOCAL_PEER, RouteServer};
 use steer_fuzz::{Role, SERVER_ASN, SERVER_ID, frame};
 use tokio::sync::mpsc;
@@ -592,6 +593,36 @@ impl World {
             .collect();
         let mut counts: BTreeMap<PeerId, u32> = BTreeMap::new();
         for (prefix, dest) in self.rs.table().iter() {
+            let mut hosts_used: Vec<PeerId> = dest
+                .eligible()
+                .filter(|p| p.source.kind == SourceKind::Host)
+                .map(|p| p.source.peer)
+                .collect();
+            hosts_used.dedup();
+            assert!(
+                hosts_used.len() <= 1,
+                "{prefix}: paths of several hosts are used at once: {hosts_used:?}"
+            );
+            for p in dest
+                .eligible()
+                .filter(|p| p.source.kind == SourceKind::Host)
+            {
+                assert!(
+                    self.rs
+                        .config()
+                        .vnet_prefixes
+                        .iter()
+                        .any(|v| v.covers(prefix) && v != prefix),
+                    "{prefix}: a host path outside the VNet is used"
+                );
+                assert_eq!(
+                    p.attrs
+                        .next_hop
+                        .filter(|_| prefix.addr().is_ipv4() == p.source.addr.is_ipv4()),
+                    (prefix.addr().is_ipv4() == p.source.addr.is_ipv4()).then_some(p.source.addr),
+                    "{prefix}: a host path's next hop is not its session address"
+                );
+            }
             for p in &dest.paths {
                 let id = p.source.peer;
                 if id == LOCAL_PEER {

@@ -231,6 +231,33 @@ pub fn update_attributes(body: &[u8]) -> Result<Vec<PathAttribute>> {
     Ok(out)
 }
 
+/// The IPv4 prefixes an UPDATE body announces in its NLRI field (after
+/// the path attributes), as (network, length).
+pub fn update_nlri(body: &[u8]) -> Result<Vec<(Ipv4Addr, u8)>> {
+    let field = |at: usize| -> Result<usize> {
+        match body.get(at..at + 2) {
+            Some(b) => Ok(usize::from(u16::from_be_bytes([b[0], b[1]]))),
+            None => bail!("UPDATE body cut short at {at}: {}", hex(body)),
+        }
+    };
+    let at = 2 + field(0)?;
+    let Some(mut rest) = body.get(at + 2 + field(at)?..) else {
+        bail!("path attributes run past the UPDATE: {}", hex(body));
+    };
+    let mut out = Vec::new();
+    while let Some((&len, tail)) = rest.split_first() {
+        let n = usize::from(len).div_ceil(8);
+        let (Some(bytes), true) = (tail.get(..n), len <= 32) else {
+            bail!("bad NLRI /{len}: {}", hex(rest));
+        };
+        let mut a = [0u8; 4];
+        a[..n].copy_from_slice(bytes);
+        out.push((Ipv4Addr::from(a), len));
+        rest = &tail[n..];
+    }
+    Ok(out)
+}
+
 /// The ASes of an AS_PATH or AS4_PATH value, segments flattened, with
 /// `width` octets per AS (2 on a 2-octet session's AS_PATH, else 4).
 pub fn as_path_asns(value: &[u8], width: usize) -> Result<Vec<u32>> {

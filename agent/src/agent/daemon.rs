@@ -527,7 +527,7 @@ fn fib_setup(cfg: &AgentConfig) -> FibSetup {
 pub async fn run(cfg: AgentConfig, socket_path: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let socket_path = socket_path.unwrap_or_else(|| cfg.socket_path());
-    let control = socket::bind(&socket_path)?;
+    let control = socket::bind(&socket_path, cfg.socket_group.as_deref())?;
     let (dataplane, deprecated) = cfg.dataplane();
     if let Some(note) = deprecated {
         warn!("{note}");
@@ -626,7 +626,7 @@ pub async fn run(cfg: AgentConfig, socket_path: Option<PathBuf>) -> anyhow::Resu
                 agent.push_changes();
             }
             Some((req, reply)) = queries.recv() => {
-                let _ = reply.send(agent.answer(req).await);
+                let _ = reply.send(agent.answer(req).await.map(socket::Answer::Json));
             }
             Some(reply) = scrapes.recv() => {
                 let _ = reply.send(agent.metrics().await);

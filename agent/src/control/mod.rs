@@ -27,4 +27,11 @@ pub struct RouteQuery {
     pub advertised: bool,
     /// One prefix, or an address for a longest-prefix match.
     pub prefix: Option<String>,
+    /// Answer with the prefixes the query covers, unsorted, instead of the
+    /// routes (the control socket's snapshot for paging; never on the wire).
+    #[serde(skip)]
+    pub keys_only: bool,
+    /// Only these prefixes (a page of that snapshot; never on the wire).
+    #[serde(skip)]
+    pub keys: Option<Vec<crate::prefix::Prefix>>,
 }

@@ -178,7 +178,6 @@ impl UpdateGroup {
     pub fn iter_advertised(&self) -> impl Iterator<Item = (&Prefix, &Out)> {
         self.adj_out.iter()
     }
-
     /// The whole Adj-RIB-Out of `families` as UPDATEs, then End-of-RIB for
     /// each: what a joining member (or a ROUTE-REFRESH) receives.
     pub fn dump(&self, families: &[Family]) -> Encoded {

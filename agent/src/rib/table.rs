@@ -56,6 +56,24 @@ pub enum Rejection {
     ReflectionLoop,
     /// A host announced a prefix outside the VNet space.
     OutsideVnet,
+    /// A host announced this VNet prefix or one covering it: the route
+    /// server's own route.
+    VnetAuthority(Prefix),
+    /// `[[hosts.allow]]` does not let this host announce the prefix.
+    NotAllowed,
+    /// Inside a shorter prefix another host announced first.
+    InsideHostPrefix {
+        /// The covering prefix.
+        prefix: Prefix,
+        /// The host holding it.
+        holder: String,
+    },
+    /// Another host announced the same prefix first (a conflict: the older
+    /// announcement is used).
+    HeldByHost {
+        /// The host holding it.
+        holder: String,
+    },
 }
 
 impl std::fmt::Display for Rejection {
@@ -65,6 +83,16 @@ impl std::fmt::Display for Rejection {
             Rejection::InsideVnet(p) => write!(f, "inside the VNet space {p}"),
             Rejection::ReflectionLoop => f.write_str("ORIGINATOR_ID or CLUSTER_LIST loop"),
             Rejection::OutsideVnet => f.write_str("host route outside the VNet space"),
+            Rejection::VnetAuthority(p) => {
+                write!(f, "host route is or covers the VNet prefix {p}")
+            }
+            Rejection::NotAllowed => f.write_str("not allowed for this host by [[hosts.allow]]"),
+            Rejection::InsideHostPrefix { prefix, holder } => {
+                write!(f, "inside {prefix}, announced first by {holder}")
+            }
+            Rejection::HeldByHost { holder } => {
+                write!(f, "conflict: announced first by {holder}")
+            }
         }
     }
 }

@@ -10,6 +10,7 @@
 //! stale routes kept for the restart time, swept at End-of-RIB), route
 //! refresh (RFC 2918), and the originated VNet prefixes.
 
+use super::host_policy::{AllowRule, Claim, Claims, HostPolicy, Released};
 use super::view::{AdvertisedView, PathView, PeerView, RouteView};
 use crate::bgp::attribute::PathAttributes;
 use crate::bgp::error::Notification;
@@ -28,7 +29,7 @@ use crate::rib::export::{Audience, ExportContext, GroupKey, local_route_attrs};
 use crate::rib::group::{Changes, Member, UpdateGroup};
 use crate::rib::table::{CountChange, Path, Rejection, Source, SourceKind, Table};
 use bytes::Bytes;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -141,6 +142,8 @@ pub struct RouteServer {
     next_peer: PeerId,
     ctx: ExportContext,
     local: Arc<Source>,
+    host_policy: HostPolicy,
+    claims: Claims,
 }
 
 impl RouteServer {
@@ -169,6 +172,18 @@ impl RouteServer {
             next_group: 1,
             next_peer: 1,
             local,
+            host_policy: HostPolicy::new(
+                cfg.vnet_prefixes.clone(),
+                cfg.hosts
+                    .allow
+                    .iter()
+                    .map(|a| AllowRule {
+                        range: a.range,
+                        prefixes: a.prefixes.clone(),
+                    })
+                    .collect(),
+            ),
+            claims: Claims::default(),
             cfg: cfg.clone(),
         };
         // One attribute set per family: exports cache by attribute set, and
@@ -257,11 +272,7 @@ impl RouteServer {
             return None;
         }
         let id = self.alloc_id();
-        let max = self
-            .cfg
-            .hosts
-            .max_prefixes
-            .unwrap_or(crate::config::defaults::MAX_PREFIXES);
+        let max = self.cfg.hosts.max_prefixes;
         let mut e = PeerEntry::new(
             id,
             format!("host-{addr}"),
@@ -345,6 +356,7 @@ impl RouteServer {
                 peer.restarting = None;
             }
         }
+        self.resync_claims(id);
         // Decide (and tell the existing groups) before a new group starts
         // from the table: the sweep above may have changed it.
         self.flush();
@@ -404,12 +416,7 @@ impl RouteServer {
                 {
                     return Some(Rejection::ReflectionLoop);
                 }
-                if !self.cfg.vnet_prefixes.is_empty()
-                    && !self.cfg.vnet_prefixes.iter().any(|v| v.covers(prefix))
-                {
-                    return Some(Rejection::OutsideVnet);
-                }
-                None
+                self.host_policy.admit(source.addr, prefix).err()
             }
             SourceKind::Local => None,
         }
@@ -420,24 +427,46 @@ impl RouteServer {
             return;
         }
         let source = self.peers[&id].live.as_ref().expect("live").source.clone();
+        let host = source.kind == SourceKind::Host;
         let limit = self.peers[&id].max_prefixes;
         let mut received = self.peers[&id].received;
+        if let Some((family, count)) = self.over_limit(id, &batches, received, limit) {
+            self.max_prefix_exceeded(id, family, limit, count);
+            return;
+        }
         for b in batches {
             for w in &b.withdraw {
                 if self.table.remove(&w.prefix, id, w.path_id) == CountChange::Removed {
                     received = received.saturating_sub(1);
+                    if host {
+                        self.release_claim(
+                            w.prefix,
+                            Claim {
+                                peer: id,
+                                path_id: w.path_id,
+                            },
+                        );
+                    }
                 }
             }
             let Some(attrs) = b.attrs else { continue };
-            let attrs = if attrs.local_pref.is_none() {
-                let mut a = (*attrs).clone();
-                a.local_pref = Some(DEFAULT_LOCAL_PREF);
-                Arc::new(a)
-            } else {
-                attrs
+            let attrs = match host {
+                true => self
+                    .host_policy
+                    .normalise(&attrs, source.addr, b.family.afi == 2)
+                    .map_or(attrs, Arc::new),
+                false if attrs.local_pref.is_none() => {
+                    let mut a = (*attrs).clone();
+                    a.local_pref = Some(DEFAULT_LOCAL_PREF);
+                    Arc::new(a)
+                }
+                false => attrs,
             };
             for n in &b.announce {
-                let rejected = self.import_check(&n.prefix, &attrs, &source);
+                let mut rejected = self.import_check(&n.prefix, &attrs, &source);
+                if host && rejected.is_none() {
+                    rejected = self.claim(n.prefix, &source, n.path_id).err();
+                }
                 let path = Path {
                     source: source.clone(),
                     path_id: n.path_id,
@@ -456,6 +485,117 @@ impl RouteServer {
             }
         }
         self.peers.get_mut(&id).expect("peer").received = received;
+    }
+
+    /// The prefix count one read of UPDATEs would take a peer to, when that
+    /// is above its limit: the whole read is then refused before any of it
+    /// is decided or exported (a host flooding /32s gets none through).
+    fn over_limit(
+        &self,
+        id: PeerId,
+        batches: &[RouteBatch],
+        received: u32,
+        limit: u32,
+    ) -> Option<(Family, u32)> {
+        let announced: usize = batches.iter().map(|b| b.announce.len()).sum();
+        if received as usize + announced <= limit as usize {
+            return None;
+        }
+        let present = |p: &Prefix, path_id: u32| {
+            self.table
+                .get(p)
+                .is_some_and(|d| d.paths.iter().any(|x| x.same_slot(id, path_id)))
+        };
+        let mut count = i64::from(received);
+        let mut added = FxHashSet::default();
+        for b in batches {
+            count -= b
+                .withdraw
+                .iter()
+                .filter(|w| present(&w.prefix, w.path_id))
+                .count() as i64;
+            for n in &b.announce {
+                if !present(&n.prefix, n.path_id) && added.insert((n.prefix, n.path_id)) {
+                    count += 1;
+                }
+            }
+            if count > i64::from(limit) {
+                return Some((b.family, count as u32));
+            }
+        }
+        None
+    }
+
+    /// Rules 3–4 of the host policy for an admitted host path, logged when
+    /// it is refused.
+    fn claim(&mut self, prefix: Prefix, source: &Source, path_id: u32) -> Result<(), Rejection> {
+        let granted = self.host_policy.granted(source.addr, &prefix);
+        let peers = &self.peers;
+        let claim = Claim {
+            peer: source.peer,
+            path_id,
+        };
+        let r = self
+            .claims
+            .claim(prefix, claim, granted, |h| peer_name(peers, h));
+        if let Err(e) = &r {
+            warn!(peer = %source.name, "{prefix} refused: {e}");
+        }
+        r
+    }
+
+    /// A host path went away: the prefix may have a new holder, and paths
+    /// waiting for it to go are decided again.
+    fn release_claim(&mut self, prefix: Prefix, claim: Claim) {
+        let r = self.claims.release(&prefix, claim);
+        self.apply_released(r);
+    }
+
+    fn apply_released(&mut self, r: Released) {
+        for (prefix, c) in r.promoted {
+            if let Some(name) = self.peers.get(&c.peer).map(|p| p.name.clone()) {
+                info!(peer = %name, "{prefix}: its announcement is used now that the older one is gone");
+            }
+            self.set_rejection(prefix, c, None);
+        }
+        for (prefix, c) in r.unblocked {
+            let Some(source) = self
+                .table
+                .get(&prefix)
+                .and_then(|d| d.paths.iter().find(|x| x.same_slot(c.peer, c.path_id)))
+                .map(|x| x.source.clone())
+            else {
+                continue;
+            };
+            let verdict = self.claim(prefix, &source, c.path_id).err();
+            self.set_rejection(prefix, c, verdict);
+        }
+    }
+
+    /// Forgets the claims of `id`'s paths that left the table.
+    fn resync_claims(&mut self, id: PeerId) {
+        for (prefix, path_id) in self.claims.of_peer(id) {
+            let kept = self
+                .table
+                .get(&prefix)
+                .is_some_and(|d| d.paths.iter().any(|x| x.same_slot(id, path_id)));
+            if !kept {
+                self.release_claim(prefix, Claim { peer: id, path_id });
+            }
+        }
+    }
+
+    fn set_rejection(&mut self, prefix: Prefix, c: Claim, rejected: Option<Rejection>) {
+        let Some(mut path) = self
+            .table
+            .get(&prefix)
+            .and_then(|d| d.paths.iter().find(|x| x.same_slot(c.peer, c.path_id)))
+            .cloned()
+        else {
+            return;
+        };
+        path.rejected = rejected.map(Box::new);
+        self.table.insert(prefix, path);
     }
 
     fn max_prefix_exceeded(&mut self, id: PeerId, family: Family, limit: u32, received: u32) {
@@ -479,6 +619,7 @@ impl RouteServer {
         peer.restarting = None;
         peer.received = 0;
         self.table.remove_peer_where(id, |_, _| true);
+        self.resync_claims(id);
     }
 
     /// Take a peer out of its group and forget its live session.
@@ -513,6 +654,7 @@ impl RouteServer {
         if r.families.is_empty() {
             peer.restarting = None;
         }
+        self.resync_claims(id);
     }
 
     fn route_refresh(&mut self, id: PeerId, epoch: u64, f: Family) {
@@ -581,6 +723,7 @@ impl RouteServer {
                 families,
             });
         }
+        self.resync_claims(id);
     }
 
     /// Expire graceful-restart state and forget departed hosts.
@@ -597,6 +740,7 @@ impl RouteServer {
             peer.received = peer.received.saturating_sub(n as u32);
             peer.restarting = None;
             info!(peer = %peer.name, "graceful restart time over: removed {n} stale paths");
+            self.resync_claims(id);
         }
         self.peers.retain(|_, p| {
             p.kind != SourceKind::Host
@@ -726,18 +870,36 @@ impl RouteServer {
         Ok(Vec::new())
     }
 
-    /// `steer show routes [--peer NAME] [PREFIX]`.
+    /// The prefixes `show routes` (or with `advertised`, `show routes
+    /// --advertised`) covers for `q`, unsorted: the snapshot the control
+    /// socket pages through.
+    pub fn route_keys(&self, q: &RouteQuery) -> Result<Vec<Prefix>, QueryError> {
+        if let Some(t) = &q.prefix {
+            return self.match_prefix(t);
+        }
+        if q.advertised {
+            let g = self.advertised_group(q)?;
+            return Ok(g
+                .into_iter()
+                .flat_map(|g| g.iter_advertised().map(|(p, _)| *p))
+                .collect());
+        }
+        Ok(self.table.iter().map(|(p, _)| *p).collect())
+    }
+
+    /// `steer show routes [--peer NAME] [PREFIX]`: with `q.keys`, the
+    /// routes of those prefixes only, in their order.
     pub fn show_routes(&self, q: &RouteQuery) -> Result<Vec<RouteView>, QueryError> {
         let peer = q
             .peer
             .as_deref()
             .map(|n| self.peer_by_name(n))
             .transpose()?;
-        let prefixes: Vec<Prefix> = match &q.prefix {
-            Some(t) => self.match_prefix(t)?,
+        let prefixes = match &q.keys {
+            Some(k) => k.clone(),
             None => {
-                let mut v: Vec<Prefix> = self.table.iter().map(|(p, _)| *p).collect();
-                v.sort();
+                let mut v = self.route_keys(q)?;
+                v.sort_unstable();
                 v
             }
         };
@@ -771,40 +933,71 @@ impl RouteServer {
         Ok(out)
     }
 
-    /// `steer show routes --peer NAME --advertised [PREFIX]`.
-    pub fn show_advertised(&self, q: &RouteQuery) -> Result<Vec<AdvertisedView>, QueryError> {
+    /// The update group of `q.peer`, for `--advertised`.
+    fn advertised_group(&self, q: &RouteQuery) -> Result<Option<&UpdateGroup>, QueryError> {
         let name = q.peer.as_deref().ok_or(QueryError::AdvertisedNeedsPeer)?;
         let peer = self.peer_by_name(name)?;
         let live = peer
             .live
             .as_ref()
             .ok_or_else(|| QueryError::NotEstablished(name.into()))?;
-        let Some((_, g)) = self.groups.iter().find(|(gid, _)| *gid == live.group) else {
+        Ok(self
+            .groups
+            .iter()
+            .find(|(gid, _)| *gid == live.group)
+            .map(|(_, g)| g))
+    }
+
+    /// `steer show routes --peer NAME --advertised [PREFIX]`: with
+    /// `q.keys`, those prefixes only.
+    pub fn show_advertised(&self, q: &RouteQuery) -> Result<Vec<AdvertisedView>, QueryError> {
+        let Some(g) = self.advertised_group(q)? else {
             return Ok(Vec::new());
         };
-        let filter: Option<Vec<Prefix>> = q
-            .prefix
-            .as_deref()
-            .map(|t| self.match_prefix(t))
-            .transpose()?;
-        let mut v: Vec<AdvertisedView> = g
-            .iter_advertised()
-            .filter(|(p, _)| filter.as_ref().is_none_or(|f| f.contains(p)))
-            .flat_map(|(p, paths)| {
-                paths
-                    .iter()
-                    .map(|(id, a)| AdvertisedView::new(*p, *id, a))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let mut v: Vec<AdvertisedView> = match &q.keys {
+            Some(keys) => keys
+                .iter()
+                .filter_map(|p| g.advertised(p).map(|paths| (p, paths)))
+                .flat_map(|(p, paths)| {
+                    paths
+                        .iter()
+                        .map(|(id, a)| AdvertisedView::new(*p, *id, a))
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+            None => {
+                let filter: Option<Vec<Prefix>> = q
+                    .prefix
+                    .as_deref()
+                    .map(|t| self.match_prefix(t))
+                    .transpose()?;
+                g.iter_advertised()
+                    .filter(|(p, _)| filter.as_ref().is_none_or(|f| f.contains(p)))
+                    .flat_map(|(p, paths)| {
+                        paths
+                            .iter()
+                            .map(|(id, a)| AdvertisedView::new(*p, *id, a))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            }
+        };
         v.sort_by_key(|a| (a.prefix, a.path_id));
         Ok(v)
     }
+}
+
+fn peer_name(peers: &FxHashMap<PeerId, PeerEntry>, id: PeerId) -> String {
+    peers
+        .get(&id)
+        .map_or_else(|| format!("peer {id}"), |p| p.name.clone())
 }
 
 fn sweep_stale(table: &mut Table, id: PeerId, f: Family) -> usize {
     table.remove_peer_where(id, |p, x| x.stale && Family::unicast(p.afi()) == f)
 }
 
+#[cfg(test)]
+mod host_tests;
 #[cfg(test)]
 mod tests;

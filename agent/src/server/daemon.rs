@@ -3,7 +3,7 @@
 //! [`RouteServer`] and answers the control socket. SIGTERM/SIGINT send
 //! Cease/Administrative Shutdown (RFC 8203) to every peer before exiting.
 
-use super::core::RouteServer;
+use super::core::{QueryError, RouteServer};
 use crate::bgp::capability::{AddPathFamily, Capability, GracefulRestart};
 use crate::bgp::fsm::{Backoff, FsmConfig};
 use crate::bgp::nlri::Family;
@@ -11,7 +11,7 @@ use crate::bgp::peer::{PeerId, PeerMsg, SessionCommand};
 use crate::bgp::session::{self, SessionSpec};
 use crate::config::ServerConfig;
 use crate::control::metrics::{self, Exposition};
-use crate::control::socket::{self, Query};
+use crate::control::socket::{self, Answer, Query};
 use crate::control::{Request, RouteQuery};
 use crate::rib::table::SourceKind;
 use anyhow::Context;
@@ -183,9 +183,10 @@ impl Daemon {
         }
     }
 
-    fn answer(&self, req: Request) -> Result<serde_json::Value, String> {
-        let to_json =
-            |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| e.to_string());
+    fn answer(&self, req: Request) -> Result<Answer, String> {
+        let to_json = |v: Result<serde_json::Value, serde_json::Error>| {
+            v.map(Answer::Json).map_err(|e| e.to_string())
+        };
         match req {
             Request::Peers => to_json(serde_json::to_value(self.rs.show_peers())),
             Request::Routes(q) => self.routes(&q),
@@ -193,13 +194,17 @@ impl Daemon {
         }
     }
 
-    fn routes(&self, q: &RouteQuery) -> Result<serde_json::Value, String> {
+    fn routes(&self, q: &RouteQuery) -> Result<Answer, String> {
+        let e = |e: QueryError| e.to_string();
+        if q.keys_only {
+            return self.rs.route_keys(q).map(Answer::Keys).map_err(e);
+        }
         let v = if q.advertised {
-            serde_json::to_value(self.rs.show_advertised(q).map_err(|e| e.to_string())?)
+            serde_json::to_value(self.rs.show_advertised(q).map_err(e)?)
         } else {
-            serde_json::to_value(self.rs.show_routes(q).map_err(|e| e.to_string())?)
+            serde_json::to_value(self.rs.show_routes(q).map_err(e)?)
         };
-        v.map_err(|e| e.to_string())
+        v.map(Answer::Json).map_err(|e| e.to_string())
     }
 
     fn metrics(&self) -> String {
@@ -280,7 +285,7 @@ impl Daemon {
 pub async fn run(cfg: ServerConfig, socket_path: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let socket_path = socket_path.unwrap_or_else(|| cfg.socket_path());
-    let control = socket::bind(&socket_path)?;
+    let control = socket::bind(&socket_path, cfg.socket_group.as_deref())?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (accept_tx, mut accepted) = mpsc::channel::<(TcpStream, SocketAddr)>(64);
     for a in &cfg.listen {
@@ -346,7 +351,13 @@ pub async fn run(cfg: ServerConfig, socket_path: Option<PathBuf>) -> anyhow::Res
     let mut buf = Vec::with_capacity(1024);
     loop {
         let deadline = d.rs.next_deadline();
+        // Biased: route events first, so a query (one page of `show routes`
+        // at a time) delays a route change by one page at most; a query is
+        // still answered after every batch of events, so neither starves.
         tokio::select! {
+            biased;
+            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
             n = events.recv_many(&mut buf, 1024) => {
                 if n == 0 {
                     break;
@@ -367,6 +378,9 @@ pub async fn run(cfg: ServerConfig, socket_path: Option<PathBuf>) -> anyhow::Res
                 }
                 d.rs.flush();
                 d.rs.tick(Instant::now());
+                if let Ok((req, reply)) = queries.try_recv() {
+                    let _ = reply.send(d.answer(req));
+                }
             }
             Some((s, remote)) = accepted.recv() => d.accept(s, remote),
             Some((req, reply)) = queries.recv() => {
@@ -385,8 +399,6 @@ pub async fn run(cfg: ServerConfig, socket_path: Option<PathBuf>) -> anyhow::Res
                 d.rs.tick(Instant::now());
                 d.rs.flush();
             }
-            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
-            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
         }
     }
     d.rs.shutdown("steer server shutting down");

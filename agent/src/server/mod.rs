@@ -2,6 +2,7 @@
 
 pub mod core;
 pub mod daemon;
+pub mod host_policy;
 pub mod view;
 
 pub use daemon::run;

@@ -11,7 +11,7 @@ use crate::config::ConfigFile;
 use std::net::{Ipv4Addr, SocketAddr};
 use tokio::sync::mpsc;
 
-const CONFIG: &str = r#"
+pub(super) const CONFIG: &str = r#"
 asn = 65515
 router_id = "10.1.0.4"
 listen = ["10.1.0.4"]
@@ -37,21 +37,21 @@ asn = 65021
 ranges = ["10.1.0.0/24"]
 "#;
 
-fn server_from(text: &str) -> RouteServer {
+pub(super) fn server_from(text: &str) -> RouteServer {
     let cfg = ServerConfig::from_str(std::path::Path::new("t.toml"), text).unwrap();
     RouteServer::new(Arc::new(cfg))
 }
 
-fn server(extra: &str) -> RouteServer {
+pub(super) fn server(extra: &str) -> RouteServer {
     server_from(&format!("{extra}\n{CONFIG}"))
 }
 
-struct Peer {
-    id: PeerId,
-    epoch: u64,
-    rx: mpsc::UnboundedReceiver<Bytes>,
-    cmd: mpsc::UnboundedReceiver<SessionCommand>,
-    codec: CodecConfig,
+pub(super) struct Peer {
+    pub(super) id: PeerId,
+    pub(super) epoch: u64,
+    pub(super) rx: mpsc::UnboundedReceiver<Bytes>,
+    pub(super) cmd: mpsc::UnboundedReceiver<SessionCommand>,
+    pub(super) codec: CodecConfig,
 }
 
 fn negotiated(asn: u32, id: &str, ebgp: bool, add_path: bool, gr: bool) -> Negotiated {
@@ -108,7 +108,7 @@ fn connect(rs: &mut RouteServer, id: PeerId, n: Negotiated, addr: &str) -> Peer 
     }
 }
 
-fn appliance(rs: &mut RouteServer, name: &str) -> Peer {
+pub(super) fn appliance(rs: &mut RouteServer, name: &str) -> Peer {
     let (id, asn, addr) = {
         let p = rs.peers().find(|p| p.name == name).unwrap();
         (p.id, p.asn, p.addr.to_string())
@@ -116,12 +116,12 @@ fn appliance(rs: &mut RouteServer, name: &str) -> Peer {
     connect(rs, id, negotiated(asn, &addr, true, false, false), &addr)
 }
 
-fn host(rs: &mut RouteServer, addr: &str, gr: bool) -> Peer {
+pub(super) fn host(rs: &mut RouteServer, addr: &str, gr: bool) -> Peer {
     let id = rs.host_for(addr.parse().unwrap()).unwrap();
     connect(rs, id, negotiated(65515, addr, false, true, gr), addr)
 }
 
-fn attrs(path: &[u32], nh: &str) -> Arc<PathAttributes> {
+pub(super) fn attrs(path: &[u32], nh: &str) -> Arc<PathAttributes> {
     Arc::new(PathAttributes {
         origin: Some(Origin::Igp),
         as_path: Some(AsPath::sequence(path.iter().copied())),
@@ -130,7 +130,7 @@ fn attrs(path: &[u32], nh: &str) -> Arc<PathAttributes> {
     })
 }
 
-fn announce(rs: &mut RouteServer, p: &Peer, prefixes: &[&str], a: Arc<PathAttributes>) {
+pub(super) fn announce(rs: &mut RouteServer, p: &Peer, prefixes: &[&str], a: Arc<PathAttributes>) {
     let batch = RouteBatch {
         family: Family::IPV4_UNICAST,
         attrs: Some(a),
@@ -151,7 +151,7 @@ fn announce(rs: &mut RouteServer, p: &Peer, prefixes: &[&str], a: Arc<PathAttrib
     rs.flush();
 }
 
-fn event(rs: &mut RouteServer, p: &Peer, event: SessionEvent, now: Instant) {
+pub(super) fn event(rs: &mut RouteServer, p: &Peer, event: SessionEvent, now: Instant) {
     rs.handle(
         PeerMsg {
             peer: p.id,
@@ -165,7 +165,7 @@ fn event(rs: &mut RouteServer, p: &Peer, event: SessionEvent, now: Instant) {
 
 /// Every (prefix, path id) -> attributes the peer now holds, replaying
 /// everything queued to it so far into `held`.
-fn drain(
+pub(super) fn drain(
     p: &mut Peer,
     held: &mut std::collections::BTreeMap<(String, u32), PathAttributes>,
 ) -> usize {
@@ -201,7 +201,7 @@ fn drain(
     msgs
 }
 
-fn held(p: &mut Peer) -> std::collections::BTreeMap<(String, u32), PathAttributes> {
+pub(super) fn held(p: &mut Peer) -> std::collections::BTreeMap<(String, u32), PathAttributes> {
     let mut h = Default::default();
     drain(p, &mut h);
     h
@@ -657,7 +657,7 @@ fn show_routes_explains_why_the_prepended_path_lost() {
         .show_advertised(&RouteQuery {
             peer: Some("fw1".into()),
             advertised: true,
-            prefix: None,
+            ..RouteQuery::default()
         })
         .unwrap();
     assert_eq!(adv.len(), 1);
@@ -666,7 +666,7 @@ fn show_routes_explains_why_the_prepended_path_lost() {
         rs.show_advertised(&RouteQuery {
             peer: Some("nope".into()),
             advertised: true,
-            prefix: None
+            ..RouteQuery::default()
         })
         .unwrap_err(),
         QueryError::NoPeer("nope".into())
@@ -698,4 +698,33 @@ fn unknown_source_address_gets_no_host_entry() {
     let mut rs = server("");
     assert_eq!(rs.host_for("192.0.2.1".parse().unwrap()), None);
     assert!(rs.host_for("10.1.0.99".parse().unwrap()).is_some());
+}
+
+#[test]
+fn show_routes_by_pages_of_a_key_snapshot_lists_every_route_once_in_order() {
+    let mut rs = server("");
+    let sd = appliance(&mut rs, "sdwan");
+    let all: Vec<String> = (0..900u32)
+        .map(|i| format!("{}/32", Ipv4Addr::from(0x6440_0000 + i * 7)))
+        .collect();
+    for chunk in all.chunks(100) {
+        let c: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        announce(&mut rs, &sd, &c, attrs(&[65010], "10.1.0.10"));
+    }
+    let whole = rs.show_routes(&RouteQuery::default()).unwrap();
+    let mut keys = rs.route_keys(&RouteQuery::default()).unwrap();
+    keys.sort();
+    let mut paged = Vec::new();
+    for page in keys.chunks(64) {
+        let q = RouteQuery {
+            keys: Some(page.to_vec()),
+            ..RouteQuery::default()
+        };
+        paged.extend(rs.show_routes(&q).unwrap());
+    }
+    assert_eq!(paged.len(), 901, "every prefix and the VNet prefix");
+    assert_eq!(
+        paged.iter().map(|r| r.prefix).collect::<Vec<_>>(),
+        whole.iter().map(|r| r.prefix).collect::<Vec<_>>()
+    );
 }
