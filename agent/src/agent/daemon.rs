@@ -453,6 +453,9 @@ impl Agent {
                     );
                 }
             }
+            if let Some(f) = &v.flows {
+                crate::control::metrics::flow_table(&mut e, f);
+            }
             for (reason, (pkts, bytes)) in v.counters.get("xdp").into_iter().flatten() {
                 e.sample(
                     "steer_xdp_packets_total",
@@ -517,6 +520,7 @@ fn fib_setup(cfg: &AgentConfig) -> FibSetup {
                 },
                 debug: cfg.xdp_debug,
                 force_clsact: false,
+                flow_idle_timeout: cfg.flow_idle_timeout,
             }),
         },
         manage_neighbors: cfg.manage_neighbors,
