@@ -32,6 +32,8 @@ pub struct FibSetup {
     pub ebpf: Option<XdpConfig>,
     /// Keep neighbour entries for next hops resolved.
     pub manage_neighbors: bool,
+    /// `flow_idle_timeout` (s): the kernel's resilient groups' idle timer.
+    pub flow_idle_timeout: u32,
 }
 
 /// Requests to the FIB task.
@@ -152,7 +154,7 @@ impl FibState {
             }
             None => None,
         };
-        let mut kernel = KernelFib::open(setup.table, setup.ecmp)?;
+        let mut kernel = KernelFib::open_with(setup.table, setup.ecmp, setup.flow_idle_timeout)?;
         let k_installed: HashMap<Prefix, RouteTarget> = kernel
             .dump()?
             .into_iter()
