@@ -109,6 +109,9 @@ fn d_stale_timeout() -> u64 {
 fn d_reconcile() -> u64 {
     defaults::RECONCILE_INTERVAL
 }
+fn d_flow_idle() -> u32 {
+    crate::fib::DEFAULT_FLOW_IDLE_TIMEOUT
+}
 fn d_true() -> bool {
     true
 }
@@ -414,6 +417,11 @@ pub struct AgentConfig {
     /// appeared.
     #[serde(default = "d_reconcile")]
     pub reconcile_interval: u64,
+    /// Seconds a flow may be silent and keep its appliance (the eBPF flow
+    /// table's idle timeout and the kernel's resilient nexthop groups' idle
+    /// timer).
+    #[serde(default = "d_flow_idle")]
+    pub flow_idle_timeout: u32,
     /// Proposed hold time in seconds (0, or 3 and more).
     #[serde(default = "d_hold")]
     pub hold_time: u16,
@@ -436,6 +444,10 @@ pub struct AgentConfig {
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
+
+/// Longest `flow_idle_timeout` (s): a day. (The kernel takes up to about
+/// 49 days as a resilient group's idle timer.)
+const MAX_FLOW_IDLE_TIMEOUT: u32 = 86_400;
 
 fn read(file: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(file).map_err(|cause| ConfigError::Read {
@@ -722,6 +734,16 @@ impl AgentConfig {
         if self.reconcile_interval == 0 {
             return Err(c.fail("reconcile_interval", "must be at least 1 second"));
         }
+        if !(1..=MAX_FLOW_IDLE_TIMEOUT).contains(&self.flow_idle_timeout) {
+            return Err(c.fail(
+                "flow_idle_timeout",
+                format!(
+                    "{} is out of range: a flow's idle timeout is 1 to {MAX_FLOW_IDLE_TIMEOUT} \
+                     seconds (one day)",
+                    self.flow_idle_timeout
+                ),
+            ));
+        }
         if let (Some(d), Some(x)) = (self.dataplane, self.xdp) {
             return Err(c.fail(
                 "xdp",
@@ -943,6 +965,24 @@ dataplane = "auto"                        # auto | tc | xdp | kernel
         let e = agent(&ISSUE_AGENT.replace("\"auto\"", "\"turbo\"")).unwrap_err();
         assert!(e.to_string().contains("turbo"), "{e}");
         assert!(e.to_string().starts_with("agent.toml: "), "{e}");
+    }
+
+    #[test]
+    fn the_flow_idle_timeout_defaults_to_300_s_and_is_bounded() {
+        let c = agent(ISSUE_AGENT).unwrap();
+        assert_eq!(c.flow_idle_timeout, 300);
+        let c = agent(&format!("{ISSUE_AGENT}flow_idle_timeout = 3600\n")).unwrap();
+        assert_eq!(c.flow_idle_timeout, 3600);
+        for bad in ["0", "86401"] {
+            let e = agent(&format!("{ISSUE_AGENT}flow_idle_timeout = {bad}\n")).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "agent.toml: key `flow_idle_timeout`: {bad} is out of range: a flow's idle \
+                     timeout is 1 to 86400 seconds (one day)"
+                )
+            );
+        }
     }
 
     #[test]

@@ -169,12 +169,12 @@ fn upsert_replaces_the_route_for_its_prefix() {
             assert_eq!(route_count(TABLE)?, 2);
             let objects = match strategy {
                 EcmpStrategy::Multipath => 0,
-                EcmpStrategy::NexthopObjects => 2,
+                EcmpStrategy::NexthopObjects => 4,
             };
             assert_eq!(
                 nexthop_count()?,
                 objects,
-                "{strategy:?}: only the last gateways' objects are left"
+                "{strategy:?}: only the last gateways' objects and their groups are left"
             );
             Ok(())
         });
@@ -198,7 +198,11 @@ fn remove_deletes_the_route_and_removing_an_absent_route_succeeds() {
             .collect();
         assert_eq!(fib.apply(&removes)?, clean(3));
         assert_eq!(fib.dump()?, vec![routes[1].clone()]);
-        assert_eq!(nexthop_count()?, 1, "the remaining route's gateway");
+        assert_eq!(
+            nexthop_count()?,
+            2,
+            "the remaining route's gateway and its group"
+        );
         Ok(())
     });
 }
@@ -383,8 +387,8 @@ fn fresh_instance_adopts_what_the_previous_one_installed() {
             .collect();
         assert_eq!(
             left,
-            vec![serde_json::json!("192.0.2.12")],
-            "only the single-gateway route's object"
+            vec![serde_json::json!("192.0.2.12"), serde_json::Value::Null],
+            "only the single-gateway route's object and its group"
         );
         Ok(())
     });
@@ -424,8 +428,10 @@ fn nexthop_objects_are_shared_by_a_gateway_set_and_deleted_when_unused() {
     });
 }
 
+/// Every route points at a resilient group, a single gateway too (so its
+/// set can grow in place); the gateway objects are shared.
 #[test]
-fn single_gateway_routes_share_the_gateway_object_with_groups() {
+fn single_gateway_routes_get_a_resilient_group_on_the_shared_gateway_object() {
     in_netns(|| {
         uplink()?;
         let mut fib = KernelFib::open(TABLE, EcmpStrategy::NexthopObjects)?;
@@ -436,15 +442,23 @@ fn single_gateway_routes_share_the_gateway_object_with_groups() {
         ]))?;
         assert_eq!(
             nexthop_count()?,
-            4,
-            "two IPv4 gateways, one group, one IPv6 gateway"
+            6,
+            "two IPv4 gateways, one IPv6 gateway, three groups"
         );
         let single = ip_json(&format!("route show table {TABLE} 203.0.113.0/24"))?;
-        let gateway_object = ip_json("nexthop show")?
-            .into_iter()
+        let objects = ip_json("nexthop show")?;
+        let gateway_object = objects
+            .iter()
             .find(|n| n["gateway"] == "192.0.2.10")
-            .map(|n| n["id"].clone());
-        assert_eq!(Some(single[0]["nhid"].clone()), gateway_object);
+            .map(|n| n["id"].clone())
+            .unwrap();
+        let group = objects
+            .iter()
+            .find(|n| n["id"] == single[0]["nhid"])
+            .unwrap();
+        assert_eq!(group["type"], "resilient", "{group}");
+        assert_eq!(group["group"][0]["id"], gateway_object, "{group}");
+        assert_eq!(group["group"].as_array().unwrap().len(), 1, "{group}");
         Ok(())
     });
 }
@@ -468,7 +482,7 @@ fn objects_the_kernel_deleted_with_their_interface_are_recreated() {
         ip("link set up0 up")?;
         assert_eq!(fib.apply(&upserts(&routes))?, clean(2));
         assert_eq!(fib.dump()?, vec![routes[1].clone(), routes[0].clone()]);
-        assert_eq!(nexthop_count()?, 4);
+        assert_eq!(nexthop_count()?, 5, "three gateways, two groups");
         Ok(())
     });
 }
@@ -636,4 +650,91 @@ impl Drop for NamedNetns {
             .args(["netns", "del", &self.0])
             .status();
     }
+}
+
+/// The gateway the kernel's input path picks for a UDP flow from the VM
+/// side (`ip route get ... iif vm0`, the multipath hash and the resilient
+/// group's bucket of a forwarded packet).
+fn kernel_gateway(sport: u16) -> Result<String> {
+    let out = ip(&format!(
+        "route get 198.51.100.7 from 10.1.1.10 iif vm0 ipproto udp sport {sport} dport 9999"
+    ))?;
+    let via = out.split_whitespace().skip_while(|w| *w != "via").nth(1);
+    via.map(String::from)
+        .ok_or_else(|| anyhow::anyhow!("no gateway in `{out}`"))
+}
+
+/// With the kernel as the dataplane, a route's resilient group is replaced
+/// in place when its gateway set changes: 64 running flows keep their
+/// gateway when a third one joins, and when one leaves only its flows move
+/// (spread over the others). The kernel itself answers, through its input
+/// path with the multipath hash the agent configures (policy 3 over the
+/// 5-tuple).
+#[test]
+fn resilient_groups_keep_running_flows_when_a_gateway_joins_or_leaves() {
+    in_netns(|| {
+        uplink()?;
+        veth("vm0", "vm0p")?;
+        ip("addr add 10.1.1.1/24 dev vm0")?;
+        ip(&format!("rule add iif vm0 lookup {TABLE} pref 1000"))?;
+        sysctl("net.ipv4.ip_forward", "1")?;
+        sysctl("net.ipv4.fib_multipath_hash_fields", "55")?;
+        sysctl("net.ipv4.fib_multipath_hash_policy", "3")?;
+        let mut fib = KernelFib::open(TABLE, EcmpStrategy::NexthopObjects)?;
+        let set = |fib: &mut KernelFib, gws: &[&str]| -> Result<()> {
+            let r = route("198.51.100.0/24", via(gws));
+            assert_eq!(fib.apply(&upserts(&[r]))?, clean(1));
+            Ok(())
+        };
+        let nhid = || -> Result<serde_json::Value> {
+            Ok(ip_json(&format!("route show table {TABLE} 198.51.100.0/24"))?[0]["nhid"].clone())
+        };
+        let flows = || -> Result<Vec<String>> { (40000..40064).map(kernel_gateway).collect() };
+        set(&mut fib, &["192.0.2.10", "192.0.2.11"])?;
+        let group = nhid()?;
+        let res = ip_json("nexthop show")?
+            .into_iter()
+            .find(|n| n["id"] == group)
+            .unwrap();
+        assert_eq!(
+            (
+                res["type"].as_str(),
+                res["resilient_args"]["idle_timer"].as_u64()
+            ),
+            (Some("resilient"), Some(300)),
+            "{res}"
+        );
+        let placed = flows()?;
+        let mut spread = placed.clone();
+        spread.sort();
+        spread.dedup();
+        assert_eq!(spread.len(), 2, "{placed:?}");
+
+        set(&mut fib, &["192.0.2.10", "192.0.2.11", "192.0.2.12"])?;
+        assert_eq!(nhid()?, group, "the group is replaced in place");
+        let after_join = flows()?;
+        let moved = placed
+            .iter()
+            .zip(&after_join)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(moved, 0, "a joining gateway takes no running flow");
+
+        set(&mut fib, &["192.0.2.11", "192.0.2.12"])?;
+        assert_eq!(nhid()?, group);
+        let after_leave = flows()?;
+        let on_leaver = placed.iter().filter(|g| *g == "192.0.2.10").count();
+        let mut moved_to = std::collections::BTreeMap::new();
+        for (before, now) in placed.iter().zip(&after_leave) {
+            if before == "192.0.2.10" {
+                *moved_to.entry(now.clone()).or_insert(0) += 1;
+            } else {
+                assert_eq!(before, now, "a flow not on the leaver moved");
+            }
+        }
+        assert!(on_leaver > 0 && !moved_to.contains_key("192.0.2.10"));
+        assert_eq!(moved_to.values().sum::<usize>(), on_leaver);
+        assert_eq!(moved_to.len(), 2, "the leaver's flows spread: {moved_to:?}");
+        Ok(())
+    });
 }

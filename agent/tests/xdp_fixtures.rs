@@ -928,3 +928,270 @@ fn debug_events_reach_the_log_facade_only_while_switched_on() {
         assert_eq!(debug_records().len(), 2, "no events while debug is off");
     });
 }
+
+fn nva(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10 + i as u8))
+}
+
+/// The NVA a forwarded frame went to, by its destination MAC.
+fn member_of(frame: &[u8]) -> usize {
+    NVA_MACS
+        .iter()
+        .position(|m| frame[0..6] == m[..])
+        .unwrap_or_else(|| panic!("not sent to an NVA: {:02x?}", &frame[0..6]))
+}
+
+fn flow_events(dp: &XdpDataplane) -> BTreeMap<&'static str, u64> {
+    dp.flow_table().unwrap().events
+}
+
+fn event_deltas(
+    before: &BTreeMap<&'static str, u64>,
+    after: &BTreeMap<&'static str, u64>,
+) -> BTreeMap<&'static str, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (*k, v - before[k]))
+        .filter(|(_, d)| *d > 0)
+        .collect()
+}
+
+/// The flow-table lab: the fast path on a fresh pin dir with the
+/// 198.51.100.0/24 set on `members` (NVA indexes).
+struct FlowLab {
+    dp: XdpDataplane,
+    ifindex: u32,
+}
+
+impl FlowLab {
+    fn open(pin: &PinDir, ifindex: u32) -> FlowLab {
+        let dp = XdpDataplane::open(&XdpConfig::new(
+            pin.0.clone(),
+            &[],
+            DataplaneMode::Xdp(XdpMode::Native),
+        ))
+        .unwrap();
+        FlowLab { dp, ifindex }
+    }
+
+    fn members(&mut self, members: &[usize]) {
+        let hops: Vec<IpAddr> = members.iter().map(|i| nva(*i)).collect();
+        self.dp
+            .apply(&[(pfx("198.51.100.0/24"), Some(XdpTarget::Forward(hops)))])
+            .unwrap();
+    }
+
+    fn flow(sport: u16) -> V4 {
+        let mut p = V4::udp(VM_MAC, HOST_VM0_MAC, v4("10.1.1.10"), v4("198.51.100.7"));
+        p.sport = sport;
+        p
+    }
+
+    fn via_tc(&self, sport: u16) -> usize {
+        let meta = SkbMeta {
+            ifindex: self.ifindex,
+            ..SkbMeta::default()
+        };
+        let got = self
+            .dp
+            .tc_test_run(&Self::flow(sport).frame(), meta)
+            .unwrap();
+        assert_eq!(got.action, TcAction::Redirect, "flow {sport} via TC");
+        member_of(&got.frame)
+    }
+
+    fn via_xdp(&self, sport: u16) -> usize {
+        let got = self
+            .dp
+            .test_run(&Self::flow(sport).frame(), self.ifindex)
+            .unwrap();
+        assert_eq!(got.action, XdpAction::Redirect, "flow {sport} via XDP");
+        member_of(&got.frame)
+    }
+
+    /// Flow `sport` through XDP (`xdp`) or TC.
+    fn send(&self, sport: u16, xdp: bool) -> usize {
+        if xdp {
+            self.via_xdp(sport)
+        } else {
+            self.via_tc(sport)
+        }
+    }
+}
+
+/// The flow table's rows: new flows spread over the set and are recorded;
+/// a running flow hits its entry on both hooks (one table); a joining
+/// member takes no running flow but new ones; the table survives the agent
+/// (a new `XdpDataplane` on the same pin dir, as after `kill -9`); a flow
+/// whose member left is picked anew, the others stay; an idle flow is
+/// picked anew.
+#[test]
+fn flow_table_rows_hit_miss_stale_member_and_idle() {
+    require_root_and(&["ip"]);
+    let ns = Netns::new().unwrap();
+    let pin = PinDir::new("flows");
+    ns.run(|| {
+        let ifindex = lab().unwrap();
+        let mut lab = FlowLab::open(&pin, ifindex);
+        lab.dp.apply(&routes()).unwrap();
+        lab.members(&[0, 1, 2]);
+        let sports: Vec<u16> = (40000..40064).collect();
+
+        // New: 64 flows, half first seen by TC, half by XDP.
+        let before = flow_events(&lab.dp);
+        let placed: BTreeMap<u16, usize> = sports
+            .iter()
+            .enumerate()
+            .map(|(i, &sport)| (sport, lab.send(sport, i % 2 == 1)))
+            .collect();
+        assert_eq!(
+            event_deltas(&before, &flow_events(&lab.dp)),
+            BTreeMap::from([("new", 64)])
+        );
+        let spread: std::collections::BTreeSet<usize> = placed.values().copied().collect();
+        assert_eq!(
+            spread.len(),
+            3,
+            "flows spread over every member: {placed:?}"
+        );
+
+        // Hit: each flow again, through the other hook.
+        let before = flow_events(&lab.dp);
+        for (i, &sport) in sports.iter().enumerate() {
+            assert_eq!(lab.send(sport, i % 2 == 0), placed[&sport], "flow {sport}");
+        }
+        assert_eq!(
+            event_deltas(&before, &flow_events(&lab.dp)),
+            BTreeMap::from([("hit", 64)])
+        );
+        let table = lab.dp.flow_table().unwrap();
+        assert_eq!((table.entries, table.active), (64, 64));
+        let mut per_hop = BTreeMap::new();
+        for m in placed.values() {
+            *per_hop.entry(nva(*m)).or_insert(0u64) += 1;
+        }
+        assert_eq!(table.by_next_hop, per_hop);
+
+        // A member joins: no running flow moves; some new flows take it.
+        lab.members(&[0, 1, 2, 3]);
+        let before = flow_events(&lab.dp);
+        for &sport in &sports {
+            assert_eq!(
+                lab.via_tc(sport),
+                placed[&sport],
+                "flow {sport} after the join"
+            );
+        }
+        assert_eq!(
+            event_deltas(&before, &flow_events(&lab.dp)),
+            BTreeMap::from([("hit", 64)])
+        );
+        let joined = (50000..50064u16).filter(|s| lab.via_tc(*s) == 3).count();
+        assert!(joined > 0, "no new flow went to the joining member");
+
+        // The agent goes away and a new one adopts the pinned maps.
+        drop(lab);
+        let mut lab = FlowLab::open(&pin, ifindex);
+        let before = flow_events(&lab.dp);
+        for &sport in &sports {
+            assert_eq!(
+                lab.via_xdp(sport),
+                placed[&sport],
+                "flow {sport} after a restart"
+            );
+        }
+        assert_eq!(
+            event_deltas(&before, &flow_events(&lab.dp)),
+            BTreeMap::from([("hit", 64)])
+        );
+
+        // A member leaves: only its flows move, spread over the others.
+        lab.members(&[1, 2, 3]);
+        let before = flow_events(&lab.dp);
+        let mut moved_to = BTreeMap::new();
+        for &sport in &sports {
+            let got = lab.via_xdp(sport);
+            if placed[&sport] == 0 {
+                assert_ne!(got, 0, "flow {sport} left the leaver");
+                *moved_to.entry(got).or_insert(0) += 1;
+            } else {
+                assert_eq!(got, placed[&sport], "flow {sport} was not on the leaver");
+            }
+        }
+        let on_leaver = placed.values().filter(|m| **m == 0).count() as u64;
+        assert_eq!(
+            event_deltas(&before, &flow_events(&lab.dp)),
+            BTreeMap::from([("hit", 64 - on_leaver), ("stale_member", on_leaver)])
+        );
+        assert!(
+            moved_to.len() >= 2,
+            "the leaver's {on_leaver} flows spread: {moved_to:?}"
+        );
+
+        // Idle past the timeout: picked anew.
+        lab.dp.set_flow_idle_timeout(1).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let before = flow_events(&lab.dp);
+        lab.via_tc(sports[1]);
+        assert_eq!(
+            event_deltas(&before, &flow_events(&lab.dp)),
+            BTreeMap::from([("idle", 1)])
+        );
+    });
+}
+
+/// A full flow table (an LRU hash) never costs a new flow its forwarding:
+/// the least recently used entry makes room, the new flow is recorded and
+/// keeps its member, and the table stays at its capacity.
+#[test]
+fn a_full_flow_table_evicts_the_least_recently_used_flow() {
+    use aya::maps::{HashMap as BpfHashMap, Map, MapData};
+    use steer_common::{FlowEntry, FlowKey, MAX_FLOWS};
+    require_root_and(&["ip"]);
+    let ns = Netns::new().unwrap();
+    let pin = PinDir::new("flows-lru");
+    ns.run(|| {
+        let ifindex = lab().unwrap();
+        let mut lab = FlowLab::open(&pin, ifindex);
+        lab.dp.apply(&routes()).unwrap();
+        lab.members(&[0, 1, 2]);
+        let pinned = MapData::from_pin(pin.0.join(steer_common::MAP_FLOWS)).unwrap();
+        let mut flows: BpfHashMap<_, FlowKey, FlowEntry> =
+            BpfHashMap::try_from(Map::LruHashMap(pinned)).unwrap();
+        let filler = FlowEntry {
+            last_seen_ns: 0,
+            ..FlowEntry::default()
+        };
+        for i in 0..MAX_FLOWS {
+            let key = FlowKey {
+                src: [i.to_be(), 0, 0, 0],
+                dst: [0x0a00_0001u32.to_be(), 0, 0, 0],
+                protocol: 17,
+                family: 2,
+                ..FlowKey::default()
+            };
+            flows.insert(key, filler, 0).unwrap();
+        }
+        let full = lab.dp.flow_table().unwrap().entries;
+        assert!(
+            full >= u64::from(MAX_FLOWS) * 9 / 10,
+            "filled to {full} of {MAX_FLOWS}"
+        );
+
+        let before = flow_events(&lab.dp);
+        let first = lab.via_tc(40000);
+        assert_eq!(lab.via_xdp(40000), first, "the new flow keeps its member");
+        assert_eq!(
+            event_deltas(&before, &flow_events(&lab.dp)),
+            BTreeMap::from([("hit", 1), ("new", 1)])
+        );
+        let entries = lab.dp.flow_entries().unwrap();
+        assert!(entries.len() as u64 <= u64::from(MAX_FLOWS));
+        assert!(
+            entries
+                .iter()
+                .any(|(k, e)| k.sport == 40000u16.to_be() && e.hop.addr[0] != 0),
+            "the new flow is in the full table"
+        );
+    });
+}

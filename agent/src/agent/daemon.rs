@@ -453,6 +453,9 @@ impl Agent {
                     );
                 }
             }
+            if let Some(f) = &v.flows {
+                crate::control::metrics::flow_table(&mut e, f);
+            }
             for (reason, (pkts, bytes)) in v.counters.get("xdp").into_iter().flatten() {
                 e.sample(
                     "steer_xdp_packets_total",
@@ -474,14 +477,20 @@ impl Agent {
     }
 }
 
-/// Routing VM traffic needs forwarding on; ECMP in the kernel path hashes
-/// on the 5-tuple (policy 1) so flows spread per flow, as in the eBPF fast path.
+/// Routing VM traffic needs forwarding on. ECMP in the kernel path hashes
+/// the 5-tuple and nothing else (policy 3, fields 55 = 0x37: addresses,
+/// protocol, ports), so a flow's bucket in the resilient group never
+/// changes while the flow runs. (Policy 1 uses a socket's own random hash
+/// when the sender left one on the packet, e.g. a container's socket behind
+/// a veth, and TCP changes that hash on a retransmission timeout.)
 fn enable_forwarding() {
     for (path, v) in [
         ("/proc/sys/net/ipv4/ip_forward", "1"),
         ("/proc/sys/net/ipv6/conf/all/forwarding", "1"),
-        ("/proc/sys/net/ipv4/fib_multipath_hash_policy", "1"),
-        ("/proc/sys/net/ipv6/fib_multipath_hash_policy", "1"),
+        ("/proc/sys/net/ipv4/fib_multipath_hash_fields", "55"),
+        ("/proc/sys/net/ipv6/fib_multipath_hash_fields", "55"),
+        ("/proc/sys/net/ipv4/fib_multipath_hash_policy", "3"),
+        ("/proc/sys/net/ipv6/fib_multipath_hash_policy", "3"),
     ] {
         match std::fs::read_to_string(path) {
             Ok(cur) if cur.trim() == v => {}
@@ -517,9 +526,11 @@ fn fib_setup(cfg: &AgentConfig) -> FibSetup {
                 },
                 debug: cfg.xdp_debug,
                 force_clsact: false,
+                flow_idle_timeout: cfg.flow_idle_timeout,
             }),
         },
         manage_neighbors: cfg.manage_neighbors,
+        flow_idle_timeout: cfg.flow_idle_timeout,
     }
 }
 

@@ -6,8 +6,8 @@
 //! until told that every route server has re-sent its routes.
 
 use crate::fib::kernel::{EcmpStrategy, KernelFib, KernelRoute, RouteChange, RouteTarget};
-use crate::fib::plan::Want;
-use crate::fib::xdp::{Attachment, XdpConfig, XdpDataplane, XdpTarget};
+use crate::fib::plan::{self, Want};
+use crate::fib::xdp::{Attachment, FlowTableView, XdpConfig, XdpDataplane, XdpTarget};
 use crate::prefix::Prefix;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -32,6 +32,8 @@ pub struct FibSetup {
     pub ebpf: Option<XdpConfig>,
     /// Keep neighbour entries for next hops resolved.
     pub manage_neighbors: bool,
+    /// `flow_idle_timeout` (s): the kernel's resilient groups' idle timer.
+    pub flow_idle_timeout: u32,
 }
 
 /// Requests to the FIB task.
@@ -83,6 +85,8 @@ pub struct FibView {
     pub dataplane: String,
     /// The hooks on the VM interfaces.
     pub attached: Vec<Attachment>,
+    /// The flow table (none without eBPF).
+    pub flows: Option<FlowTableView>,
     /// The programs' counters: hook (`xdp`, `tc`) -> reason -> (packets,
     /// bytes).
     pub counters: BTreeMap<String, BTreeMap<String, (u64, u64)>>,
@@ -150,7 +154,7 @@ impl FibState {
             }
             None => None,
         };
-        let mut kernel = KernelFib::open(setup.table, setup.ecmp)?;
+        let mut kernel = KernelFib::open_with(setup.table, setup.ecmp, setup.flow_idle_timeout)?;
         let k_installed: HashMap<Prefix, RouteTarget> = kernel
             .dump()?
             .into_iter()
@@ -196,7 +200,19 @@ impl FibState {
         if self.connected.contains(p) {
             return Some(Want::Connected);
         }
-        self.learned.get(p).cloned()
+        let want = self.learned.get(p).cloned()?;
+        if self.synced {
+            return Some(want);
+        }
+        let k = match self.k_installed.get(p) {
+            Some(RouteTarget::Unicast(h)) => h.as_slice(),
+            _ => &[],
+        };
+        let x = match self.x_installed.get(p) {
+            Some(XdpTarget::Forward(h)) => h.as_slice(),
+            _ => &[],
+        };
+        Some(plan::grow_only(want, &[k, x]))
     }
 
     fn refresh_connected(&mut self) {
@@ -397,6 +413,11 @@ impl FibState {
                 mismatch: !(k_ok && x_ok),
             });
         }
+        let flows = self.xdp.as_ref().and_then(|x| {
+            x.flow_table()
+                .map_err(|e| warn!("cannot read the flow table: {e}"))
+                .ok()
+        });
         let (dataplane, attached, counters) = match &self.xdp {
             Some(x) => {
                 let mut counters: BTreeMap<String, BTreeMap<String, (u64, u64)>> = BTreeMap::new();
@@ -420,6 +441,7 @@ impl FibState {
             ecmp: format!("{:?}", self.setup.ecmp),
             dataplane,
             attached,
+            flows,
             xdp_counters: counters.get("xdp").cloned().unwrap_or_default(),
             counters,
             entries,

@@ -88,9 +88,79 @@ impl Exposition {
     }
 }
 
+/// The flow table's metrics: `steer_flow_table_{entries,active,capacity}`,
+/// `steer_flow_table_active_flows{next_hop}` and
+/// `steer_flow_events_total{event}`.
+pub fn flow_table(e: &mut Exposition, f: &crate::fib::xdp::FlowTableView) {
+    e.sample(
+        "steer_flow_table_entries",
+        "gauge",
+        "Entries in the eBPF flow table.",
+        &[],
+        f.entries as f64,
+    );
+    e.sample(
+        "steer_flow_table_active",
+        "gauge",
+        "Flows in the eBPF flow table that sent within the idle timeout.",
+        &[],
+        f.active as f64,
+    );
+    e.sample(
+        "steer_flow_table_capacity",
+        "gauge",
+        "Entries the eBPF flow table holds before the least recently used makes room.",
+        &[],
+        f64::from(f.capacity),
+    );
+    for (hop, n) in &f.by_next_hop {
+        e.sample(
+            "steer_flow_table_active_flows",
+            "gauge",
+            "Active flows per next hop.",
+            &[("next_hop", &hop.to_string())],
+            *n as f64,
+        );
+    }
+    for (event, n) in &f.events {
+        e.sample(
+            "steer_flow_events_total",
+            "counter",
+            "Flow-table outcomes: hit, new, stale_member, idle, insert_failed.",
+            &[("event", event)],
+            *n as f64,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flow_table_metrics_name_their_next_hops_and_events() {
+        let mut e = Exposition::default();
+        let f = crate::fib::xdp::FlowTableView {
+            capacity: 8,
+            entries: 3,
+            active: 2,
+            idle_timeout: 300,
+            by_next_hop: [("10.1.0.20".parse().unwrap(), 2)].into(),
+            events: [("hit", 10), ("new", 3)].into(),
+        };
+        flow_table(&mut e, &f);
+        let text = e.finish();
+        for line in [
+            "steer_flow_table_entries 3\n",
+            "steer_flow_table_active 2\n",
+            "steer_flow_table_capacity 8\n",
+            "steer_flow_table_active_flows{next_hop=\"10.1.0.20\"} 2\n",
+            "steer_flow_events_total{event=\"hit\"} 10\n",
+            "steer_flow_events_total{event=\"new\"} 3\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
+    }
 
     #[test]
     fn exposition_describes_each_metric_once() {

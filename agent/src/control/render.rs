@@ -299,7 +299,47 @@ pub fn fib(v: &Value) -> String {
         }
     }
     out.push_str(&c.render());
+    out.push_str(&flow_table(&v["flows"]));
     failures(v, out)
+}
+
+/// The flow table's lines of `steer show fib`: size, active flows per next
+/// hop, and the events that moved.
+fn flow_table(f: &Value) -> String {
+    if f.is_null() {
+        return String::new();
+    }
+    let n = |k: &str| f[k].as_u64().unwrap_or(0);
+    let mut out = format!(
+        "Flow table: {} entries of {} ({} active within the idle timeout of {} s)\n",
+        n("entries"),
+        n("capacity"),
+        n("active"),
+        n("idle_timeout")
+    );
+    if let Some(hops) = f["by_next_hop"].as_object()
+        && !hops.is_empty()
+    {
+        let list: Vec<String> = hops
+            .iter()
+            .map(|(hop, c)| format!("{hop} {}", c.as_u64().unwrap_or(0)))
+            .collect();
+        out.push_str(&format!(
+            "  active flows by next hop: {}\n",
+            list.join(", ")
+        ));
+    }
+    if let Some(events) = f["events"].as_object() {
+        let list: Vec<String> = events
+            .iter()
+            .filter(|(_, c)| c.as_u64().unwrap_or(0) > 0)
+            .map(|(name, c)| format!("{name} {}", c.as_u64().unwrap_or(0)))
+            .collect();
+        if !list.is_empty() {
+            out.push_str(&format!("  events: {}\n", list.join(", ")));
+        }
+    }
+    out
 }
 
 /// The hook an attach mode belongs to.
@@ -377,6 +417,32 @@ mod tests {
         assert!(out.contains("xdp   forwarded   0        0\n"), "{out}");
         assert!(!out.contains("pass_no_route"), "{out}");
         assert!(!out.contains("pass_csum_partial"), "{out}");
+        assert!(!out.contains("Flow table"), "{out}");
+    }
+
+    #[test]
+    fn fib_shows_the_flow_table_its_members_and_the_events_that_moved() {
+        let v = serde_json::json!({
+            "table": 200, "ecmp": "NexthopObjects", "awaiting_sync": false,
+            "dataplane": "auto",
+            "attached": [{"interface": "vm1", "ifindex": 4, "kind": "veth", "mode": "tcx", "link_id": 3, "prog_id": 9}],
+            "counters": {"tc": {"forwarded": [5, 500]}},
+            "flows": {
+                "capacity": 262144, "entries": 70, "active": 64, "idle_timeout": 300,
+                "by_next_hop": {"10.1.0.20": 30, "10.1.0.21": 34},
+                "events": {"hit": 900, "new": 70, "stale_member": 0, "idle": 6}
+            },
+            "failures": [], "entries": []
+        });
+        let out = fib(&v);
+        assert!(
+            out.contains(
+                "Flow table: 70 entries of 262144 (64 active within the idle timeout of 300 s)\n  \
+                 active flows by next hop: 10.1.0.20 30, 10.1.0.21 34\n  \
+                 events: hit 900, idle 6, new 70\n"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::time::Duration;
 use crate::prefix::{Afi, Prefix};
 use abi::*;
 use batch::Batch;
-use nexthop::Registry;
+use nexthop::{Registry, Resilience};
 use socket::NlSocket;
 use wire::ErrorMsg;
 
@@ -262,12 +262,27 @@ pub struct KernelFib {
     table: u32,
     strategy: EcmpStrategy,
     nh: Registry,
+    resilience: Resilience,
 }
 
 impl KernelFib {
     /// Opens rtnetlink in the calling thread's network namespace and learns
-    /// which nexthop objects of ours exist and which routes use them.
+    /// which nexthop objects of ours exist and which routes use them, with
+    /// the default flow idle timeout ([`KernelFib::open_with`]).
     pub fn open(table: u32, strategy: EcmpStrategy) -> Result<Self, KernelError> {
+        Self::open_with(table, strategy, crate::fib::DEFAULT_FLOW_IDLE_TIMEOUT)
+    }
+
+    /// [`KernelFib::open`] with resilient groups whose idle timer is
+    /// `flow_idle_timeout` seconds. Groups of ours with another timer are
+    /// given this one in place, and routes still on objects of an older
+    /// release (a gateway object directly, a hash-threshold group) move to
+    /// resilient groups.
+    pub fn open_with(
+        table: u32,
+        strategy: EcmpStrategy,
+        flow_idle_timeout: u32,
+    ) -> Result<Self, KernelError> {
         if matches!(
             table,
             RT_TABLE_UNSPEC | RT_TABLE_DEFAULT | RT_TABLE_MAIN | RT_TABLE_LOCAL
@@ -280,14 +295,64 @@ impl KernelFib {
             table,
             strategy,
             nh: Registry::default(),
+            resilience: Resilience::with_idle_secs(flow_idle_timeout),
         };
         fib.reload_nexthops()?;
         if !fib.nh.is_empty() {
             for r in fib.dump_table(RTPROT_STEER)? {
                 fib.nh.set_route(r.prefix, r.nh_id);
             }
+            if strategy == EcmpStrategy::NexthopObjects {
+                fib.upgrade_objects()?;
+            }
         }
         Ok(fib)
+    }
+
+    /// Gives every group of ours this instance's idle timer (in place), and
+    /// moves routes off objects of an older release onto resilient groups.
+    fn upgrade_objects(&mut self) -> Result<(), KernelError> {
+        let mut retime = Vec::new();
+        for g in self.nh.groups_to_retime(self.resilience) {
+            let Some(set) = self.nh.resolve(g) else {
+                continue;
+            };
+            let members: Option<Vec<u32>> = set.iter().map(|gw| self.nh.gateway(*gw)).collect();
+            retime.extend(members.map(|m| (g, set, m)));
+        }
+        for ((g, _), result) in self.replace_groups(retime)? {
+            if let Err(e) = result {
+                tracing::warn!(
+                    group = g,
+                    "cannot set a resilient group's idle timer: {}",
+                    describe(&e)
+                );
+            }
+        }
+        let old = self.nh.routes_on_old_objects();
+        if old.is_empty() {
+            return Ok(());
+        }
+        let changes: Vec<RouteChange> = old
+            .iter()
+            .filter_map(|p| {
+                let gws = self.nh.resolve(self.nh.route(p)?)?;
+                Some(RouteChange::Upsert(KernelRoute {
+                    prefix: *p,
+                    target: RouteTarget::Unicast(gws),
+                }))
+            })
+            .collect();
+        let report = self.apply(&changes)?;
+        tracing::info!(
+            "moved {} routes from nexthop objects of an older release to resilient groups ({} refused)",
+            report.applied,
+            report.failures.len()
+        );
+        for f in &report.failures {
+            tracing::warn!("{f}");
+        }
+        Ok(())
     }
 
     /// The routing table id.

@@ -48,6 +48,27 @@ impl Want {
     }
 }
 
+/// What to install for `want` before the first sync after a restart:
+/// a forward target keeps the next hops the previous run installed
+/// (`installed`, from the kernel table or the eBPF map) until every route
+/// server has re-sent its routes. Paths arrive one UPDATE at a time, and an
+/// ECMP set that shrank for a moment would move the flows of the missing
+/// members for good (a flow whose next hop left the set is picked anew and
+/// stays on its new one). After the sync the want is installed as it is.
+pub fn grow_only(want: Want, installed: &[&[IpAddr]]) -> Want {
+    match want {
+        Want::Forward(mut hops) => {
+            for set in installed {
+                hops.extend_from_slice(set);
+            }
+            hops.sort();
+            hops.dedup();
+            Want::Forward(hops)
+        }
+        other => other,
+    }
+}
+
 /// Changes that take `installed` to `wanted` for the given prefixes:
 /// `Some(v)` to install or replace, `None` to remove. Unchanged entries are
 /// skipped.
@@ -107,6 +128,21 @@ mod tests {
         assert_eq!(Want::Vnet.xdp(), XdpTarget::Pass);
         assert_eq!(Want::Connected.kernel(), None);
         assert_eq!(Want::Connected.xdp(), XdpTarget::Pass);
+    }
+
+    #[test]
+    fn before_the_sync_a_forward_set_only_grows() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let (a, b, c) = (ip("10.1.0.20"), ip("10.1.0.21"), ip("10.1.0.22"));
+        assert_eq!(
+            grow_only(Want::Forward(vec![b]), &[&[a, b, c], &[a]]),
+            Want::Forward(vec![a, b, c])
+        );
+        assert_eq!(
+            grow_only(Want::Forward(vec![c]), &[]),
+            Want::Forward(vec![c])
+        );
+        assert_eq!(grow_only(Want::Vnet, &[&[a]]), Want::Vnet);
     }
 
     #[test]

@@ -14,8 +14,10 @@
 //!
 //! Layouts and map names live in `steer-common`; the pin dir holds
 //! `STEER_LPM4`, `STEER_LPM6`, `STEER_NHSETS`, `STEER_COUNTERS`,
-//! `STEER_CONFIG`, `links/<native|generic|tcx>/<ifname>` and the clsact
-//! markers `links/clsact/<ifname>/`.
+//! `STEER_CONFIG`, the flow table `STEER_FLOWS` and its `STEER_FLOW_STATS`,
+//! `links/<native|generic|tcx>/<ifname>` and the clsact markers
+//! `links/clsact/<ifname>/`. The flow table is pinned like the routes, so
+//! running flows keep their next hop across agent restarts ([`flows`]).
 //!
 //! Offloads: a guest (virtio with `csum`/TSO, or a veth) hands over GSO
 //! superpackets and TCP/UDP whose checksum holds only the pseudo-header
@@ -26,6 +28,7 @@
 
 mod attach;
 mod counters;
+mod flows;
 pub mod hooks;
 mod links;
 mod logs;
@@ -44,16 +47,17 @@ use std::path::{Path, PathBuf};
 
 use aya::Ebpf;
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray};
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, MapError, PerCpuArray};
 use aya::programs::Xdp;
 use steer_common::{
-    ACTION_FORWARD, ACTION_PASS, CONFIG_DEBUG, CONFIG_GENERIC, Config, Counter, MAP_CONFIG,
-    MAP_COUNTERS, MAP_LPM4, MAP_LPM6, MAP_NH_SETS, MAX_NEXT_HOPS, MAX_NH_SETS, NextHopSet,
-    PINNED_MAPS, PROGRAM_NAME, Route,
+    ACTION_FORWARD, ACTION_PASS, CONFIG_DEBUG, CONFIG_GENERIC, Config, Counter, FlowEntry, FlowKey,
+    MAP_CONFIG, MAP_COUNTERS, MAP_FLOW_STATS, MAP_FLOWS, MAP_LPM4, MAP_LPM6, MAP_NH_SETS,
+    MAX_NEXT_HOPS, MAX_NH_SETS, NextHopSet, PINNED_MAPS, PROGRAM_NAME, Route,
 };
 
 pub use attach::{AttachMode, Attachment};
 pub use counters::{CounterValue, DataplaneCounters};
+pub use flows::FlowTableView;
 pub use hooks::{DataplaneMode, Hooks, InterfaceKind, XdpMode};
 pub use object::OBJECT;
 pub use steer_common::{Hook, Reason};
@@ -76,6 +80,10 @@ pub struct XdpConfig {
     /// Attach TC through a clsact qdisc even where the kernel has tcx (the
     /// fallback for kernels before 6.6, tested on new ones with this).
     pub force_clsact: bool,
+    /// Seconds a flow may be silent and keep its next hop
+    /// (`flow_idle_timeout`); 0 turns the flow table off (every packet is
+    /// picked by the flow hash alone).
+    pub flow_idle_timeout: u32,
 }
 
 impl XdpConfig {
@@ -88,6 +96,7 @@ impl XdpConfig {
             mode,
             debug: false,
             force_clsact: false,
+            flow_idle_timeout: crate::fib::DEFAULT_FLOW_IDLE_TIMEOUT,
         }
     }
 }
@@ -285,6 +294,9 @@ pub struct XdpDataplane {
     sets: BpfHashMap<MapData, u32, NextHopSet>,
     counters: PerCpuArray<MapData, Counter>,
     config: Array<MapData, Config>,
+    flows: MapData,
+    flow_stats: PerCpuArray<MapData, u64>,
+    flow_idle_timeout: u32,
     table: NextHopTable,
     routes: HashMap<Prefix, Installed>,
     attached: attach::Attached,
@@ -348,6 +360,18 @@ impl XdpDataplane {
             sets: take_map(&mut ebpf, MAP_NH_SETS)?,
             counters: take_map(&mut ebpf, MAP_COUNTERS)?,
             config: take_map(&mut ebpf, MAP_CONFIG)?,
+            flows: match ebpf.take_map(MAP_FLOWS) {
+                Some(Map::LruHashMap(m)) => m,
+                Some(_) => {
+                    return Err(XdpError::Map {
+                        name: MAP_FLOWS,
+                        cause: MapError::InvalidMapType { map_type: 0 },
+                    });
+                }
+                None => return Err(XdpError::MissingMap(MAP_FLOWS)),
+            },
+            flow_stats: take_map(&mut ebpf, MAP_FLOW_STATS)?,
+            flow_idle_timeout: cfg.flow_idle_timeout,
             ebpf,
             table: NextHopTable::new(MAX_NH_SETS),
             routes: HashMap::new(),
@@ -573,6 +597,27 @@ impl XdpDataplane {
         DataplaneCounters::read(&self.counters, self.xdp_refused())
     }
 
+    /// The flow table: size, active flows per next hop, events.
+    pub fn flow_table(&self) -> Result<FlowTableView, XdpError> {
+        flows::view(&self.flows, &self.flow_stats, self.flow_idle_timeout)
+    }
+
+    /// Every flow-table entry (the programs' per-flow next hops).
+    pub fn flow_entries(&self) -> Result<Vec<(FlowKey, FlowEntry)>, XdpError> {
+        flows::entries(&self.flows)
+    }
+
+    /// The flows' idle timeout in seconds (0: the flow table is off).
+    pub fn flow_idle_timeout(&self) -> u32 {
+        self.flow_idle_timeout
+    }
+
+    /// Changes the flows' idle timeout (no reload needed).
+    pub fn set_flow_idle_timeout(&mut self, secs: u32) -> Result<(), XdpError> {
+        self.flow_idle_timeout = secs;
+        self.write_config()
+    }
+
     /// Switches the programs' debug events on or off (no reload needed).
     /// Events reach `log`/`tracing` at debug level, target `steer_xdp`.
     pub fn set_debug(&mut self, on: bool) -> Result<(), XdpError> {
@@ -591,9 +636,11 @@ impl XdpDataplane {
         if self.mode == DataplaneMode::Xdp(XdpMode::Generic) {
             flags |= CONFIG_GENERIC;
         }
-        self.config
-            .set(0, Config { flags }, 0)
-            .map_err(map_err(MAP_CONFIG))
+        let config = Config {
+            flags,
+            flow_idle_secs: self.flow_idle_timeout,
+        };
+        self.config.set(0, config, 0).map_err(map_err(MAP_CONFIG))
     }
 
     fn program(&self) -> Result<&Xdp, XdpError> {

@@ -5,8 +5,11 @@
 //!
 //! Every layout here is ABI with pinned maps that outlive an agent: user
 //! space refuses to adopt a pinned routing map whose type, key or value size
-//! or capacity differs from these (a counter map of another layout is
-//! replaced: counters are not forwarding state).
+//! or capacity differs from these (a counter, config or flow-stats map of
+//! another layout is replaced: they are not forwarding state, and user space
+//! rewrites the config at every start). The flow table ([`FlowKey`] ->
+//! [`FlowEntry`]) is forwarding state: it keeps running flows on their next
+//! hop across agent restarts.
 #![no_std]
 
 /// Most next hops in one set (ECMP width).
@@ -29,8 +32,28 @@ pub const MAP_NH_SETS: &str = "STEER_NHSETS";
 pub const MAP_COUNTERS: &str = "STEER_COUNTERS";
 /// Name of the one-slot config array: index 0, value [`Config`].
 pub const MAP_CONFIG: &str = "STEER_CONFIG";
+/// Name of the flow table, an LRU hash shared by both hooks: key
+/// [`FlowKey`], value [`FlowEntry`].
+pub const MAP_FLOWS: &str = "STEER_FLOWS";
+/// Name of the per-CPU flow-table event counters: index
+/// [`FlowEvent::index`], value `u64`.
+pub const MAP_FLOW_STATS: &str = "STEER_FLOW_STATS";
 /// The maps user space pins (and adopts after a restart), in load order.
-pub const PINNED_MAPS: [&str; 5] = [MAP_LPM4, MAP_LPM6, MAP_NH_SETS, MAP_COUNTERS, MAP_CONFIG];
+pub const PINNED_MAPS: [&str; 7] = [
+    MAP_LPM4,
+    MAP_LPM6,
+    MAP_NH_SETS,
+    MAP_COUNTERS,
+    MAP_CONFIG,
+    MAP_FLOWS,
+    MAP_FLOW_STATS,
+];
+
+/// Capacity of the flow table. An LRU map: when it is full, a new flow
+/// evicts the least recently used entry instead of failing, so a flood of
+/// new flows costs old idle flows their entry, never forwarding. 2^18
+/// entries of 80 bytes (key, value) take about 32 MiB of kernel memory.
+pub const MAX_FLOWS: u32 = 1 << 18;
 /// Name of the XDP program in the object.
 pub const PROGRAM_NAME: &str = "steer_xdp";
 /// Name of the TC (tcx / clsact ingress) program in the object.
@@ -65,7 +88,7 @@ pub struct Route {
 
 /// One next hop: an IPv4 or IPv6 address.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct NextHop {
     /// [`FAMILY_V4`] or [`FAMILY_V6`].
     pub family: u32,
@@ -100,6 +123,104 @@ pub struct Counter {
 pub struct Config {
     /// Bit set of `CONFIG_*`.
     pub flags: u32,
+    /// Seconds a flow may be silent and keep its next hop
+    /// (`flow_idle_timeout`); after that its next packet is picked anew.
+    /// 0: the flow table is not used (every packet picked by the flow hash).
+    pub flow_idle_secs: u32,
+}
+
+/// The 5-tuple of a flow: the flow table's key, and what the flow hash
+/// and the kernel's multipath hash are computed over. Addresses are raw
+/// network order (IPv4 in word 0, the rest zero); ports are 0 for
+/// protocols without them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// Source address.
+    pub src: [u32; 4],
+    /// Destination address.
+    pub dst: [u32; 4],
+    /// Source port, raw network order.
+    pub sport: u16,
+    /// Destination port, raw network order.
+    pub dport: u16,
+    /// L4 protocol.
+    pub protocol: u8,
+    /// [`FAMILY_V4`] or [`FAMILY_V6`] (as a byte).
+    pub family: u8,
+    /// Zero.
+    pub pad: u16,
+}
+
+/// A flow's next hop, kept while the flow runs: the address (not an index
+/// into the set, so a set change does not remap it), where it was last
+/// found in its set (a shortcut, checked on every use), and when the flow
+/// was last seen.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowEntry {
+    /// The next hop.
+    pub hop: NextHop,
+    /// The next-hop set the hop was last found in.
+    pub set_id: u32,
+    /// Its index in that set.
+    pub index: u32,
+    /// Zero.
+    pub pad: u32,
+    /// `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC) of the flow's last packet,
+    /// updated at most every [`FLOW_TOUCH_NS`].
+    pub last_seen_ns: u64,
+}
+
+/// How often a flow's `last_seen_ns` is rewritten (1 s): one write per
+/// flow and second, not per packet.
+pub const FLOW_TOUCH_NS: u64 = 1_000_000_000;
+
+/// What the flow table did for one packet with a next-hop set.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowEvent {
+    /// A running flow kept its next hop.
+    Hit = 0,
+    /// No entry: a new flow (or one the LRU evicted), picked by the flow
+    /// hash.
+    New = 1,
+    /// The entry's next hop left the set: picked anew by the flow hash.
+    StaleMember = 2,
+    /// The flow was idle longer than the timeout: picked anew.
+    Idle = 3,
+    /// Recording the pick failed (the packet was forwarded anyway).
+    InsertFailed = 4,
+}
+
+/// Number of [`FlowEvent`]s (slots of the flow stats map).
+pub const FLOW_EVENT_COUNT: usize = 5;
+
+/// Every flow event, in index order.
+pub const FLOW_EVENTS: [FlowEvent; FLOW_EVENT_COUNT] = [
+    FlowEvent::Hit,
+    FlowEvent::New,
+    FlowEvent::StaleMember,
+    FlowEvent::Idle,
+    FlowEvent::InsertFailed,
+];
+
+impl FlowEvent {
+    /// The stats map index.
+    pub const fn index(self) -> u32 {
+        self as u32
+    }
+
+    /// A stable snake_case name, as `steer show` and metrics print it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FlowEvent::Hit => "hit",
+            FlowEvent::New => "new",
+            FlowEvent::StaleMember => "stale_member",
+            FlowEvent::Idle => "idle",
+            FlowEvent::InsertFailed => "insert_failed",
+        }
+    }
 }
 
 /// What happened to a packet at one [`Hook`]. Everything but
@@ -247,6 +368,8 @@ mod pod {
     unsafe impl aya::Pod for super::NextHopSet {}
     unsafe impl aya::Pod for super::Counter {}
     unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::FlowEntry {}
 }
 
 const _: () = {
@@ -254,7 +377,14 @@ const _: () = {
     assert!(core::mem::size_of::<NextHop>() == 20);
     assert!(core::mem::size_of::<NextHopSet>() == 4 + 20 * MAX_NEXT_HOPS);
     assert!(core::mem::size_of::<Counter>() == 16);
-    assert!(core::mem::size_of::<Config>() == 4);
+    assert!(core::mem::size_of::<Config>() == 8);
+    assert!(core::mem::size_of::<FlowKey>() == 40);
+    assert!(core::mem::size_of::<FlowEntry>() == 40);
+    let mut e = 0;
+    while e < FLOW_EVENT_COUNT {
+        assert!(FLOW_EVENTS[e] as usize == e);
+        e += 1;
+    }
     let mut i = 0;
     while i < REASON_COUNT {
         assert!(REASONS[i] as usize == i);

@@ -1,5 +1,34 @@
-//! The flow hash that picks an ECMP member: deterministic (no seed), so one
-//! flow maps to the same member on every CPU and across program reloads.
+//! The flow hash that picks an ECMP member when the kernel's choice is not
+//! a member of the set (or the flow table is off): deterministic (no seed),
+//! so one flow maps to the same member on every CPU and across program
+//! reloads.
+
+use steer_common::{FAMILY_V4, FlowKey};
+
+/// The flow hash of `k` (the same words, in the same order, as every release
+/// so far).
+#[inline(always)]
+pub fn flow_hash(k: &FlowKey) -> FlowHash {
+    let ports = ((k.sport as u32) << 16) | k.dport as u32;
+    let h = FlowHash::new();
+    if k.family as u32 == FAMILY_V4 {
+        return h
+            .word(k.src[0])
+            .word(k.dst[0])
+            .word(k.protocol as u32)
+            .word(ports);
+    }
+    h.word(k.src[0])
+        .word(k.src[1])
+        .word(k.src[2])
+        .word(k.src[3])
+        .word(k.dst[0])
+        .word(k.dst[1])
+        .word(k.dst[2])
+        .word(k.dst[3])
+        .word(k.protocol as u32)
+        .word(ports)
+}
 
 /// Accumulates 32-bit words of a flow key.
 pub struct FlowHash(u64);

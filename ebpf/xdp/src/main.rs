@@ -9,9 +9,10 @@
 //!   state intact.
 //!
 //! Both: Ethernet -> IPv4/IPv6 -> destination LPM (PASS or FORWARD with a
-//! next-hop set) -> the flow's member of the set -> `bpf_fib_lookup` on that
-//! next hop's address with the ingress ifindex (so `ip rule`s apply) ->
-//! rewrite MACs, TTL/hop limit - 1, IPv4 checksum -> redirect. What XDP
+//! next-hop set) -> the flow's member of the set (the flow table, `flow.rs`:
+//! a running flow keeps its member, a new one takes the flow hash's) ->
+//! `bpf_fib_lookup` on that next hop's address with the ingress ifindex
+//! (so `ip rule`s apply) -> rewrite MACs, TTL/hop limit - 1, IPv4 checksum -> redirect. What XDP
 //! passes reaches TC; what TC passes reaches the kernel, whose table is
 //! identical. Every packet is counted under its hook and [`Reason`]. Maps
 //! and layouts come from `steer-common`; the static names below are its
@@ -19,6 +20,7 @@
 #![no_std]
 #![no_main]
 
+mod flow;
 mod hash;
 mod packet;
 mod route;
@@ -29,12 +31,12 @@ use aya_ebpf::{
     EbpfContext,
     bindings::BPF_F_NO_PREALLOC,
     macros::{classifier, map, xdp},
-    maps::{Array, HashMap, LpmTrie, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
     programs::{TcContext, XdpContext},
 };
 use steer_common::{
-    CONFIG_DEBUG, COUNTER_SLOTS, Config, Counter, Hook, MAX_NH_SETS, MAX_ROUTES, NextHopSet,
-    Reason, Route,
+    CONFIG_DEBUG, COUNTER_SLOTS, Config, Counter, FLOW_EVENT_COUNT, FlowEntry, FlowKey, Hook,
+    MAX_FLOWS, MAX_NH_SETS, MAX_ROUTES, NextHopSet, Reason, Route,
 };
 
 /// IPv4 destinations: `steer_common::MAP_LPM4`.
@@ -57,6 +59,14 @@ static STEER_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(COUNTER_SLOTS,
 /// Runtime switches (slot 0): `steer_common::MAP_CONFIG`.
 #[map]
 static STEER_CONFIG: Array<Config> = Array::pinned(1, 0);
+
+/// The flow table, shared by both hooks: `steer_common::MAP_FLOWS`.
+#[map]
+static STEER_FLOWS: LruHashMap<FlowKey, FlowEntry> = LruHashMap::pinned(MAX_FLOWS, 0);
+
+/// Per-CPU flow-table events: `steer_common::MAP_FLOW_STATS`.
+#[map]
+static STEER_FLOW_STATS: PerCpuArray<u64> = PerCpuArray::pinned(FLOW_EVENT_COUNT as u32, 0);
 
 /// What a hook decided for one packet.
 pub struct Verdict {
@@ -82,13 +92,20 @@ impl Verdict {
 }
 
 #[inline(always)]
-fn config() -> u32 {
-    STEER_CONFIG.get(0).map_or(0, |c| c.flags)
+fn config() -> Config {
+    STEER_CONFIG.get(0).copied().unwrap_or_default()
 }
 
 /// Counts the packet and, when debug is on, logs the verdict.
 #[inline(always)]
-fn account<C: EbpfContext>(ctx: &C, hook: Hook, config: u32, len: u64, ifindex: u32, v: &Verdict) {
+fn account<C: EbpfContext>(
+    ctx: &C,
+    hook: Hook,
+    config: &Config,
+    len: u64,
+    ifindex: u32,
+    v: &Verdict,
+) {
     if let Some(c) = STEER_COUNTERS.get_ptr_mut(hook.counter(v.reason)) {
         // SAFETY: a per-CPU slot; nothing else writes it concurrently.
         unsafe {
@@ -96,7 +113,7 @@ fn account<C: EbpfContext>(ctx: &C, hook: Hook, config: u32, len: u64, ifindex: 
             (*c).bytes += len;
         }
     }
-    if config & CONFIG_DEBUG != 0 {
+    if config.flags & CONFIG_DEBUG != 0 {
         aya_log_ebpf::debug!(
             ctx,
             "steer_{}: ifindex {} len {} reason {} egress {}",
@@ -113,11 +130,11 @@ fn account<C: EbpfContext>(ctx: &C, hook: Hook, config: u32, len: u64, ifindex: 
 pub fn steer_xdp(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     let config = config();
-    let verdict = xdp::process(&ctx, config);
+    let verdict = xdp::process(&ctx, &config);
     account(
         &ctx,
         Hook::Xdp,
-        config,
+        &config,
         len,
         ctx.ingress_ifindex() as u32,
         &verdict,
@@ -129,10 +146,10 @@ pub fn steer_xdp(ctx: XdpContext) -> u32 {
 pub fn steer_tc(ctx: TcContext) -> i32 {
     let len = ctx.len() as u64;
     let config = config();
-    let verdict = tc::process(&ctx);
+    let verdict = tc::process(&ctx, &config);
     // SAFETY: reading a field of the context the kernel passed.
     let ifindex = unsafe { (*ctx.skb.skb).ingress_ifindex };
-    account(&ctx, Hook::Tc, config, len, ifindex, &verdict);
+    account(&ctx, Hook::Tc, &config, len, ifindex, &verdict);
     verdict.action as i32
 }
 

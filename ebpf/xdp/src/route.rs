@@ -5,16 +5,19 @@
 //! `ip rule`s apply) for that next hop's egress and MACs. Each hook then
 //! rewrites and redirects in its own way (`xdp.rs`, `tc.rs`).
 //!
-//! The next hop is chosen in [`choose`] from a [`FlowKey`]: today by the
-//! flow hash alone; a flow table (a running flow keeps its member) slots in
-//! there, before the hash, without touching either hook.
+//! The next hop is chosen in [`choose`]: by the flow table (`flow.rs`: a
+//! running flow keeps its member; a new one takes the flow hash's), or by
+//! the flow hash alone when the table is off.
 
 use aya_ebpf::{EbpfContext, helpers::generated::bpf_fib_lookup, maps::lpm_trie::Key};
-use steer_common::{ACTION_FORWARD, FAMILY_V4, FAMILY_V6, MAX_NEXT_HOPS, NextHop, Reason, Route};
+use steer_common::{
+    ACTION_FORWARD, Config, FAMILY_V4, FAMILY_V6, FlowKey, MAX_NEXT_HOPS, NextHop, NextHopSet,
+    Reason, Route,
+};
 
 use crate::{
-    STEER_LPM4, STEER_LPM6, STEER_NHSETS,
-    hash::FlowHash,
+    STEER_LPM4, STEER_LPM6, STEER_NHSETS, flow,
+    hash::flow_hash,
     packet::{
         ETH_HLEN, ETH_P_IP, ETH_P_IPV6, EthHdr, Frame, Ipv4Hdr, Ipv6Hdr, at, halves,
         is_ipv6_ext_header, l4,
@@ -72,50 +75,6 @@ pub struct FibParams {
 }
 
 const _: () = assert!(core::mem::size_of::<FibParams>() == 64);
-
-/// The 5-tuple of a flow, as the next-hop choice sees it. Ports are 0 for
-/// protocols without them.
-pub struct FlowKey {
-    /// [`FAMILY_V4`] or [`FAMILY_V6`].
-    pub family: u32,
-    /// Source address (IPv4: word 0), raw network order.
-    pub src: [u32; 4],
-    /// Destination address (IPv4: word 0), raw network order.
-    pub dst: [u32; 4],
-    /// L4 protocol.
-    pub protocol: u8,
-    /// Source port, raw network order.
-    pub sport: u16,
-    /// Destination port, raw network order.
-    pub dport: u16,
-}
-
-impl FlowKey {
-    /// The flow hash (the same words, in the same order, as every release
-    /// so far, so an upgrade keeps each flow on its member).
-    #[inline(always)]
-    pub fn hash(&self) -> FlowHash {
-        let ports = ((self.sport as u32) << 16) | self.dport as u32;
-        let h = FlowHash::new();
-        if self.family == FAMILY_V4 {
-            return h
-                .word(self.src[0])
-                .word(self.dst[0])
-                .word(self.protocol as u32)
-                .word(ports);
-        }
-        h.word(self.src[0])
-            .word(self.src[1])
-            .word(self.src[2])
-            .word(self.src[3])
-            .word(self.dst[0])
-            .word(self.dst[1])
-            .word(self.dst[2])
-            .word(self.dst[3])
-            .word(self.protocol as u32)
-            .word(ports)
-    }
-}
 
 /// A packet the fast path may forward: its route's next-hop set and what
 /// the later steps need.
@@ -193,12 +152,13 @@ fn ipv4<F: Frame>(f: &F) -> Result<Packet, Reason> {
     Ok(Packet {
         set_id,
         flow: FlowKey {
-            family: FAMILY_V4,
             src: [ip.saddr, 0, 0, 0],
             dst: [ip.daddr, 0, 0, 0],
-            protocol: ip.protocol,
             sport: l4.sport,
             dport: l4.dport,
+            protocol: ip.protocol,
+            family: FAMILY_V4 as u8,
+            pad: 0,
         },
         ip_len: tot_len,
         tos_flowinfo: ip.tos as u32,
@@ -242,12 +202,13 @@ fn ipv6<F: Frame>(f: &F) -> Result<Packet, Reason> {
     Ok(Packet {
         set_id,
         flow: FlowKey {
-            family: FAMILY_V6,
             src: saddr,
             dst: daddr,
-            protocol: ip.nexthdr,
             sport: l4.sport,
             dport: l4.dport,
+            protocol: ip.nexthdr,
+            family: FAMILY_V6 as u8,
+            pad: 0,
         },
         ip_len: (IPV6_HLEN + payload) as u16,
         tos_flowinfo: ip.vtc_flow & 0x0fff_ffffu32.to_be(),
@@ -266,24 +227,38 @@ fn ipv6<F: Frame>(f: &F) -> Result<Packet, Reason> {
     })
 }
 
-/// The member of set `set_id` that carries `flow`.
+/// The member of `p`'s next-hop set that carries its flow.
 #[inline(always)]
-pub fn choose(set_id: u32, flow: &FlowKey) -> Result<NextHop, Reason> {
+pub fn choose(p: &Packet, config: &Config) -> Result<NextHop, Reason> {
     // SAFETY: the value is only read; user space replaces sets atomically.
-    let set = unsafe { STEER_NHSETS.get(set_id) }.ok_or(Reason::NoNextHopSet)?;
-    let count = set.count;
-    if count == 0 || count as usize > MAX_NEXT_HOPS {
+    let set = unsafe { STEER_NHSETS.get(p.set_id) }.ok_or(Reason::NoNextHopSet)?;
+    if set.count == 0 || set.count as usize > MAX_NEXT_HOPS {
         return Err(Reason::NoNextHopSet);
     }
-    let idx = flow.hash().pick(count) as usize;
-    // LLVM proves idx < count <= 16 and would drop the check below; the
+    if config.flow_idle_secs == 0 {
+        return Ok(hash_pick(set, &p.flow).0);
+    }
+    Ok(flow::choose(set, p, config.flow_idle_secs))
+}
+
+/// The flow hash's member of `set` for `flow`, and its index.
+#[inline(always)]
+pub fn hash_pick(set: &NextHopSet, flow: &FlowKey) -> (NextHop, u32) {
+    let idx = flow_hash(flow).pick(set.count);
+    member(set, idx).unwrap_or((set.hops[0], 0))
+}
+
+/// Member `idx` of `set`, if it has one.
+#[inline(always)]
+pub fn member(set: &NextHopSet, idx: u32) -> Option<(NextHop, u32)> {
+    // LLVM may prove idx < count <= 16 and drop the check below; the
     // verifier cannot, so hide the value behind a volatile read.
     // SAFETY: reading a local.
-    let idx = unsafe { core::ptr::read_volatile(&idx) };
-    if idx >= MAX_NEXT_HOPS {
-        return Err(Reason::NoNextHopSet);
+    let i = unsafe { core::ptr::read_volatile(&idx) } as usize;
+    if i >= MAX_NEXT_HOPS || i >= set.count as usize {
+        return None;
     }
-    Ok(set.hops[idx])
+    Some((set.hops[i], idx))
 }
 
 /// Asks the kernel's FIB how to reach `hop` for `p` arriving on `ifindex`:
@@ -298,7 +273,7 @@ pub fn lookup<C: EbpfContext>(
     tot_len: u16,
     flags: u32,
 ) -> (i64, FibParams) {
-    let same_family = hop.family == p.flow.family;
+    let same_family = hop.family == p.flow.family as u32;
     let mut fib = FibParams {
         family: hop.family as u8,
         l4_protocol: p.flow.protocol,

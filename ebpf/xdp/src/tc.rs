@@ -18,7 +18,7 @@ use aya_ebpf::{
     helpers::generated::{bpf_redirect, bpf_redirect_neigh},
     programs::TcContext,
 };
-use steer_common::{FAMILY_V4, Reason};
+use steer_common::{Config, FAMILY_V4, Reason};
 
 use crate::{
     Verdict,
@@ -44,7 +44,7 @@ struct RedirNeigh {
 /// Decides what to do with the skb in `ctx`, rewriting it when it is
 /// forwarded.
 #[inline(always)]
-pub fn process(ctx: &TcContext) -> Verdict {
+pub fn process(ctx: &TcContext, config: &Config) -> Verdict {
     let pass = |reason| Verdict::pass(TC_ACT_OK as u32, reason);
     let skb = ctx.skb.skb;
     // SAFETY: reading fields of the context the kernel passed.
@@ -73,7 +73,7 @@ pub fn process(ctx: &TcContext) -> Verdict {
         Ok(p) => p,
         Err(reason) => return pass(reason),
     };
-    let hop = match choose(p.set_id, &p.flow) {
+    let hop = match choose(&p, config) {
         Ok(h) => h,
         Err(reason) => return pass(reason),
     };
@@ -95,7 +95,7 @@ pub fn process(ctx: &TcContext) -> Verdict {
         }
     }
     let new_ttl = p.ttl - 1;
-    let written = if p.flow.family == FAMILY_V4 {
+    let written = if p.flow.family as u32 == FAMILY_V4 {
         let old = u16::from_ne_bytes([p.ttl, p.flow.protocol]) as u64;
         let new = u16::from_ne_bytes([new_ttl, p.flow.protocol]) as u64;
         ctx.l3_csum_replace(IPV4_CHECK_OFF, old, new, 2)

@@ -6,7 +6,7 @@
 //! that state.
 
 use aya_ebpf::{bindings::xdp_action, helpers::generated::bpf_redirect, programs::XdpContext};
-use steer_common::{CONFIG_GENERIC, Reason};
+use steer_common::{CONFIG_GENERIC, Config, Reason};
 
 use crate::{
     Verdict,
@@ -15,21 +15,21 @@ use crate::{
 };
 
 /// Decides what to do with the frame in `ctx` (and rewrites it if it is
-/// forwarded). `config` is the config map's flags.
+/// forwarded). `config` is the config map's slot.
 #[inline(always)]
-pub fn process(ctx: &XdpContext, config: u32) -> Verdict {
+pub fn process(ctx: &XdpContext, config: &Config) -> Verdict {
     let pass = |reason| Verdict::pass(xdp_action::XDP_PASS, reason);
     let p = match parse(ctx) {
         Ok(p) => p,
         Err(reason) => return pass(reason),
     };
     if let Some(check) = p.l4_check
-        && config & CONFIG_GENERIC == 0
+        && config.flags & CONFIG_GENERIC == 0
         && fold(p.pseudo) == check
     {
         return pass(Reason::CsumPartial);
     }
-    let hop = match choose(p.set_id, &p.flow) {
+    let hop = match choose(&p, config) {
         Ok(h) => h,
         Err(reason) => return pass(reason),
     };
@@ -50,7 +50,7 @@ pub fn process(ctx: &XdpContext, config: u32) -> Verdict {
     let eth = unsafe { &mut *eth };
     eth.dst = fib.dmac;
     eth.src = fib.smac;
-    if p.flow.family == steer_common::FAMILY_V4 {
+    if p.flow.family as u32 == steer_common::FAMILY_V4 {
         let Some(ip) = at::<Ipv4Hdr, _>(ctx, ETH_HLEN) else {
             return pass(Reason::Truncated);
         };

@@ -70,8 +70,17 @@ pub const NHA_GROUP: u16 = 2;
 pub const NHA_GROUP_TYPE: u16 = 3;
 pub const NHA_OIF: u16 = 5;
 pub const NHA_GATEWAY: u16 = 6;
+pub const NHA_RES_GROUP: u16 = 12;
+/// Marks a nested attribute (strictly validated families need it).
+pub const NLA_F_NESTED: u16 = 0x8000;
+pub const NHA_RES_GROUP_BUCKETS: u16 = 1;
+pub const NHA_RES_GROUP_IDLE_TIMER: u16 = 2;
+pub const NHA_RES_GROUP_UNBALANCED_TIMER: u16 = 3;
 pub const NEXTHOP_GRP_TYPE_MPATH: u16 = 0;
+pub const NEXTHOP_GRP_TYPE_RES: u16 = 1;
 pub const NEXTHOP_GRP_LEN: usize = 8;
+/// clock_t ticks per second in netlink (USER_HZ).
+pub const USER_HZ: u32 = 100;
 
 // fib_rules.h: struct fib_rule_hdr and its attributes
 pub const FIB_RULE_HDR_LEN: usize = 12;

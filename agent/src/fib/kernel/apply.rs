@@ -1,7 +1,15 @@
 //! Programming the table. One `apply` turns a list of changes into a few
-//! batches: missing nexthop objects first (NexthopObjects strategy), then
-//! every route, then deletion of the objects no route uses any more. Each
-//! refused change is reported with its prefix and errno; the rest land.
+//! batches: missing nexthop objects first (NexthopObjects strategy: gateway
+//! objects, new resilient groups, and groups replaced in place), then every
+//! route, then deletion of the objects no route uses any more. Each refused
+//! change is reported with its prefix and errno; the rest land.
+//!
+//! Flow affinity in the kernel path: a route keeps its group while its
+//! gateway set is the group's; when every route using a group changes to
+//! the same new set in one batch (an appliance joining or leaving changes
+//! every prefix it shares with the others at once), the group is replaced in
+//! place, so its buckets — and the flows in them — stay; only routes that
+//! split off a shared group move to another one.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -68,6 +76,22 @@ fn failure(change: &RouteChange, e: &ErrorMsg) -> RouteFailure {
 /// An item and the id of the nexthop object created for it, or why not.
 type Created<T> = (T, Result<u32, ErrorMsg>);
 
+/// A group replaced in place (id, new gateway set), and whether it was.
+type Replaced = ((u32, Vec<IpAddr>), Result<(), ErrorMsg>);
+
+/// What [`KernelFib::prepare_objects`] arranged for one batch.
+#[derive(Default)]
+struct Objects {
+    /// Groups replaced in place, with their new gateway sets: their routes
+    /// stay on them.
+    in_place: HashMap<u32, Vec<IpAddr>>,
+    /// Gateway sets that could not get a group, with why.
+    failed_sets: HashMap<Vec<IpAddr>, ErrorMsg>,
+    /// Groups whose replacement in place failed, with why (their routes
+    /// fail with it and are retried on the next reconcile).
+    failed_groups: HashMap<u32, ErrorMsg>,
+}
+
 fn own_error(errno: i32, message: String) -> ErrorMsg {
     ErrorMsg {
         errno,
@@ -113,14 +137,14 @@ impl KernelFib {
             // their interface goes down.
             self.resync_nexthops()?;
         }
-        let failed_sets = match self.strategy {
+        let objects = match self.strategy {
             EcmpStrategy::NexthopObjects => self.prepare_objects(&changes)?,
-            EcmpStrategy::Multipath => HashMap::new(),
+            EcmpStrategy::Multipath => Objects::default(),
         };
         let mut ops = Vec::with_capacity(changes.len());
         let mut removals = Vec::new();
         for change in changes {
-            match self.plan(change, &failed_sets) {
+            match self.plan(change, &objects) {
                 Ok(Action::Remove) => removals.push(Op {
                     change,
                     action: Action::Remove,
@@ -158,11 +182,7 @@ impl KernelFib {
         Ok(report)
     }
 
-    fn plan(
-        &self,
-        change: &RouteChange,
-        failed_sets: &HashMap<Vec<IpAddr>, ErrorMsg>,
-    ) -> Result<Action, ErrorMsg> {
+    fn plan(&self, change: &RouteChange, objects: &Objects) -> Result<Action, ErrorMsg> {
         let route = match change {
             RouteChange::Remove(_) => return Ok(Action::Remove),
             RouteChange::Upsert(r) => r,
@@ -176,7 +196,6 @@ impl KernelFib {
             RouteTarget::Unreachable => return Ok(plain(RTN_UNREACHABLE)),
             RouteTarget::Blackhole => return Ok(plain(RTN_BLACKHOLE)),
             RouteTarget::Throw => return Ok(plain(RTN_THROW)),
-            RouteTarget::Unicast(gws) if gws.len() == 1 => gws.clone(),
             RouteTarget::Unicast(gws) => canonical(gws),
         };
         if gateways.is_empty() {
@@ -188,14 +207,18 @@ impl KernelFib {
         let object = match self.strategy {
             EcmpStrategy::Multipath => None,
             EcmpStrategy::NexthopObjects => {
-                let known = match gateways.as_slice() {
-                    [gw] => self.nh.gateway(*gw),
-                    set => self.nh.group(set),
-                };
-                match (known, failed_sets.get(&gateways)) {
-                    (Some(id), _) => Some(id),
-                    (None, Some(e)) => return Err(e.clone()),
-                    (None, None) => {
+                let current = self.nh.route(&route.prefix);
+                if let Some(e) = current.and_then(|g| objects.failed_groups.get(&g)) {
+                    return Err(e.clone());
+                }
+                match (
+                    current.filter(|g| self.keeps(*g, &gateways, &objects.in_place)),
+                    self.nh.group(&gateways),
+                    objects.failed_sets.get(&gateways),
+                ) {
+                    (Some(id), _, _) | (None, Some(id), _) => Some(id),
+                    (None, None, Some(e)) => return Err(e.clone()),
+                    (None, None, None) => {
                         return Err(own_error(
                             libc::EINVAL,
                             "no nexthop object for the gateways".into(),
@@ -211,42 +234,85 @@ impl KernelFib {
         })
     }
 
+    /// A route on group `g` that wants `gateways` stays on it: the group
+    /// has (or is given in place, `moved`) exactly those gateways.
+    fn keeps(&self, g: u32, gateways: &[IpAddr], moved: &HashMap<u32, Vec<IpAddr>>) -> bool {
+        match moved.get(&g) {
+            Some(set) => set == gateways,
+            None => {
+                self.nh.resilience(g).is_some()
+                    && self.nh.resolve(g).is_some_and(|set| set == gateways)
+            }
+        }
+    }
+
+    /// The groups whose every route changes to one same new gateway set in
+    /// this batch (routes removed from the group are fine), with that set.
+    fn whole_group_moves(&self, changes: &[&RouteChange]) -> HashMap<u32, Vec<IpAddr>> {
+        let by_prefix: HashMap<Prefix, &RouteChange> =
+            changes.iter().map(|c| (c.prefix(), *c)).collect();
+        let mut out = HashMap::new();
+        'groups: for (g, users) in self.nh.routes_by_group() {
+            let mut target: Option<Vec<IpAddr>> = None;
+            for p in &users {
+                match by_prefix.get(p) {
+                    None => continue 'groups,
+                    Some(RouteChange::Upsert(r)) => match &r.target {
+                        RouteTarget::Unicast(gws) if !gws.is_empty() => {
+                            let set = canonical(gws);
+                            if target.as_ref().is_some_and(|t| *t != set) {
+                                continue 'groups;
+                            }
+                            target = Some(set);
+                        }
+                        _ => {}
+                    },
+                    Some(RouteChange::Remove(_)) => {}
+                }
+            }
+            if let Some(set) = target
+                && self.nh.resolve(g).as_ref() != Some(&set)
+            {
+                out.insert(g, set);
+            }
+        }
+        out
+    }
+
     /// Creates the gateway objects and groups that the routes in `changes`
-    /// need; returns the gateway sets (one gateway or several) that could
-    /// not get an object, with why.
-    fn prepare_objects(
-        &mut self,
-        changes: &[&RouteChange],
-    ) -> Result<HashMap<Vec<IpAddr>, ErrorMsg>, KernelError> {
+    /// need and replaces in place the groups whose routes all move to one
+    /// new set; says which sets and groups failed, with why.
+    fn prepare_objects(&mut self, changes: &[&RouteChange]) -> Result<Objects, KernelError> {
+        let moves = self.whole_group_moves(changes);
         let mut sets: HashSet<Vec<IpAddr>> = HashSet::new();
-        let mut gws: HashSet<IpAddr> = HashSet::new();
         for c in changes {
             if let RouteChange::Upsert(r) = c
                 && let RouteTarget::Unicast(targets) = &r.target
+                && !targets.is_empty()
             {
-                match targets.as_slice() {
-                    [gw] => {
-                        if self.nh.gateway(*gw).is_none() {
-                            gws.insert(*gw);
-                        }
-                    }
-                    many => {
-                        let set = canonical(many);
-                        if self.nh.group(&set).is_none() {
-                            gws.extend(set.iter().filter(|g| self.nh.gateway(**g).is_none()));
-                            if set.len() > 1 {
-                                sets.insert(set);
-                            }
-                        }
-                    }
+                let set = canonical(targets);
+                let stays = self
+                    .nh
+                    .route(&r.prefix)
+                    .is_some_and(|g| self.keeps(g, &set, &moves));
+                if !stays && self.nh.group(&set).is_none() {
+                    sets.insert(set);
                 }
             }
         }
-        let mut failed = HashMap::new();
-        if gws.is_empty() && sets.is_empty() {
-            return Ok(failed);
+        let mut objects = Objects::default();
+        let mut gws: Vec<IpAddr> = sets
+            .iter()
+            .chain(moves.values())
+            .flatten()
+            .filter(|g| self.nh.gateway(**g).is_none())
+            .copied()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if gws.is_empty() && sets.is_empty() && moves.is_empty() {
+            return Ok(objects);
         }
-        let mut gws: Vec<IpAddr> = gws.into_iter().collect();
         gws.sort_unstable();
         let mut gw_failed: HashMap<IpAddr, ErrorMsg> = HashMap::new();
         let mut resolved = Vec::new();
@@ -269,31 +335,86 @@ impl KernelFib {
                 }
             }
         }
-        for (gw, e) in &gw_failed {
-            failed.insert(vec![*gw], e.clone());
-        }
+        let member_ids = |set: &[IpAddr], nh: &nexthop::Registry| -> Result<Vec<u32>, ErrorMsg> {
+            set.iter()
+                .map(|g| match (nh.gateway(*g), gw_failed.get(g)) {
+                    (Some(id), _) => Ok(id),
+                    (None, e) => Err(own_error(
+                        e.map_or(libc::ENETUNREACH, |e| e.errno),
+                        format!(
+                            "gateway {g}: {}",
+                            e.map_or_else(|| "no nexthop object".to_string(), describe)
+                        ),
+                    )),
+                })
+                .collect()
+        };
         let mut groups = Vec::new();
         for set in sets {
-            if let Some((gw, e)) = set.iter().find_map(|g| gw_failed.get(g).map(|e| (g, e))) {
-                let why = own_error(e.errno, format!("gateway {gw}: {}", describe(e)));
-                failed.insert(set, why);
-            } else {
-                let members: Vec<u32> = set.iter().filter_map(|g| self.nh.gateway(*g)).collect();
-                groups.push((set, members));
-            }
-        }
-        let created = self.create_objects(groups, |b, id, (_, members)| {
-            nexthop::push_new_group(b, id, members)
-        })?;
-        for ((set, _), result) in created {
-            match result {
-                Ok(id) => self.nh.add_group(set, id),
+            match member_ids(&set, &self.nh) {
+                Ok(members) => groups.push((set, members)),
                 Err(e) => {
-                    failed.insert(set, e);
+                    objects.failed_sets.insert(set, e);
                 }
             }
         }
-        Ok(failed)
+        let res = self.resilience;
+        let created = self.create_objects(groups, |b, id, (_, members)| {
+            nexthop::push_new_group(b, id, members, res)
+        })?;
+        for ((set, _), result) in created {
+            match result {
+                Ok(id) => self.nh.add_group(set, id, res),
+                Err(e) => {
+                    objects.failed_sets.insert(set, e);
+                }
+            }
+        }
+        let mut replacements = Vec::new();
+        for (g, set) in moves {
+            match member_ids(&set, &self.nh) {
+                Ok(members) => replacements.push((g, set, members)),
+                Err(e) => {
+                    objects.failed_groups.insert(g, e);
+                }
+            }
+        }
+        for ((g, set), result) in self.replace_groups(replacements)? {
+            match result {
+                Ok(()) => {
+                    objects.in_place.insert(g, set);
+                }
+                Err(e) => {
+                    objects.failed_groups.insert(g, e);
+                }
+            }
+        }
+        Ok(objects)
+    }
+
+    /// Replaces groups in place (id, new gateway set, its member ids) with
+    /// this instance's resilience; records and returns each one's outcome.
+    pub(super) fn replace_groups(
+        &mut self,
+        groups: Vec<(u32, Vec<IpAddr>, Vec<u32>)>,
+    ) -> Result<Vec<Replaced>, KernelError> {
+        let res = self.resilience;
+        let (fates, _) = self.run(
+            groups.len(),
+            |b, i| nexthop::push_replace_group(b, groups[i].0, &groups[i].2, res),
+            |_, _| false,
+        )?;
+        let mut out = Vec::with_capacity(groups.len());
+        for ((g, set, _), fate) in groups.into_iter().zip(fates) {
+            match fate {
+                None => {
+                    self.nh.replace_group(g, set.clone(), res);
+                    out.push(((g, set), Ok(())));
+                }
+                Some(e) => out.push(((g, set), Err(e))),
+            }
+        }
+        Ok(out)
     }
 
     /// The interface the host reaches each gateway through (RTM_GETROUTE):

@@ -181,20 +181,22 @@ pub fn decode(set: &NextHopSet) -> Option<Vec<IpAddr>> {
     if count == 0 || count > MAX_NEXT_HOPS {
         return None;
     }
-    set.hops[..count]
-        .iter()
-        .map(|h| match h.family {
-            FAMILY_V4 => Some(IpAddr::from(h.addr[0].to_ne_bytes())),
-            FAMILY_V6 => {
-                let mut o = [0u8; 16];
-                for (chunk, w) in o.chunks_exact_mut(4).zip(h.addr) {
-                    chunk.copy_from_slice(&w.to_ne_bytes());
-                }
-                Some(IpAddr::from(o))
+    set.hops[..count].iter().map(decode_hop).collect()
+}
+
+/// The address of one next hop, if its family is one of ours.
+pub fn decode_hop(h: &NextHop) -> Option<IpAddr> {
+    match h.family {
+        FAMILY_V4 => Some(IpAddr::from(h.addr[0].to_ne_bytes())),
+        FAMILY_V6 => {
+            let mut o = [0u8; 16];
+            for (chunk, w) in o.chunks_exact_mut(4).zip(h.addr) {
+                chunk.copy_from_slice(&w.to_ne_bytes());
             }
-            _ => None,
-        })
-        .collect()
+            Some(IpAddr::from(o))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

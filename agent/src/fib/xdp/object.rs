@@ -1,10 +1,11 @@
 //! The embedded eBPF object (built by `agent/build.rs` from `ebpf/xdp`) and
 //! how it is loaded: maps pinned under the instance's pin dir are adopted
 //! after checking that their layout is the one this build expects; missing
-//! ones are created and pinned there. A pinned counter map of another
-//! layout (an older build with fewer hooks or reasons) is replaced, counting
-//! from zero: counters are not forwarding state, and refusing them would
-//! stop an upgrade. Both programs are loaded.
+//! ones are created and pinned there. A pinned counter, config or
+//! flow-stats map of another layout (an older build with fewer hooks or
+//! reasons, or a shorter config) is replaced, counting from zero: none is
+//! forwarding state (the config is rewritten at every start), and refusing
+//! them would stop an upgrade. Both programs are loaded.
 
 use std::path::Path;
 
@@ -12,8 +13,9 @@ use aya::maps::{MapInfo, MapType};
 use aya::programs::{SchedClassifier, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use steer_common::{
-    COUNTER_SLOTS, Config, Counter, MAP_CONFIG, MAP_COUNTERS, MAP_LPM4, MAP_LPM6, MAP_NH_SETS,
-    MAX_NH_SETS, MAX_ROUTES, NextHopSet, PROGRAM_NAME, Route, TC_PROGRAM_NAME,
+    COUNTER_SLOTS, Config, Counter, FLOW_EVENT_COUNT, FlowEntry, FlowKey, MAP_CONFIG, MAP_COUNTERS,
+    MAP_FLOW_STATS, MAP_FLOWS, MAP_LPM4, MAP_LPM6, MAP_NH_SETS, MAX_FLOWS, MAX_NH_SETS, MAX_ROUTES,
+    NextHopSet, PROGRAM_NAME, Route, TC_PROGRAM_NAME,
 };
 
 use super::XdpError;
@@ -33,7 +35,10 @@ fn size<T>() -> u32 {
     std::mem::size_of::<T>() as u32
 }
 
-fn layouts() -> [Layout; 5] {
+/// Maps that are not forwarding state: one of another layout is replaced.
+const REPLACEABLE: [&str; 3] = [MAP_COUNTERS, MAP_CONFIG, MAP_FLOW_STATS];
+
+fn layouts() -> [Layout; 7] {
     [
         Layout {
             name: MAP_LPM4,
@@ -70,6 +75,20 @@ fn layouts() -> [Layout; 5] {
             value_size: size::<Config>(),
             max_entries: 1,
         },
+        Layout {
+            name: MAP_FLOWS,
+            map_type: MapType::LruHash,
+            key_size: size::<FlowKey>(),
+            value_size: size::<FlowEntry>(),
+            max_entries: MAX_FLOWS,
+        },
+        Layout {
+            name: MAP_FLOW_STATS,
+            map_type: MapType::PerCpuArray,
+            key_size: size::<u32>(),
+            value_size: size::<u64>(),
+            max_entries: FLOW_EVENT_COUNT as u32,
+        },
     ]
 }
 
@@ -97,10 +116,10 @@ fn check_pinned(pin_dir: &Path) -> Result<(), XdpError> {
             want.value_size,
             want.max_entries,
         );
-        if found != expected && want.name == MAP_COUNTERS {
+        if found != expected && REPLACEABLE.contains(&want.name) {
             tracing::warn!(
-                "pinned counters {} have layout {found:?}, this build counts in {expected:?}: \
-                 replacing them (counters restart at zero)",
+                "pinned map {} has layout {found:?}, this build uses {expected:?}: \
+                 replacing it (it holds counters or settings, no forwarding state)",
                 path.display()
             );
             std::fs::remove_file(&path).map_err(|cause| XdpError::Io {

@@ -1,7 +1,8 @@
 //! The few `bpf(2)` commands aya does not expose the way the fast path needs
 //! them: XDP link create/update/detach with the link's own fd (to pin it and
-//! read which ifindex it is on), object pin/get, link info, and
-//! `BPF_PROG_TEST_RUN`.
+//! read which ifindex it is on), object pin/get, link info,
+//! `BPF_PROG_TEST_RUN`, and `BPF_MAP_LOOKUP_BATCH` (reading a large hash map
+//! in a few calls instead of two per entry).
 
 use std::ffi::CString;
 use std::io;
@@ -16,6 +17,7 @@ const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_LINK_UPDATE: libc::c_long = 29;
 const BPF_LINK_DETACH: libc::c_long = 34;
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const BPF_XDP: u32 = 37;
 const BPF_LINK_TYPE_XDP: u32 = 6;
 
@@ -103,6 +105,74 @@ pub fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
         link_fd: link.as_raw_fd() as u32,
     };
     bpf(BPF_LINK_DETACH, &mut attr).map(drop)
+}
+
+/// Reads every entry of the hash map `map` (keys of `key_size`, values of
+/// `value_size` bytes) in batches of up to `batch` entries, calling
+/// `each(key, value)` for each. Entries added or removed meanwhile may be
+/// seen or not, as with any walk of a live map.
+pub fn map_lookup_batch(
+    map: BorrowedFd<'_>,
+    key_size: usize,
+    value_size: usize,
+    batch: u32,
+    mut each: impl FnMut(&[u8], &[u8]),
+) -> io::Result<()> {
+    #[repr(C)]
+    struct Attr {
+        in_batch: u64,
+        out_batch: u64,
+        keys: u64,
+        values: u64,
+        count: u32,
+        map_fd: u32,
+        elem_flags: u64,
+        flags: u64,
+    }
+    let mut batch = batch.max(1);
+    let mut keys = vec![0u8; key_size * batch as usize];
+    let mut values = vec![0u8; value_size * batch as usize];
+    let (mut token_in, mut token_out) = (0u32, 0u32);
+    let mut first = true;
+    loop {
+        let mut attr = Attr {
+            in_batch: if first {
+                0
+            } else {
+                &mut token_in as *mut u32 as u64
+            },
+            out_batch: &mut token_out as *mut u32 as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: batch,
+            map_fd: map.as_raw_fd() as u32,
+            elem_flags: 0,
+            flags: 0,
+        };
+        let rc = bpf(BPF_MAP_LOOKUP_BATCH, &mut attr);
+        let done = match &rc {
+            Ok(_) => false,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && attr.count == 0 => {
+                batch *= 2;
+                keys.resize(key_size * batch as usize, 0);
+                values.resize(value_size * batch as usize, 0);
+                continue;
+            }
+            Err(_) => return rc.map(drop),
+        };
+        for i in 0..attr.count as usize {
+            each(
+                &keys[i * key_size..(i + 1) * key_size],
+                &values[i * value_size..(i + 1) * value_size],
+            );
+        }
+        if done {
+            return Ok(());
+        }
+        first = false;
+        token_in = token_out;
+    }
 }
 
 #[repr(C)]
