@@ -46,6 +46,7 @@ pub mod netns;
 pub mod process;
 pub mod rawpeer;
 pub mod route;
+pub mod shape;
 pub mod steer;
 pub mod tmp;
 pub mod wait;

@@ -35,7 +35,7 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum Bench {
-    /// Route server: P appliances x N prefixes, Steer vs BIRD vs GoBGP.
+    /// Route server: P appliances x N prefixes, Steer vs BIRD, GoBGP, FRR.
     Bgp(bench_bgp::Args),
     /// Host FIB: kernel programming vs `ip -batch`, XDP map rate and cost.
     Fib,

@@ -1,8 +1,8 @@
 //! The little BGP-4 the benchmark speakers need (RFC 4271, 4-octet AS from
-//! RFC 6793, ADD-PATH from RFC 7911): OPEN and KEEPALIVE encoding, UPDATEs
-//! packed with as many IPv4 NLRI as fit one attribute set, a framing reader,
-//! and the capability checks both speakers make on the route server's OPEN.
-//! Nothing here is Steer's codec: the benchmark must not share its bugs.
+//! RFC 6793, ADD-PATH from RFC 7911): OPEN and KEEPALIVE encoding, a framing
+//! reader, and the capability checks both speakers make on the route
+//! server's OPEN. The UPDATEs come from `steer_tests::shape`. Nothing here
+//! is Steer's codec: the benchmark must not share its bugs.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -26,32 +26,6 @@ const CAP_MULTIPROTOCOL: u8 = 1;
 const CAP_FOUR_OCTET_AS: u8 = 65;
 const CAP_ADD_PATH: u8 = 69;
 const AS_TRANS: u16 = 23456;
-
-/// An IPv4 prefix as it travels in NLRI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Prefix {
-    /// Network address (host bits zero).
-    pub addr: u32,
-    /// Prefix length, 0..=32.
-    pub len: u8,
-}
-
-impl Prefix {
-    fn encoded_len(self) -> usize {
-        1 + usize::from(self.len).div_ceil(8)
-    }
-
-    fn encode(self, out: &mut Vec<u8>) {
-        out.push(self.len);
-        out.extend_from_slice(&self.addr.to_be_bytes()[..usize::from(self.len).div_ceil(8)]);
-    }
-}
-
-impl std::fmt::Display for Prefix {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", Ipv4Addr::from(self.addr), self.len)
-    }
-}
 
 fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(HEADER + body.len());
@@ -85,37 +59,6 @@ pub fn open(asn: u32, hold_time: u16, id: Ipv4Addr, add_path_receive: bool) -> V
     body.push(caps.len() as u8);
     body.extend_from_slice(&caps);
     frame(OPEN, &body)
-}
-
-/// Encodes UPDATEs announcing `prefixes` with ORIGIN IGP, AS_PATH
-/// `[asn]` (4-octet) and NEXT_HOP `next_hop`, each message as full as 4096
-/// bytes allow; all messages concatenated, ready for one `write_all`.
-pub fn updates(asn: u32, next_hop: Ipv4Addr, prefixes: &[Prefix]) -> Vec<u8> {
-    let mut attrs = vec![0x40, 1, 1, 0, 0x40, 2, 6, 2, 1];
-    attrs.extend_from_slice(&asn.to_be_bytes());
-    attrs.extend_from_slice(&[0x40, 3, 4]);
-    attrs.extend_from_slice(&next_hop.octets());
-    let fixed = 2 + 2 + attrs.len();
-    let mut out = Vec::new();
-    let mut rest = prefixes;
-    while !rest.is_empty() {
-        let mut room = MAX_MESSAGE - HEADER - fixed;
-        let mut n = 0;
-        while n < rest.len() && rest[n].encoded_len() <= room {
-            room -= rest[n].encoded_len();
-            n += 1;
-        }
-        let mut body = Vec::with_capacity(MAX_MESSAGE);
-        body.extend_from_slice(&0u16.to_be_bytes());
-        body.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-        body.extend_from_slice(&attrs);
-        for p in &rest[..n] {
-            p.encode(&mut body);
-        }
-        out.extend_from_slice(&frame(UPDATE, &body));
-        rest = &rest[n..];
-    }
-    out
 }
 
 /// Reads whole BGP messages from a stream through one large buffer.
@@ -270,30 +213,6 @@ pub fn handshake(stream: TcpStream, our_open: &[u8]) -> Result<(PeerOpen, MsgRea
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn update_packs_one_attribute_set_into_4096_bytes() {
-        let prefixes: Vec<Prefix> = (0..3000u32)
-            .map(|i| Prefix {
-                addr: 0x6440_0000 + (i << 8),
-                len: 24,
-            })
-            .collect();
-        let bytes = updates(65001, Ipv4Addr::new(10, 1, 0, 101), &prefixes);
-        let mut at = 0;
-        let mut seen = 0;
-        while at < bytes.len() {
-            let len = usize::from(u16::from_be_bytes([bytes[at + 16], bytes[at + 17]]));
-            assert!(len <= MAX_MESSAGE);
-            assert_eq!(bytes[at + 18], UPDATE);
-            let attr_len = usize::from(u16::from_be_bytes([bytes[at + 21], bytes[at + 22]]));
-            assert_eq!(attr_len, 20);
-            seen += (len - HEADER - 4 - attr_len) / 4;
-            at += len;
-        }
-        assert_eq!(seen, 3000);
-        assert_eq!(bytes.len().div_ceil(MAX_MESSAGE), 3);
-    }
 
     #[test]
     fn open_offers_add_path_receive_and_four_octet_as() {
