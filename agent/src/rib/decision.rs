@@ -11,9 +11,11 @@
 //! to and including the AS-path-length step, one per source: equal paths
 //! are active/active, a prepended path stays passive.
 
+use super::attrs::AttrSet;
 use crate::bgp::attribute::{Origin, PathAttributes};
 use smallvec::SmallVec;
 use std::cmp::Ordering;
+use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Default LOCAL_PREF for routes without one (RFC 4271 §5.1.5).
@@ -60,8 +62,6 @@ impl Step {
 /// values every comparison reads computed once.
 #[derive(Clone, Debug)]
 pub struct Candidate<'a> {
-    /// The path's attributes.
-    pub attrs: &'a PathAttributes,
     /// Learned over eBGP.
     pub ebgp: bool,
     /// The BGP identifier of the peer it came from.
@@ -74,6 +74,18 @@ pub struct Candidate<'a> {
     path_len: usize,
     origin_rank: u8,
     neighbour_as: Option<u32>,
+    med: u32,
+    originator_id: Option<Ipv4Addr>,
+    cluster_list_len: usize,
+    attrs: PhantomData<&'a AttrSet>,
+}
+
+fn origin_rank(o: Option<Origin>) -> u8 {
+    match o {
+        Some(Origin::Igp) => 0,
+        Some(Origin::Egp) => 1,
+        Some(Origin::Incomplete) | None => 2,
+    }
 }
 
 impl<'a> Candidate<'a> {
@@ -86,24 +98,48 @@ impl<'a> Candidate<'a> {
         source: u32,
     ) -> Candidate<'a> {
         Candidate {
-            attrs,
             ebgp,
             peer_router_id,
             peer_addr,
             source,
             local_pref: attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF),
             path_len: attrs.as_path_len(),
-            origin_rank: match attrs.origin {
-                Some(Origin::Igp) => 0,
-                Some(Origin::Egp) => 1,
-                Some(Origin::Incomplete) | None => 2,
-            },
+            origin_rank: origin_rank(attrs.origin),
             neighbour_as: attrs.as_path.as_ref().and_then(|p| p.first_asn()),
+            med: attrs.med.unwrap_or(0),
+            originator_id: attrs.originator_id,
+            cluster_list_len: attrs.cluster_list.len(),
+            attrs: PhantomData,
+        }
+    }
+
+    /// A candidate for an interned set learned from the given peer: the
+    /// same values, read from the set's decoded header.
+    pub fn of_set(
+        attrs: &'a AttrSet,
+        ebgp: bool,
+        peer_router_id: Ipv4Addr,
+        peer_addr: IpAddr,
+        source: u32,
+    ) -> Candidate<'a> {
+        Candidate {
+            ebgp,
+            peer_router_id,
+            peer_addr,
+            source,
+            local_pref: attrs.local_pref().unwrap_or(DEFAULT_LOCAL_PREF),
+            path_len: attrs.as_path_len(),
+            origin_rank: origin_rank(attrs.origin()),
+            neighbour_as: attrs.neighbour_as(),
+            med: attrs.med().unwrap_or(0),
+            originator_id: attrs.originator_id(),
+            cluster_list_len: attrs.cluster_list_len(),
+            attrs: PhantomData,
         }
     }
 
     fn router_id(&self) -> Ipv4Addr {
-        self.attrs.originator_id.unwrap_or(self.peer_router_id)
+        self.originator_id.unwrap_or(self.peer_router_id)
     }
 }
 
@@ -128,10 +164,7 @@ pub fn compare(a: &Candidate<'_>, b: &Candidate<'_>, with_med: bool) -> Verdict 
         .or_else(|| by(Step::Origin, a.origin_rank.cmp(&b.origin_rank)))
         .or_else(|| {
             if with_med && a.neighbour_as == b.neighbour_as {
-                by(
-                    Step::Med,
-                    a.attrs.med.unwrap_or(0).cmp(&b.attrs.med.unwrap_or(0)),
-                )
+                by(Step::Med, a.med.cmp(&b.med))
             } else {
                 None
             }
@@ -141,7 +174,7 @@ pub fn compare(a: &Candidate<'_>, b: &Candidate<'_>, with_med: bool) -> Verdict 
         .or_else(|| {
             by(
                 Step::ClusterListLength,
-                a.attrs.cluster_list.len().cmp(&b.attrs.cluster_list.len()),
+                a.cluster_list_len.cmp(&b.cluster_list_len),
             )
         })
         .or_else(|| by(Step::PeerAddress, a.peer_addr.cmp(&b.peer_addr)))

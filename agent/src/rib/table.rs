@@ -4,12 +4,14 @@
 //! refused by import policy stay visible with their reason but never take
 //! part in the decision. Stale paths (RFC 4724 graceful restart) do.
 
+use super::attrs::{AttrCache, AttrSet};
 use super::decision::{Candidate, Selection, select};
 use crate::bgp::attribute::PathAttributes;
 use crate::bgp::peer::PeerId;
 use crate::prefix::Prefix;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
+use std::collections::hash_map::Entry;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -76,8 +78,8 @@ pub struct Path {
     pub source: Arc<Source>,
     /// ADD-PATH path id as received (0 without ADD-PATH).
     pub path_id: u32,
-    /// Attributes after import (LOCAL_PREF set for eBGP routes).
-    pub attrs: Arc<PathAttributes>,
+    /// Attributes after import (LOCAL_PREF set for eBGP routes), interned.
+    pub attrs: Arc<AttrSet>,
     /// Kept through the peer's graceful restart, not yet refreshed.
     pub stale: bool,
     /// Import policy refused it (boxed: rare, and it keeps every path small).
@@ -87,7 +89,7 @@ pub struct Path {
 impl Path {
     /// The decision-process view of this path.
     pub fn candidate(&self) -> Candidate<'_> {
-        Candidate::new(
+        Candidate::of_set(
             &self.attrs,
             self.source.ebgp,
             self.source.router_id,
@@ -102,16 +104,41 @@ impl Path {
     }
 }
 
+/// A destination's paths as a decision left them: what exports read, of
+/// the table now or of a prefix as it was before its change.
+#[derive(Clone, Debug)]
+pub struct Decided<'a> {
+    /// The paths, in decision order.
+    pub paths: SmallVec<[&'a Path; 8]>,
+    /// Size of the multipath set at the front of `paths`.
+    pub multipath: usize,
+}
+
+impl<'a> Decided<'a> {
+    /// The multipath set, best first.
+    pub fn multipath_set(&self) -> &[&'a Path] {
+        &self.paths[..self.multipath.min(self.paths.len())]
+    }
+
+    /// Eligible paths (not refused), in decision order.
+    pub fn eligible(&self) -> impl Iterator<Item = &'a Path> + '_ {
+        self.paths.iter().copied().filter(|p| p.rejected.is_none())
+    }
+}
+
 /// All paths of one prefix; `paths[..multipath]` is the multipath set
 /// (best first), then other eligible paths, then refused ones.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Dest {
     /// The paths, in decision order after [`Table::decide`].
     pub paths: Vec<Path>,
     /// Size of the multipath set at the front of `paths`.
     pub multipath: usize,
-    /// Queued for the next decision.
-    dirty: bool,
+    prefix: Prefix,
+    /// Its entry in the queue of changes to decide, if queued.
+    change: Option<u32>,
+    /// In the table (a free slot otherwise).
+    live: bool,
     /// A local or host path was eligible at the last decision / the one
     /// before: without either, appliances (outside branch-to-branch) are
     /// neither sent nor withdrawn anything for this prefix.
@@ -119,6 +146,17 @@ pub struct Dest {
 }
 
 impl Dest {
+    fn new(prefix: Prefix) -> Dest {
+        Dest {
+            paths: Vec::new(),
+            multipath: 0,
+            prefix,
+            change: None,
+            live: true,
+            for_appliances: [false; 2],
+        }
+    }
+
     /// True when appliances may be affected by this prefix's last change
     /// even without branch-to-branch.
     pub fn concerns_appliances(&self) -> bool {
@@ -139,22 +177,82 @@ impl Dest {
     pub fn eligible(&self) -> impl Iterator<Item = &Path> {
         self.paths.iter().filter(|p| p.rejected.is_none())
     }
+
+    /// What exports read.
+    pub fn decided(&self) -> Decided<'_> {
+        Decided {
+            paths: self.paths.iter().collect(),
+            multipath: self.multipath,
+        }
+    }
 }
 
-/// The prefix table with a queue of prefixes to decide. A flag on each
-/// destination keeps the queue free of duplicates without a second hash
-/// lookup per change.
+/// A prefix changed since the last decision, with what exports need to
+/// know what it was then: the order of its paths by identity (peer, path
+/// id) and the paths replaced or removed since, kept until the change is
+/// exported. Paths left alone are read where they are, not copied.
+#[derive(Debug)]
+pub struct Change {
+    /// The prefix.
+    pub prefix: Prefix,
+    slot: u32,
+    before: SmallVec<[(PeerId, u32); 8]>,
+    before_multipath: usize,
+    displaced: Vec<Path>,
+    gone: bool,
+}
+
+impl Change {
+    /// The prefix as the previous decision left it; `now` is its
+    /// destination now ([`Table::after`]).
+    pub fn before<'a>(&'a self, now: Option<&'a Dest>) -> Decided<'a> {
+        let current: &[Path] = now.map_or(&[], |d| &d.paths);
+        let paths = self
+            .before
+            .iter()
+            .filter_map(|&(peer, id)| {
+                self.displaced
+                    .iter()
+                    .chain(current)
+                    .find(|p| p.same_slot(peer, id))
+            })
+            .collect();
+        Decided {
+            paths,
+            multipath: self.before_multipath,
+        }
+    }
+}
+
+/// The prefix table. Destinations live in a slab addressed by a slot
+/// number: the one hash lookup per received path finds the slot, and the
+/// queue of prefixes to decide holds slots, so deciding and exporting a
+/// change look nothing up again. Each queued destination knows its entry
+/// in the queue, which keeps the queue free of duplicates. The table owns the attribute cache: every
+/// path it drops lets go of its set there.
 #[derive(Debug, Default)]
 pub struct Table {
-    dests: FxHashMap<Prefix, Dest>,
-    dirty: Vec<Prefix>,
+    dests: Vec<Dest>,
+    free: Vec<u32>,
+    index: FxHashMap<Prefix, u32>,
+    dirty: Vec<Change>,
+    attrs: AttrCache,
 }
 
-fn mark(dirty: &mut Vec<Prefix>, prefix: Prefix, d: &mut Dest) {
-    if !d.dirty {
-        d.dirty = true;
-        dirty.push(prefix);
-    }
+/// Queue `d` for the next decision (once) and return its change.
+fn mark<'a>(dirty: &'a mut Vec<Change>, slot: u32, d: &mut Dest) -> &'a mut Change {
+    let at = *d.change.get_or_insert_with(|| {
+        dirty.push(Change {
+            prefix: d.prefix,
+            slot,
+            before: d.paths.iter().map(|p| (p.source.peer, p.path_id)).collect(),
+            before_multipath: d.multipath,
+            displaced: Vec::new(),
+            gone: false,
+        });
+        u32::try_from(dirty.len() - 1).expect("fewer than 2^32 changes")
+    });
+    &mut dirty[at as usize]
 }
 
 /// What an insert or remove did to a peer's received-prefix count.
@@ -178,35 +276,65 @@ impl Table {
 
     /// Number of prefixes.
     pub fn len(&self) -> usize {
-        self.dests.len()
+        self.index.len()
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.dests.is_empty()
+        self.index.is_empty()
     }
 
     /// The paths of one prefix.
     pub fn get(&self, p: &Prefix) -> Option<&Dest> {
-        self.dests.get(p)
+        self.index.get(p).map(|&i| &self.dests[i as usize])
     }
 
     /// Every prefix and its paths, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&Prefix, &Dest)> {
-        self.dests.iter()
+        self.dests.iter().filter(|d| d.live).map(|d| (&d.prefix, d))
+    }
+
+    /// The shared set equal to `a` (see [`AttrCache`]).
+    pub fn intern(&mut self, a: &PathAttributes) -> Arc<AttrSet> {
+        self.attrs.intern(a)
+    }
+
+    /// Distinct attribute sets the table's paths hold.
+    pub fn attr_sets(&self) -> usize {
+        self.attrs.len()
+    }
+
+    fn slot_for(&mut self, prefix: Prefix) -> u32 {
+        match self.index.entry(prefix) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                let slot = match self.free.pop() {
+                    Some(s) => {
+                        self.dests[s as usize] = Dest::new(prefix);
+                        s
+                    }
+                    None => {
+                        self.dests.push(Dest::new(prefix));
+                        u32::try_from(self.dests.len() - 1).expect("fewer than 2^32 prefixes")
+                    }
+                };
+                *e.insert(slot)
+            }
+        }
     }
 
     /// Add or replace the path `path.source.peer`/`path.path_id` for `prefix`.
     pub fn insert(&mut self, prefix: Prefix, path: Path) -> CountChange {
-        let d = self.dests.entry(prefix).or_default();
-        mark(&mut self.dirty, prefix, d);
+        let slot = self.slot_for(prefix);
+        let d = &mut self.dests[slot as usize];
+        let change = mark(&mut self.dirty, slot, d);
         match d
             .paths
             .iter_mut()
             .find(|p| p.same_slot(path.source.peer, path.path_id))
         {
             Some(old) => {
-                *old = path;
+                change.displaced.push(std::mem::replace(old, path));
                 CountChange::Replaced
             }
             None => {
@@ -218,15 +346,16 @@ impl Table {
 
     /// Remove one path.
     pub fn remove(&mut self, prefix: &Prefix, peer: PeerId, path_id: u32) -> CountChange {
-        let Some(d) = self.dests.get_mut(prefix) else {
+        let Some(&slot) = self.index.get(prefix) else {
             return CountChange::None;
         };
-        let before = d.paths.len();
-        d.paths.retain(|p| !p.same_slot(peer, path_id));
-        if d.paths.len() == before {
+        let d = &mut self.dests[slot as usize];
+        let Some(at) = d.paths.iter().position(|p| p.same_slot(peer, path_id)) else {
             return CountChange::None;
-        }
-        mark(&mut self.dirty, *prefix, d);
+        };
+        mark(&mut self.dirty, slot, d)
+            .displaced
+            .push(d.paths.remove(at));
         CountChange::Removed
     }
 
@@ -237,14 +366,23 @@ impl Table {
         pred: impl Fn(&Prefix, &Path) -> bool,
     ) -> usize {
         let mut n = 0;
-        for (prefix, d) in self.dests.iter_mut() {
-            let before = d.paths.len();
-            d.paths
-                .retain(|p| !(p.source.peer == peer && pred(prefix, p)));
-            if d.paths.len() != before {
-                n += before - d.paths.len();
-                mark(&mut self.dirty, *prefix, d);
+        for (slot, d) in self.dests.iter_mut().enumerate() {
+            let prefix = d.prefix;
+            if !d.live
+                || !d
+                    .paths
+                    .iter()
+                    .any(|p| p.source.peer == peer && pred(&prefix, p))
+            {
+                continue;
             }
+            let change = mark(&mut self.dirty, slot as u32, d);
+            let before = change.displaced.len();
+            change.displaced.extend(
+                d.paths
+                    .extract_if(.., |p| p.source.peer == peer && pred(&prefix, p)),
+            );
+            n += change.displaced.len() - before;
         }
         n
     }
@@ -252,11 +390,12 @@ impl Table {
     /// Mark every path of `peer` matching `pred` stale; returns how many.
     pub fn mark_stale(&mut self, peer: PeerId, pred: impl Fn(&Prefix) -> bool) -> usize {
         let mut n = 0;
-        for (prefix, d) in self.dests.iter_mut() {
+        for d in self.dests.iter_mut().filter(|d| d.live) {
+            let prefix = d.prefix;
             for p in d
                 .paths
                 .iter_mut()
-                .filter(|p| p.source.peer == peer && pred(prefix))
+                .filter(|p| p.source.peer == peer && pred(&prefix))
             {
                 p.stale = true;
                 n += 1;
@@ -270,23 +409,54 @@ impl Table {
         !self.dirty.is_empty()
     }
 
+    /// Prefixes waiting for a decision.
+    pub fn dirty_len(&self) -> usize {
+        self.dirty.len()
+    }
+
     /// Run the decision process for every changed prefix; returns them
     /// (prefixes left without paths are removed from the table but still
     /// returned, so exports can withdraw them).
     pub fn decide(&mut self) -> Vec<Prefix> {
-        let dirty = std::mem::take(&mut self.dirty);
-        for prefix in &dirty {
-            let Some(d) = self.dests.get_mut(prefix) else {
-                continue;
-            };
+        let changes = self.decide_changes();
+        let prefixes = changes.iter().map(|c| c.prefix).collect();
+        self.release(changes);
+        prefixes
+    }
+
+    /// [`Table::decide`], returning each changed prefix with its paths as
+    /// the previous decision left them. Hand them back to
+    /// [`Table::release`] once exported.
+    pub fn decide_changes(&mut self) -> Vec<Change> {
+        let mut changes = std::mem::take(&mut self.dirty);
+        for c in &mut changes {
+            let d = &mut self.dests[c.slot as usize];
+            d.change = None;
             if d.paths.is_empty() {
-                self.dests.remove(prefix);
+                self.index.remove(&c.prefix);
+                d.live = false;
+                d.paths = Vec::new();
+                self.free.push(c.slot);
+                c.gone = true;
                 continue;
             }
-            d.dirty = false;
             decide_dest(d);
         }
-        dirty
+        changes
+    }
+
+    /// The prefix's destination now, if it still has paths.
+    pub fn after(&self, c: &Change) -> Option<&Dest> {
+        (!c.gone).then(|| &self.dests[c.slot as usize])
+    }
+
+    /// Let go of the paths a decision's changes kept.
+    pub fn release(&mut self, changes: Vec<Change>) {
+        for c in changes {
+            for p in c.displaced {
+                self.attrs.release(p.attrs);
+            }
+        }
     }
 }
 
@@ -352,7 +522,7 @@ mod tests {
         Path {
             source: src.clone(),
             path_id: 0,
-            attrs: Arc::new(PathAttributes {
+            attrs: AttrSet::new(&PathAttributes {
                 origin: Some(Origin::Igp),
                 as_path: Some(AsPath::sequence(std::iter::repeat_n(src.asn, hops))),
                 next_hop: Some(src.addr),

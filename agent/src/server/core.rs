@@ -24,7 +24,9 @@ use crate::config::ServerConfig;
 use crate::control::RouteQuery;
 use crate::prefix::Prefix;
 use crate::rib::decision::{DEFAULT_LOCAL_PREF, why_lost};
-use crate::rib::export::{Audience, ExportContext, GroupKey, local_route_attrs};
+use crate::rib::export::{
+    Audience, ExportCache, ExportContext, GroupKey, export, local_route_attrs,
+};
 use crate::rib::group::{Changes, Member, UpdateGroup};
 use crate::rib::table::{CountChange, Path, Rejection, Source, SourceKind, Table};
 use bytes::Bytes;
@@ -37,6 +39,18 @@ use tracing::{info, warn};
 
 /// Identity of the local (originated) source.
 pub const LOCAL_PEER: PeerId = 0;
+
+/// Paths a burst changes before the route server decides and sends
+/// without waiting for its owner's flush (see `early_flush_paths`).
+const EARLY_FLUSH_PATHS: usize = 32_768;
+/// Group members that raise that number by one more step.
+const EARLY_FLUSH_MEMBERS: usize = 64;
+/// Least time between two flushes its owner asks for with
+/// [`RouteServer::flush_due`]: a change after a quiet spell goes out at
+/// once, a stream of changes goes out in batches this far apart instead of
+/// one flush per read, each re-deciding the prefixes that every peer's
+/// next read touches again.
+pub const FLUSH_SPACING: Duration = Duration::from_millis(10);
 
 #[derive(Debug)]
 struct Live {
@@ -141,6 +155,9 @@ pub struct RouteServer {
     next_peer: PeerId,
     ctx: ExportContext,
     local: Arc<Source>,
+    changed_paths: usize,
+    last_flush: Option<Instant>,
+    flush_wanted: Option<Instant>,
 }
 
 impl RouteServer {
@@ -170,18 +187,18 @@ impl RouteServer {
             next_peer: 1,
             local,
             cfg: cfg.clone(),
+            changed_paths: 0,
+            last_flush: None,
+            flush_wanted: None,
         };
-        // One attribute set per family: exports cache by attribute set, and
-        // next hop self differs between the families.
-        let attrs = [Arc::new(local_route_attrs()), Arc::new(local_route_attrs())];
+        let attrs = rs.table.intern(&local_route_attrs());
         for p in &cfg.vnet_prefixes {
-            let family_attrs = &attrs[usize::from(p.afi() == crate::prefix::Afi::Ipv6)];
             rs.table.insert(
                 *p,
                 Path {
                     source: rs.local.clone(),
                     path_id: 0,
-                    attrs: family_attrs.clone(),
+                    attrs: attrs.clone(),
                     stale: false,
                     rejected: None,
                 },
@@ -200,6 +217,7 @@ impl RouteServer {
             e.graceful_restart = p.graceful_restart;
             rs.peers.insert(id, e);
         }
+        drop(attrs);
         rs.table.decide();
         rs
     }
@@ -279,7 +297,7 @@ impl RouteServer {
     pub fn handle(&mut self, msg: PeerMsg, now: Instant) {
         match msg.event {
             SessionEvent::Established(e) => self.established(msg.peer, msg.epoch, *e),
-            SessionEvent::Routes(b) => self.routes(msg.peer, msg.epoch, b),
+            SessionEvent::Routes(b) => self.routes(msg.peer, msg.epoch, b, now),
             SessionEvent::EndOfRib(f) => self.end_of_rib(msg.peer, msg.epoch, f),
             SessionEvent::RouteRefresh(f) => self.route_refresh(msg.peer, msg.epoch, f),
             SessionEvent::Down { reason } => self.down(msg.peer, msg.epoch, reason, now),
@@ -356,10 +374,14 @@ impl RouteServer {
             return;
         };
         if let Some((_, g)) = self.groups.iter_mut().find(|(gid, _)| *gid == group) {
-            g.join(Member {
-                peer: id,
-                out: e.out.clone(),
-            });
+            g.join(
+                Member {
+                    peer: id,
+                    out: e.out.clone(),
+                },
+                &self.table,
+                &self.ctx,
+            );
         }
         info!(peer = %peer.name, "joined update group {group}");
         peer.live = Some(Live {
@@ -371,45 +393,40 @@ impl RouteServer {
         });
     }
 
-    fn import_check(
-        &self,
-        prefix: &Prefix,
-        attrs: &PathAttributes,
-        source: &Source,
-    ) -> Option<Rejection> {
+    /// Import policy's verdict on a whole batch: what its attributes alone
+    /// decide.
+    fn import_check_attrs(&self, attrs: &PathAttributes, source: &Source) -> Option<Rejection> {
         match source.kind {
-            SourceKind::Appliance => {
-                if attrs
-                    .as_path
-                    .as_ref()
-                    .is_some_and(|p| p.contains(self.cfg.asn))
-                {
-                    return Some(Rejection::OwnAsInPath);
-                }
-                self.cfg
-                    .vnet_prefixes
-                    .iter()
-                    .find(|v| v.covers(prefix))
-                    .map(|v| Rejection::InsideVnet(*v))
-            }
-            SourceKind::Host => {
-                if attrs.originator_id == Some(self.cfg.router_id)
-                    || attrs.cluster_list.contains(&self.cfg.router_id)
-                {
-                    return Some(Rejection::ReflectionLoop);
-                }
-                if !self.cfg.vnet_prefixes.is_empty()
-                    && !self.cfg.vnet_prefixes.iter().any(|v| v.covers(prefix))
-                {
-                    return Some(Rejection::OutsideVnet);
-                }
-                None
-            }
+            SourceKind::Appliance => attrs
+                .as_path
+                .as_ref()
+                .is_some_and(|p| p.contains(self.cfg.asn))
+                .then_some(Rejection::OwnAsInPath),
+            SourceKind::Host => (attrs.originator_id == Some(self.cfg.router_id)
+                || attrs.cluster_list.contains(&self.cfg.router_id))
+            .then_some(Rejection::ReflectionLoop),
             SourceKind::Local => None,
         }
     }
 
-    fn routes(&mut self, id: PeerId, epoch: u64, batches: Vec<RouteBatch>) {
+    /// Import policy's verdict on one prefix of a batch its attributes
+    /// passed.
+    fn import_check_prefix(&self, prefix: &Prefix, source: &Source) -> Option<Rejection> {
+        match source.kind {
+            SourceKind::Appliance => self
+                .cfg
+                .vnet_prefixes
+                .iter()
+                .find(|v| v.covers(prefix))
+                .map(|v| Rejection::InsideVnet(*v)),
+            SourceKind::Host => (!self.cfg.vnet_prefixes.is_empty()
+                && !self.cfg.vnet_prefixes.iter().any(|v| v.covers(prefix)))
+            .then_some(Rejection::OutsideVnet),
+            SourceKind::Local => None,
+        }
+    }
+
+    fn routes(&mut self, id: PeerId, epoch: u64, batches: Vec<RouteBatch>, now: Instant) {
         if !self.live(id, epoch) {
             return;
         }
@@ -417,21 +434,25 @@ impl RouteServer {
         let limit = self.peers[&id].max_prefixes;
         let mut received = self.peers[&id].received;
         for b in batches {
+            self.changed_paths += b.withdraw.len() + b.announce.len();
             for w in &b.withdraw {
                 if self.table.remove(&w.prefix, id, w.path_id) == CountChange::Removed {
                     received = received.saturating_sub(1);
                 }
             }
             let Some(attrs) = b.attrs else { continue };
+            let refused = self.import_check_attrs(&attrs, &source);
             let attrs = if attrs.local_pref.is_none() {
-                let mut a = (*attrs).clone();
+                let mut a = Arc::unwrap_or_clone(attrs);
                 a.local_pref = Some(DEFAULT_LOCAL_PREF);
-                Arc::new(a)
+                self.table.intern(&a)
             } else {
-                attrs
+                self.table.intern(&attrs)
             };
             for n in &b.announce {
-                let rejected = self.import_check(&n.prefix, &attrs, &source);
+                let rejected = refused
+                    .clone()
+                    .or_else(|| self.import_check_prefix(&n.prefix, &source));
                 let path = Path {
                     source: source.clone(),
                     path_id: n.path_id,
@@ -450,6 +471,19 @@ impl RouteServer {
             }
         }
         self.peers.get_mut(&id).expect("peer").received = received;
+        if self.changed_paths >= self.early_flush_paths() {
+            self.last_flush = Some(now);
+            self.flush();
+        }
+    }
+
+    /// Changed paths after which [`RouteServer::routes`] flushes by itself,
+    /// so output flows while a long burst still arrives: a flush costs one
+    /// queued write per group member, so the more members, the more paths
+    /// each flush carries.
+    fn early_flush_paths(&self) -> usize {
+        let members: usize = self.groups.iter().map(|(_, g)| g.members.len()).sum();
+        EARLY_FLUSH_PATHS * (members / EARLY_FLUSH_MEMBERS).max(1)
     }
 
     fn max_prefix_exceeded(&mut self, id: PeerId, family: Family, limit: u32, received: u32) {
@@ -518,7 +552,7 @@ impl RouteServer {
         if let Some((_, g)) = self.groups.iter().find(|(gid, _)| *gid == live.group)
             && g.key.families.contains(&f)
         {
-            let enc = g.dump(&[f]);
+            let enc = g.dump(&self.table, &self.ctx, &[f]);
             live.out.send(Bytes::from(enc.bytes), enc.messages);
         }
     }
@@ -601,38 +635,62 @@ impl RouteServer {
         });
     }
 
-    /// When [`RouteServer::tick`] next has work.
+    /// When [`RouteServer::tick`] or a deferred flush next has work.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.peers
             .values()
             .filter_map(|p| p.restarting.as_ref().map(|r| r.deadline))
+            .chain(self.flush_wanted)
             .min()
     }
 
-    /// Decide changed prefixes and send the resulting UPDATEs to every group:
-    /// one table lookup per prefix, one encoding per group.
-    pub fn flush(&mut self) -> u64 {
+    /// [`RouteServer::flush`] unless the last flush asked for this way was
+    /// less than [`FLUSH_SPACING`] ago; then the flush is deferred to
+    /// [`RouteServer::next_deadline`].
+    pub fn flush_due(&mut self, now: Instant) -> u64 {
         if !self.table.has_dirty() {
             return 0;
         }
-        let changed = self.table.decide();
+        if let Some(t) = self.last_flush
+            && now < t + FLUSH_SPACING
+        {
+            self.flush_wanted = Some(t + FLUSH_SPACING);
+            return 0;
+        }
+        self.last_flush = Some(now);
+        self.flush()
+    }
+
+    /// Decide changed prefixes and send the resulting UPDATEs to every group:
+    /// no table lookup per prefix, one encoding per group.
+    pub fn flush(&mut self) -> u64 {
+        self.changed_paths = 0;
+        self.flush_wanted = None;
+        if !self.table.has_dirty() {
+            return 0;
+        }
+        let changed = self.table.decide_changes();
         let mut changes: Vec<Changes> = self.groups.iter().map(|_| Changes::default()).collect();
-        for prefix in &changed {
-            let dest = self.table.get(prefix);
+        for c in &changed {
+            let dest = self.table.after(c);
             let skip_appliances =
                 !self.ctx.branch_to_branch && dest.is_some_and(|d| !d.concerns_appliances());
-            for ((_, g), c) in self.groups.iter_mut().zip(changes.iter_mut()) {
+            let (before, after) = (c.before(dest), dest.map(|d| d.decided()));
+            for ((_, g), ch) in self.groups.iter_mut().zip(changes.iter_mut()) {
                 if skip_appliances && matches!(g.key.audience, Audience::Appliances { .. }) {
                     continue;
                 }
-                g.refresh_prefix(c, prefix, dest, &self.ctx);
+                g.refresh_prefix(ch, &c.prefix, &before, after.as_ref(), &self.ctx);
             }
         }
-        self.groups
+        let sent = self
+            .groups
             .iter_mut()
             .zip(changes)
-            .map(|((_, g), c)| g.send(c))
-            .sum()
+            .map(|((_, g), ch)| g.send(ch, &self.ctx))
+            .sum();
+        self.table.release(changed);
+        sent
     }
 
     /// Send Cease/Administrative Shutdown to every session.
@@ -781,13 +839,15 @@ impl RouteServer {
             .as_deref()
             .map(|t| self.match_prefix(t))
             .transpose()?;
-        let mut v: Vec<AdvertisedView> = g
-            .iter_advertised()
+        let mut cache = ExportCache::default();
+        let mut v: Vec<AdvertisedView> = self
+            .table
+            .iter()
             .filter(|(p, _)| filter.as_ref().is_none_or(|f| f.contains(p)))
-            .flat_map(|(p, paths)| {
-                paths
-                    .iter()
-                    .map(|(id, a)| AdvertisedView::new(*p, *id, a))
+            .flat_map(|(p, d)| {
+                export(p, Some(d), &g.key, &self.ctx, &mut cache)
+                    .into_iter()
+                    .map(|(id, a)| AdvertisedView::new(*p, id, &a))
                     .collect::<Vec<_>>()
             })
             .collect();

@@ -365,7 +365,7 @@ pub async fn run(cfg: ServerConfig, socket_path: Option<PathBuf>) -> anyhow::Res
                         Err(_) => break,
                     }
                 }
-                d.rs.flush();
+                d.rs.flush_due(Instant::now());
                 d.rs.tick(Instant::now());
             }
             Some((s, remote)) = accepted.recv() => d.accept(s, remote),
