@@ -17,6 +17,7 @@
 mod cargo;
 mod configs;
 mod daemon;
+pub mod inproc;
 mod input;
 mod interrupt;
 mod paths;

@@ -1,11 +1,15 @@
-//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|fib>`.
+//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|bgp-core|fib>`.
 
+mod alloc_count;
 mod bench_bgp;
 mod bench_fib;
 mod bench_xdp;
 mod ebpf;
 
 use anyhow::Result;
+
+#[global_allocator]
+static ALLOC: alloc_count::Counting = alloc_count::Counting;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -37,6 +41,9 @@ enum Cmd {
 enum Bench {
     /// Route server: P appliances x N prefixes, Steer vs BIRD, GoBGP, FRR.
     Bgp(bench_bgp::Args),
+    /// The route server's core in this process on `bench bgp`'s input:
+    /// time, allocations and memory per stage, for profiling.
+    BgpCore(bench_bgp::inproc::Args),
     /// Host FIB: kernel programming vs `ip -batch`, XDP map rate and cost.
     Fib,
 }
@@ -59,6 +66,9 @@ fn main() -> Result<()> {
         Cmd::Bench {
             which: Bench::Bgp(args),
         } => bench_bgp::run(args),
+        Cmd::Bench {
+            which: Bench::BgpCore(args),
+        } => bench_bgp::inproc::run(args),
         Cmd::Bench { which: Bench::Fib } => bench_fib::run().and_then(|()| bench_xdp::run()),
     }
 }
