@@ -102,6 +102,14 @@ fn afi_index(a: Afi) -> usize {
 }
 
 impl Changes {
+    /// Room for about `prefixes` changed prefixes.
+    pub fn with_capacity(prefixes: usize) -> Changes {
+        Changes {
+            index: FxHashMap::with_capacity_and_hasher(prefixes, Default::default()),
+            ..Changes::default()
+        }
+    }
+
     fn announce(&mut self, prefix: Prefix, path_id: u32, p: &Path) {
         let afi = prefix.afi();
         let k = set_key(p, afi);
@@ -131,8 +139,10 @@ impl Changes {
 
     /// Encode everything; an attribute set that cannot be encoded is
     /// reported with how many prefixes it held, and the rest still goes.
-    fn encode(self, key: &GroupKey, ctx: &ExportContext) -> Encoded {
-        let mut bytes = Vec::new();
+    pub fn encode(self, key: &GroupKey, ctx: &ExportContext) -> Encoded {
+        let nlri: usize = self.sets.iter().map(|s| s.nlri.len()).sum::<usize>()
+            + self.withdraw.iter().map(Vec::len).sum::<usize>();
+        let mut bytes = Vec::with_capacity(nlri * 10 + self.sets.len() * 64);
         let failed = |what: &str, n: usize, e: EncodeError| {
             warn!(
                 "cannot encode {what} of {n} prefixes for {:?}: {e}",
@@ -231,34 +241,32 @@ impl UpdateGroup {
         after: Option<&Decided<'_>>,
         ctx: &ExportContext,
     ) {
-        let old = select(prefix, before, &self.key, ctx);
-        let new = after
-            .map(|d| select(prefix, d, &self.key, ctx))
-            .unwrap_or_default();
-        for (id, _) in &old {
-            if !new.iter().any(|(n, _)| n == id) {
-                changes.withdraw(*prefix, *id);
-                self.advertised -= 1;
-            }
-        }
-        for (id, p) in &new {
-            match old.iter().find(|(o, _)| o == id) {
-                Some((_, q)) if same_export(q, p) => {}
-                Some(_) => changes.announce(*prefix, *id, p),
-                None => {
-                    changes.announce(*prefix, *id, p);
-                    self.advertised += 1;
-                }
-            }
-        }
+        let delta = refresh(&self.key, changes, prefix, before, after, ctx);
+        self.count(delta);
+    }
+
+    /// Add `delta` (from [`refresh`]) to the paths advertised.
+    pub fn count(&mut self, delta: isize) {
+        self.advertised = self.advertised.saturating_add_signed(delta);
     }
 
     /// Encode `changes` once and queue the bytes to every member. Returns
     /// the number of UPDATE messages.
     pub fn send(&mut self, changes: Changes, ctx: &ExportContext) -> u64 {
-        let enc = changes.encode(&self.key, ctx);
+        self.deliver(changes.encode(&self.key, ctx))
+    }
+
+    /// Queue encoded UPDATEs to every member and count them.
+    pub fn deliver(&mut self, enc: Encoded) -> u64 {
+        let n = self.queue(enc);
+        self.messages_encoded += n;
+        n
+    }
+
+    /// Queue encoded UPDATEs to every member; returns the messages, for
+    /// the caller to add to `messages_encoded`.
+    pub fn queue(&self, enc: Encoded) -> u64 {
         if !enc.is_empty() {
-            self.messages_encoded += enc.messages;
             let bytes = Bytes::from(enc.bytes);
             for m in &self.members {
                 m.out.send(bytes.clone(), enc.messages);
@@ -266,6 +274,41 @@ impl UpdateGroup {
         }
         enc.messages
     }
+}
+
+/// Re-export one changed prefix for the group of `key` into `changes`:
+/// diff what the group gets now against what it got as the previous
+/// decision stood. Returns how the count of advertised paths changes.
+pub fn refresh(
+    key: &GroupKey,
+    changes: &mut Changes,
+    prefix: &Prefix,
+    before: &Decided<'_>,
+    after: Option<&Decided<'_>>,
+    ctx: &ExportContext,
+) -> isize {
+    let old = select(prefix, before, key, ctx);
+    let new = after
+        .map(|d| select(prefix, d, key, ctx))
+        .unwrap_or_default();
+    let mut delta = 0;
+    for (id, _) in &old {
+        if !new.iter().any(|(n, _)| n == id) {
+            changes.withdraw(*prefix, *id);
+            delta -= 1;
+        }
+    }
+    for (id, p) in &new {
+        match old.iter().find(|(o, _)| o == id) {
+            Some((_, q)) if same_export(q, p) => {}
+            Some(_) => changes.announce(*prefix, *id, p),
+            None => {
+                changes.announce(*prefix, *id, p);
+                delta += 1;
+            }
+        }
+    }
+    delta
 }
 
 #[cfg(test)]

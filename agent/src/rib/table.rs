@@ -189,39 +189,19 @@ impl Dest {
 
 /// A prefix changed since the last decision, with what exports need to
 /// know what it was then: the order of its paths by identity (peer, path
-/// id) and the paths replaced or removed since, kept until the change is
-/// exported. Paths left alone are read where they are, not copied.
+/// id, kept in the table's queue of identities) and the paths replaced or
+/// removed since, kept until the change is exported. Paths left alone are
+/// read where they are, not copied.
 #[derive(Debug)]
 pub struct Change {
     /// The prefix.
     pub prefix: Prefix,
     slot: u32,
-    before: SmallVec<[(PeerId, u32); 8]>,
-    before_multipath: usize,
-    displaced: Vec<Path>,
+    before_at: u32,
+    before_len: u32,
+    before_multipath: u32,
     gone: bool,
-}
-
-impl Change {
-    /// The prefix as the previous decision left it; `now` is its
-    /// destination now ([`Table::after`]).
-    pub fn before<'a>(&'a self, now: Option<&'a Dest>) -> Decided<'a> {
-        let current: &[Path] = now.map_or(&[], |d| &d.paths);
-        let paths = self
-            .before
-            .iter()
-            .filter_map(|&(peer, id)| {
-                self.displaced
-                    .iter()
-                    .chain(current)
-                    .find(|p| p.same_slot(peer, id))
-            })
-            .collect();
-        Decided {
-            paths,
-            multipath: self.before_multipath,
-        }
-    }
+    displaced: Vec<Path>,
 }
 
 /// The prefix table. Destinations live in a slab addressed by a slot
@@ -236,24 +216,38 @@ pub struct Table {
     free: Vec<u32>,
     index: FxHashMap<Prefix, u32>,
     dirty: Vec<Change>,
+    /// The queued changes' paths before them, by identity.
+    before: Vec<(PeerId, u32)>,
     attrs: AttrCache,
 }
 
 /// Queue `d` for the next decision (once) and return its change.
-fn mark<'a>(dirty: &'a mut Vec<Change>, slot: u32, d: &mut Dest) -> &'a mut Change {
+fn mark<'a>(
+    dirty: &'a mut Vec<Change>,
+    before: &mut Vec<(PeerId, u32)>,
+    slot: u32,
+    d: &mut Dest,
+) -> &'a mut Change {
     let at = *d.change.get_or_insert_with(|| {
+        let before_at = before.len();
+        before.extend(d.paths.iter().map(|p| (p.source.peer, p.path_id)));
         dirty.push(Change {
             prefix: d.prefix,
             slot,
-            before: d.paths.iter().map(|p| (p.source.peer, p.path_id)).collect(),
-            before_multipath: d.multipath,
-            displaced: Vec::new(),
+            before_at: u32::try_from(before_at).unwrap_or(u32::MAX),
+            before_len: u32::try_from(d.paths.len()).unwrap_or(u32::MAX),
+            before_multipath: u32::try_from(d.multipath).unwrap_or(u32::MAX),
             gone: false,
+            displaced: Vec::new(),
         });
         u32::try_from(dirty.len() - 1).expect("fewer than 2^32 changes")
     });
     &mut dirty[at as usize]
 }
+
+/// Queue storage kept from one decision to the next, in changes (a
+/// burst's larger queue is freed).
+const KEPT_CHANGES: usize = 16_384;
 
 /// What an insert or remove did to a peer's received-prefix count.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -327,7 +321,7 @@ impl Table {
     pub fn insert(&mut self, prefix: Prefix, path: Path) -> CountChange {
         let slot = self.slot_for(prefix);
         let d = &mut self.dests[slot as usize];
-        let change = mark(&mut self.dirty, slot, d);
+        let change = mark(&mut self.dirty, &mut self.before, slot, d);
         match d
             .paths
             .iter_mut()
@@ -353,7 +347,7 @@ impl Table {
         let Some(at) = d.paths.iter().position(|p| p.same_slot(peer, path_id)) else {
             return CountChange::None;
         };
-        mark(&mut self.dirty, slot, d)
+        mark(&mut self.dirty, &mut self.before, slot, d)
             .displaced
             .push(d.paths.remove(at));
         CountChange::Removed
@@ -376,7 +370,7 @@ impl Table {
             {
                 continue;
             }
-            let change = mark(&mut self.dirty, slot as u32, d);
+            let change = mark(&mut self.dirty, &mut self.before, slot as u32, d);
             let before = change.displaced.len();
             change.displaced.extend(
                 d.paths
@@ -428,35 +422,159 @@ impl Table {
     /// the previous decision left them. Hand them back to
     /// [`Table::release`] once exported.
     pub fn decide_changes(&mut self) -> Vec<Change> {
-        let mut changes = std::mem::take(&mut self.dirty);
-        for c in &mut changes {
-            let d = &mut self.dests[c.slot as usize];
-            d.change = None;
-            if d.paths.is_empty() {
-                self.index.remove(&c.prefix);
-                d.live = false;
-                d.paths = Vec::new();
-                self.free.push(c.slot);
-                c.gone = true;
-                continue;
-            }
-            decide_dest(d);
-        }
-        changes
+        self.decide_with(1, |_, _| ()).0
     }
 
-    /// The prefix's destination now, if it still has paths.
-    pub fn after(&self, c: &Change) -> Option<&Dest> {
-        (!c.gone).then(|| &self.dests[c.slot as usize])
+    /// Decide every changed prefix and hand the changes, in `shards`
+    /// groups by slot, to `export` on as many threads (the calling one
+    /// among them): each shard decides and reads only its own part of the
+    /// slab, so deciding and exporting a large change run on every core.
+    /// Returns the changes, for [`Table::release`] once sent, and what
+    /// `export` returned for each shard, in slot order.
+    pub fn decide_with<R: Send>(
+        &mut self,
+        shards: usize,
+        export: impl Fn(&[Change], Shard<'_>) -> R + Sync,
+    ) -> (Vec<Change>, Vec<R>) {
+        let mut changes = std::mem::take(&mut self.dirty);
+        let shards = shards.clamp(1, changes.len().max(1));
+        let per = self.dests.len().div_ceil(shards).max(1);
+        let bounds = partition(&mut changes, per, shards);
+        let before = &self.before;
+        let export = &export;
+        let results = std::thread::scope(|scope| {
+            let (mut dests, mut rest): (&mut [Dest], &mut [Change]) =
+                (&mut self.dests, &mut changes);
+            let mut works = Vec::new();
+            for (i, n) in bounds.iter().enumerate() {
+                let (mine, after) = std::mem::take(&mut rest).split_at_mut(*n);
+                rest = after;
+                let take = per.min(dests.len());
+                let (slab, others) = std::mem::take(&mut dests).split_at_mut(take);
+                dests = others;
+                let offset = i * per;
+                works.push(move || {
+                    decide_shard(mine, slab, offset);
+                    let shard = Shard {
+                        dests: slab,
+                        offset,
+                        before,
+                    };
+                    export(mine, shard)
+                });
+            }
+            let mut works = works.into_iter();
+            let mut first = works.next().expect("at least one shard");
+            let others: Vec<_> = works.map(|w| scope.spawn(w)).collect();
+            let mut results = vec![first()];
+            results.extend(
+                others
+                    .into_iter()
+                    .map(|h| h.join().expect("export shard panicked")),
+            );
+            results
+        });
+        for c in changes.iter().filter(|c| c.gone) {
+            self.index.remove(&c.prefix);
+            self.free.push(c.slot);
+        }
+        (changes, results)
+    }
+
+    /// The table as one export shard.
+    pub fn shard(&self) -> Shard<'_> {
+        Shard {
+            dests: &self.dests,
+            offset: 0,
+            before: &self.before,
+        }
     }
 
     /// Let go of the paths a decision's changes kept.
-    pub fn release(&mut self, changes: Vec<Change>) {
-        for c in changes {
+    pub fn release(&mut self, mut changes: Vec<Change>) {
+        for c in changes.drain(..) {
             for p in c.displaced {
                 self.attrs.release(p.attrs);
             }
         }
+        if self.dirty.is_empty() && changes.capacity() <= KEPT_CHANGES {
+            self.dirty = changes;
+        }
+        self.before.clear();
+        self.before.shrink_to(KEPT_CHANGES * 8);
+    }
+}
+
+/// Part of the slab, as one export shard reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct Shard<'a> {
+    dests: &'a [Dest],
+    offset: usize,
+    before: &'a [(PeerId, u32)],
+}
+
+impl<'a> Shard<'a> {
+    /// The prefix's destination now, if it still has paths.
+    pub fn after(&self, c: &Change) -> Option<&'a Dest> {
+        (!c.gone).then(|| &self.dests[c.slot as usize - self.offset])
+    }
+
+    /// The prefix as the previous decision left it.
+    pub fn before<'c>(&self, c: &'c Change) -> Decided<'c>
+    where
+        'a: 'c,
+    {
+        let current: &[Path] = self.after(c).map_or(&[], |d| &d.paths);
+        let at = c.before_at as usize;
+        let paths = self.before[at..at + c.before_len as usize]
+            .iter()
+            .filter_map(|&(peer, id)| {
+                c.displaced
+                    .iter()
+                    .chain(current)
+                    .find(|p| p.same_slot(peer, id))
+            })
+            .collect();
+        Decided {
+            paths,
+            multipath: c.before_multipath as usize,
+        }
+    }
+}
+
+/// Order `changes` by the shard (`per` slots each) their slot falls in,
+/// in place; returns how many each of the `shards` shards got.
+fn partition(changes: &mut [Change], per: usize, shards: usize) -> Vec<usize> {
+    let mut counts = Vec::with_capacity(shards);
+    let mut start = 0;
+    for s in 0..shards {
+        let mut end = start;
+        for i in start..changes.len() {
+            if changes[i].slot as usize / per == s {
+                changes.swap(i, end);
+                end += 1;
+            }
+        }
+        counts.push(end - start);
+        start = end;
+    }
+    counts
+}
+
+/// Decide the changed destinations of one part of the slab, which starts
+/// at slot `offset`; empty ones are marked gone (the index and the free
+/// list are the caller's).
+fn decide_shard(changes: &mut [Change], dests: &mut [Dest], offset: usize) {
+    for c in changes {
+        let d = &mut dests[c.slot as usize - offset];
+        d.change = None;
+        if d.paths.is_empty() {
+            d.live = false;
+            d.paths = Vec::new();
+            c.gone = true;
+            continue;
+        }
+        decide_dest(d);
     }
 }
 
@@ -602,6 +720,48 @@ mod tests {
         assert_eq!(t.remove(&p("10.250.0.0/16"), 1, 0), CountChange::None);
         assert_eq!(t.decide(), vec![p("10.250.0.0/16")]);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn deciding_in_shards_decides_and_exports_every_change_once() {
+        let (a, b) = (source(1, 65010), source(2, 65020));
+        let prefix = |i: u32| Prefix::new(IpAddr::V4(Ipv4Addr::from(0x6440_0000 + (i << 8))), 24);
+        let mut t = Table::new();
+        for i in 0..1000 {
+            t.insert(prefix(i), path(&a, 2));
+            t.insert(prefix(i), path(&b, 1));
+        }
+        t.decide();
+        for i in 0..1000 {
+            t.remove(&prefix(i), 2, 0);
+            if i % 2 == 0 {
+                t.remove(&prefix(i), 1, 0);
+            }
+        }
+        let (changes, seen) = t.decide_with(3, |changes, shard| {
+            changes
+                .iter()
+                .map(|c| {
+                    let now = shard.after(c);
+                    let best = now.map(|d| d.best().expect("a path").source.peer);
+                    (c.prefix, shard.before(c).paths.len(), best)
+                })
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(seen.len(), 3);
+        let mut seen: Vec<_> = seen.into_iter().flatten().collect();
+        seen.sort();
+        let mut want: Vec<_> = (0..1000)
+            .map(|i| (prefix(i), 2, (i % 2 == 1).then_some(1)))
+            .collect();
+        want.sort();
+        assert_eq!(seen, want);
+        t.release(changes);
+        assert_eq!(t.len(), 500);
+        assert!(!t.has_dirty());
+        t.insert(prefix(0), path(&a, 1));
+        assert_eq!(t.decide(), vec![prefix(0)]);
+        assert_eq!(t.len(), 501);
     }
 
     #[test]

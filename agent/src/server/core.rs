@@ -27,7 +27,7 @@ use crate::rib::decision::{DEFAULT_LOCAL_PREF, why_lost};
 use crate::rib::export::{
     Audience, ExportCache, ExportContext, GroupKey, export, local_route_attrs,
 };
-use crate::rib::group::{Changes, Member, UpdateGroup};
+use crate::rib::group::{Changes, Member, UpdateGroup, refresh};
 use crate::rib::table::{CountChange, Path, Rejection, Source, SourceKind, Table};
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
@@ -42,7 +42,7 @@ pub const LOCAL_PEER: PeerId = 0;
 
 /// Paths a burst changes before the route server decides and sends
 /// without waiting for its owner's flush (see `early_flush_paths`).
-const EARLY_FLUSH_PATHS: usize = 32_768;
+const EARLY_FLUSH_PATHS: usize = 262_144;
 /// Group members that raise that number by one more step.
 const EARLY_FLUSH_MEMBERS: usize = 64;
 /// Least time between two flushes its owner asks for with
@@ -50,7 +50,16 @@ const EARLY_FLUSH_MEMBERS: usize = 64;
 /// once, a stream of changes goes out in batches this far apart instead of
 /// one flush per read, each re-deciding the prefixes that every peer's
 /// next read touches again.
-pub const FLUSH_SPACING: Duration = Duration::from_millis(10);
+pub const FLUSH_SPACING: Duration = Duration::from_millis(25);
+/// Changed prefixes from which a flush decides and exports on every core
+/// (see [`crate::rib::table::Table::decide_with`]): below it, a thread
+/// costs more than it saves.
+const PARALLEL_FLUSH: usize = 4096;
+/// Most threads a flush uses.
+const MAX_SHARDS: usize = 4;
+/// Changed prefixes a flush encodes and queues at a time, so a large one
+/// holds a bounded amount of output.
+const EXPORT_CHUNK: usize = 8192;
 
 #[derive(Debug)]
 struct Live {
@@ -158,6 +167,7 @@ pub struct RouteServer {
     changed_paths: usize,
     last_flush: Option<Instant>,
     flush_wanted: Option<Instant>,
+    cpus: usize,
 }
 
 impl RouteServer {
@@ -190,6 +200,7 @@ impl RouteServer {
             changed_paths: 0,
             last_flush: None,
             flush_wanted: None,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_SHARDS)),
         };
         let attrs = rs.table.intern(&local_route_attrs());
         for p in &cfg.vnet_prefixes {
@@ -471,16 +482,21 @@ impl RouteServer {
             }
         }
         self.peers.get_mut(&id).expect("peer").received = received;
-        if self.changed_paths >= self.early_flush_paths() {
+        let quiet = self.last_flush.is_none_or(|t| now >= t + FLUSH_SPACING);
+        if quiet || self.changed_paths >= self.early_flush_paths() {
             self.last_flush = Some(now);
             self.flush();
         }
     }
 
     /// Changed paths after which [`RouteServer::routes`] flushes by itself,
-    /// so output flows while a long burst still arrives: a flush costs one
-    /// queued write per group member, so the more members, the more paths
-    /// each flush carries.
+    /// so output keeps flowing while a long burst still arrives (the first
+    /// routes after a quiet spell go out at once). Each flush re-decides
+    /// the prefixes changed since the last, and peers send their tables
+    /// one after another, so a prefix is decided once per flush its paths
+    /// are spread over: the fewer flushes in a burst, the less work. And a
+    /// flush costs one queued write per group member, so the more members,
+    /// the more paths each flush carries.
     fn early_flush_paths(&self) -> usize {
         let members: usize = self.groups.iter().map(|(_, g)| g.members.len()).sum();
         EARLY_FLUSH_PATHS * (members / EARLY_FLUSH_MEMBERS).max(1)
@@ -669,26 +685,48 @@ impl RouteServer {
         if !self.table.has_dirty() {
             return 0;
         }
-        let changed = self.table.decide_changes();
-        let mut changes: Vec<Changes> = self.groups.iter().map(|_| Changes::default()).collect();
-        for c in &changed {
-            let dest = self.table.after(c);
-            let skip_appliances =
-                !self.ctx.branch_to_branch && dest.is_some_and(|d| !d.concerns_appliances());
-            let (before, after) = (c.before(dest), dest.map(|d| d.decided()));
-            for ((_, g), ch) in self.groups.iter_mut().zip(changes.iter_mut()) {
-                if skip_appliances && matches!(g.key.audience, Audience::Appliances { .. }) {
-                    continue;
+        let shards = if self.table.dirty_len() >= PARALLEL_FLUSH {
+            self.cpus
+        } else {
+            1
+        };
+        let (groups, ctx) = (&self.groups, &self.ctx);
+        let (changed, counts) = self.table.decide_with(shards, |changes, shard| {
+            let mut counts = vec![(0u64, 0isize); groups.len()];
+            for chunk in changes.chunks(EXPORT_CHUNK) {
+                let mut out: Vec<Changes> = groups
+                    .iter()
+                    .map(|_| Changes::with_capacity(chunk.len()))
+                    .collect();
+                for c in chunk {
+                    let dest = shard.after(c);
+                    let skip_appliances =
+                        !ctx.branch_to_branch && dest.is_some_and(|d| !d.concerns_appliances());
+                    let (before, after) = (shard.before(c), dest.map(|d| d.decided()));
+                    for (((_, g), ch), (_, delta)) in
+                        groups.iter().zip(out.iter_mut()).zip(counts.iter_mut())
+                    {
+                        if skip_appliances && matches!(g.key.audience, Audience::Appliances { .. })
+                        {
+                            continue;
+                        }
+                        *delta += refresh(&g.key, ch, &c.prefix, &before, after.as_ref(), ctx);
+                    }
                 }
-                g.refresh_prefix(ch, &c.prefix, &before, after.as_ref(), &self.ctx);
+                for (((_, g), ch), (sent, _)) in groups.iter().zip(out).zip(counts.iter_mut()) {
+                    *sent += g.queue(ch.encode(&g.key, ctx));
+                }
+            }
+            counts
+        });
+        let mut sent = 0;
+        for shard in counts {
+            for ((_, g), (messages, delta)) in self.groups.iter_mut().zip(shard) {
+                g.count(delta);
+                g.messages_encoded += messages;
+                sent += messages;
             }
         }
-        let sent = self
-            .groups
-            .iter_mut()
-            .zip(changes)
-            .map(|((_, g), ch)| g.send(ch, &self.ctx))
-            .sum();
         self.table.release(changed);
         sent
     }
