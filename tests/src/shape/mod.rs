@@ -9,8 +9,8 @@
 //!   hold. What hides per-attribute-set cost.
 //! - [`Shape::Table`]: what real tables look like: a distinct attribute set
 //!   per UPDATE with 1–10 prefixes, AS paths of 1–8 ASes, MED differing
-//!   per UPDATE, COMMUNITIES on about a third of the sets, now and then
-//!   ORIGIN INCOMPLETE.
+//!   per UPDATE, COMMUNITIES (sorted) on about a third of the sets, now
+//!   and then ORIGIN INCOMPLETE.
 //! - [`Shape::Churn`]: the table, then (timed) every prefix re-announced
 //!   with changed attributes, then the odd groups withdrawn. Re-announced
 //!   paths carry a MED with the top bit set, so a receiver can tell the
@@ -140,7 +140,7 @@ impl Plan {
         as_path.extend((1..hops).map(|j| transit_asn(mix(&[k, round, j, asn]))));
         let marker = if round == ROUND_CHURN { CHURNED } else { 0 };
         let med = ((k as u32).wrapping_mul(0x9E37_79B1).wrapping_add(a.asn) & !CHURNED) | marker;
-        let communities = if mix(&[k, round, asn, 3]).is_multiple_of(3) {
+        let mut communities: Vec<u32> = if mix(&[k, round, asn, 3]).is_multiple_of(3) {
             let n = 1 + mix(&[k, round, asn, 4]) % 4;
             (0..n)
                 .map(|m| {
@@ -151,6 +151,9 @@ impl Plan {
         } else {
             Vec::new()
         };
+        // Sorted, as BIRD and FRR send them (a set, RFC 1997).
+        communities.sort_unstable();
+        communities.dedup();
         Attrs {
             origin: if mix(&[k, round, 7]).is_multiple_of(10) {
                 2
