@@ -145,7 +145,7 @@ pub fn select<'a>(
             let add_path = family_of(prefix)
                 .index()
                 .is_some_and(|i| key.codec.add_path_send[i]);
-            for &p in dest.multipath_set() {
+            for p in dest.multipath_set() {
                 if p.attrs.has_community(community::NO_ADVERTISE) {
                     continue;
                 }

@@ -105,24 +105,52 @@ impl Path {
 }
 
 /// A destination's paths as a decision left them: what exports read, of
-/// the table now or of a prefix as it was before its change.
+/// the table now (its paths where they are) or of a prefix as it was
+/// before its change (gathered by identity).
 #[derive(Clone, Debug)]
 pub struct Decided<'a> {
-    /// The paths, in decision order.
-    pub paths: SmallVec<[&'a Path; 8]>,
-    /// Size of the multipath set at the front of `paths`.
+    paths: DecidedPaths<'a>,
+    /// Size of the multipath set at the front of the paths.
     pub multipath: usize,
 }
 
+#[derive(Clone, Debug)]
+enum DecidedPaths<'a> {
+    Now(&'a [Path]),
+    Before(SmallVec<[&'a Path; 8]>),
+}
+
 impl<'a> Decided<'a> {
+    /// The paths, in decision order.
+    pub fn paths(&self) -> impl Iterator<Item = &'a Path> + '_ {
+        let (now, before): (&'a [Path], &[&'a Path]) = match &self.paths {
+            DecidedPaths::Now(p) => (p, &[]),
+            DecidedPaths::Before(p) => (&[], p),
+        };
+        now.iter().chain(before.iter().copied())
+    }
+
+    /// How many paths.
+    pub fn len(&self) -> usize {
+        match &self.paths {
+            DecidedPaths::Now(p) => p.len(),
+            DecidedPaths::Before(p) => p.len(),
+        }
+    }
+
+    /// True without paths.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The multipath set, best first.
-    pub fn multipath_set(&self) -> &[&'a Path] {
-        &self.paths[..self.multipath.min(self.paths.len())]
+    pub fn multipath_set(&self) -> impl Iterator<Item = &'a Path> + '_ {
+        self.paths().take(self.multipath)
     }
 
     /// Eligible paths (not refused), in decision order.
     pub fn eligible(&self) -> impl Iterator<Item = &'a Path> + '_ {
-        self.paths.iter().copied().filter(|p| p.rejected.is_none())
+        self.paths().filter(|p| p.rejected.is_none())
     }
 }
 
@@ -181,7 +209,7 @@ impl Dest {
     /// What exports read.
     pub fn decided(&self) -> Decided<'_> {
         Decided {
-            paths: self.paths.iter().collect(),
+            paths: DecidedPaths::Now(&self.paths),
             multipath: self.multipath,
         }
     }
@@ -524,19 +552,23 @@ impl<'a> Shard<'a> {
     where
         'a: 'c,
     {
-        let current: &[Path] = self.after(c).map_or(&[], |d| &d.paths);
         let at = c.before_at as usize;
-        let paths = self.before[at..at + c.before_len as usize]
-            .iter()
-            .filter_map(|&(peer, id)| {
-                c.displaced
-                    .iter()
-                    .chain(current)
-                    .find(|p| p.same_slot(peer, id))
-            })
-            .collect();
+        let ids = &self.before[at..at + c.before_len as usize];
+        let paths = if ids.is_empty() {
+            SmallVec::new()
+        } else {
+            let current: &[Path] = self.after(c).map_or(&[], |d| &d.paths);
+            ids.iter()
+                .filter_map(|&(peer, id)| {
+                    c.displaced
+                        .iter()
+                        .chain(current)
+                        .find(|p| p.same_slot(peer, id))
+                })
+                .collect()
+        };
         Decided {
-            paths,
+            paths: DecidedPaths::Before(paths),
             multipath: c.before_multipath as usize,
         }
     }
@@ -744,7 +776,7 @@ mod tests {
                 .map(|c| {
                     let now = shard.after(c);
                     let best = now.map(|d| d.best().expect("a path").source.peer);
-                    (c.prefix, shard.before(c).paths.len(), best)
+                    (c.prefix, shard.before(c).len(), best)
                 })
                 .collect::<Vec<_>>()
         });
