@@ -1,10 +1,14 @@
-//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|bgp-core|fib>`.
+//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|bgp-core|fib|forward> | fuzz`.
 
 mod alloc_count;
 mod bench_bgp;
 mod bench_fib;
+mod bench_forward;
 mod bench_xdp;
+mod demo;
 mod ebpf;
+mod fuzz;
+mod udpgen;
 
 use anyhow::Result;
 
@@ -25,16 +29,17 @@ enum Cmd {
     BuildEbpf,
     /// Run the test suite exactly as CI does (scripts/test.sh).
     Test,
-    /// Run the seed-scenario demo (scripts/demo.sh).
-    Demo {
-        /// Extra arguments for the demo script, e.g. --keep.
-        args: Vec<String>,
-    },
+    /// The seed scenario in network namespaces, walked through (the lab of
+    /// the tests; scripts/demo.sh installs and builds, then runs this).
+    Demo(demo::Args),
     /// Benchmarks that run the competitor in the same run and print ratios.
     Bench {
         #[command(subcommand)]
         which: Bench,
     },
+    /// Fuzz every target (or the ones named): long random runs, or with
+    /// --ci the deterministic replay-and-search step CI runs.
+    Fuzz(fuzz::Args),
 }
 
 #[derive(Subcommand)]
@@ -44,8 +49,10 @@ enum Bench {
     /// The route server's core in this process on `bench bgp`'s input:
     /// time, allocations and memory per stage, for profiling.
     BgpCore(bench_bgp::inproc::Args),
-    /// Host FIB: kernel programming vs `ip -batch`, XDP map rate and cost.
+    /// Host FIB: kernel programming vs `ip -batch`, eBPF map rate and cost.
     Fib,
+    /// Forwarding VM traffic: kernel vs xdp vs tc vs auto, veth and tap.
+    Forward(bench_forward::Args),
 }
 
 fn script(name: &str, args: &[String]) -> Result<()> {
@@ -62,7 +69,7 @@ fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::BuildEbpf => ebpf::build(),
         Cmd::Test => script("test.sh", &[]),
-        Cmd::Demo { args } => script("demo.sh", &args),
+        Cmd::Demo(args) => demo::run(args),
         Cmd::Bench {
             which: Bench::Bgp(args),
         } => bench_bgp::run(args),
@@ -70,5 +77,9 @@ fn main() -> Result<()> {
             which: Bench::BgpCore(args),
         } => bench_bgp::inproc::run(args),
         Cmd::Bench { which: Bench::Fib } => bench_fib::run().and_then(|()| bench_xdp::run()),
+        Cmd::Fuzz(args) => fuzz::run_all(args),
+        Cmd::Bench {
+            which: Bench::Forward(args),
+        } => bench_forward::run(args),
     }
 }
