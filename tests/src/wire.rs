@@ -512,6 +512,41 @@ pub fn split(mut buf: &[u8]) -> Vec<Message> {
     out
 }
 
+/// The capabilities (code, value) an OPEN's optional parameters carry
+/// (RFC 5492: parameter type 2, any number of TLVs in each); an error when
+/// a parameter or capability overruns.
+pub fn capabilities(mut params: &[u8]) -> Result<Vec<(u8, Vec<u8>)>> {
+    let mut out = Vec::new();
+    while !params.is_empty() {
+        let [kind, len, rest @ ..] = params else {
+            bail!("OPEN optional parameter header overruns: {}", hex(params));
+        };
+        let len = usize::from(*len);
+        let Some(mut caps) = rest.get(..len) else {
+            bail!(
+                "OPEN optional parameter {kind} overruns ({len} of {})",
+                rest.len()
+            );
+        };
+        params = &rest[len..];
+        if *kind != 2 {
+            continue;
+        }
+        while !caps.is_empty() {
+            let [code, len, rest @ ..] = caps else {
+                bail!("capability header overruns: {}", hex(caps));
+            };
+            let len = usize::from(*len);
+            let Some(value) = rest.get(..len) else {
+                bail!("capability {code} overruns ({len} of {})", rest.len());
+            };
+            out.push((*code, value.to_vec()));
+            caps = &rest[len..];
+        }
+    }
+    Ok(out)
+}
+
 /// Lowercase hex without separators.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -570,6 +605,25 @@ mod tests {
             }
             other => panic!("not an OPEN: {other:?}"),
         }
+    }
+
+    #[test]
+    fn capabilities_lists_every_tlv_of_an_open_and_refuses_an_overrun() {
+        let caps = [cap_ipv4_unicast(), cap_as4(65010), cap_add_path_ipv4(1)];
+        let bytes = open(65010, 9, Ipv4Addr::new(10, 1, 0, 10), &caps);
+        let Some((Message::Open { params, .. }, _)) = parse(&bytes).unwrap() else {
+            panic!("not an OPEN");
+        };
+        assert_eq!(
+            capabilities(&params).unwrap(),
+            vec![
+                (1, vec![0, 1, 0, 1]),
+                (65, 65010u32.to_be_bytes().to_vec()),
+                (69, vec![0, 1, 1, 1]),
+            ]
+        );
+        assert!(capabilities(&params[..params.len() - 1]).is_err());
+        assert!(capabilities(&[2, 2, 65, 4]).is_err());
     }
 
     #[test]
