@@ -27,6 +27,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn server(a: DaemonArgs) -> anyhow::Result<()> {
     let cfg = ServerConfig::load(&a.config)?;
+    steer::server::daemon::prepare_process();
     init_logging(&a.log);
     runtime()?.block_on(steer::server::run(cfg, a.socket))
 }

@@ -617,6 +617,7 @@ impl World {
                 );
                 assert_eq!(
                     p.attrs
+                        .attributes()
                         .next_hop
                         .filter(|_| prefix.addr().is_ipv4() == p.source.addr.is_ipv4()),
                     (prefix.addr().is_ipv4() == p.source.addr.is_ipv4()).then_some(p.source.addr),

@@ -1,7 +1,8 @@
 //! Hand-built BGP-4 messages (RFC 4271 §4) for the raw speaker and for
 //! reading daemons' logs and captures. Independent of the steer codec on
 //! purpose: it is the cross-check, so it builds bytes by hand and parses
-//! only what tests need (headers, OPEN, NOTIFICATION).
+//! only what tests need (headers, OPEN, NOTIFICATION, and the IPv4 routes
+//! of an UPDATE with the attributes a route server's output is compared on).
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -12,6 +13,8 @@ use anyhow::{Result, bail};
 pub const MARKER: [u8; 16] = [0xff; 16];
 /// Header length: marker, 2-byte length, 1-byte type.
 pub const HEADER_LEN: usize = 19;
+/// Largest message without the extended-message capability (RFC 4271 §4).
+pub const MESSAGE_MAX: usize = 4096;
 /// Message type codes.
 pub const OPEN: u8 = 1;
 /// UPDATE.
@@ -280,6 +283,192 @@ pub fn as_path_asns(value: &[u8], width: usize) -> Result<Vec<u32>> {
     Ok(out)
 }
 
+/// An IPv4 prefix as it travels in NLRI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Prefix {
+    /// Network address (host bits zero).
+    pub addr: u32,
+    /// Prefix length, 0..=32.
+    pub len: u8,
+}
+
+impl Prefix {
+    /// Octets it takes in NLRI.
+    pub fn encoded_len(self) -> usize {
+        1 + usize::from(self.len).div_ceil(8)
+    }
+
+    /// Appends it as NLRI.
+    pub fn encode(self, out: &mut Vec<u8>) {
+        out.push(self.len);
+        out.extend_from_slice(&self.addr.to_be_bytes()[..usize::from(self.len).div_ceil(8)]);
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", Ipv4Addr::from(self.addr), self.len)
+    }
+}
+
+/// The attributes of one IPv4 path that the shape tests compare: what a
+/// route server's iBGP export keeps (next hop, AS path, MED, communities,
+/// origin).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Attrs {
+    /// ORIGIN: 0 IGP, 1 EGP, 2 INCOMPLETE.
+    pub origin: u8,
+    /// The AS_PATH's ASes, segments flattened (4-octet).
+    pub as_path: Vec<u32>,
+    /// NEXT_HOP (or the MP_REACH next hop).
+    pub next_hop: Ipv4Addr,
+    /// MULTI_EXIT_DISC.
+    pub med: Option<u32>,
+    /// COMMUNITIES, in order.
+    pub communities: Vec<u32>,
+}
+
+impl Attrs {
+    /// The path attributes on the wire, in type-code order, AS_PATH as one
+    /// AS_SEQUENCE of 4-octet ASes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut path = vec![2, self.as_path.len() as u8];
+        for a in &self.as_path {
+            path.extend_from_slice(&a.to_be_bytes());
+        }
+        let mut out = attribute(0x40, 1, &[self.origin]);
+        out.extend(attribute(0x40, 2, &path));
+        out.extend(attribute(0x40, 3, &self.next_hop.octets()));
+        if let Some(med) = self.med {
+            out.extend(attribute(0x80, 4, &med.to_be_bytes()));
+        }
+        if !self.communities.is_empty() {
+            let v: Vec<u8> = self
+                .communities
+                .iter()
+                .flat_map(|c| c.to_be_bytes())
+                .collect();
+            out.extend(attribute(0xc0, 8, &v));
+        }
+        out
+    }
+}
+
+/// The IPv4 unicast routes of one UPDATE: NLRI with their path ids (0
+/// without ADD-PATH), from the classic fields and MP_REACH/MP_UNREACH.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpdateRoutes {
+    /// Withdrawn (prefix, path id).
+    pub withdrawn: Vec<(Prefix, u32)>,
+    /// Announced (prefix, path id).
+    pub announced: Vec<(Prefix, u32)>,
+    /// The announced routes' attributes (`None` when nothing is announced).
+    pub attrs: Option<Attrs>,
+}
+
+fn ipv4_nlri(mut b: &[u8], add_path: bool, out: &mut Vec<(Prefix, u32)>) -> Result<()> {
+    while !b.is_empty() {
+        let id = if add_path {
+            let Some(h) = b.get(..4) else {
+                bail!("path id cut short: {}", hex(b));
+            };
+            b = &b[4..];
+            u32::from_be_bytes([h[0], h[1], h[2], h[3]])
+        } else {
+            0
+        };
+        let Some(&len) = b.first() else {
+            bail!("NLRI length missing after path id {id}");
+        };
+        if len > 32 {
+            bail!("IPv4 prefix length {len}");
+        }
+        let n = usize::from(len).div_ceil(8);
+        let Some(bytes) = b.get(1..1 + n) else {
+            bail!("NLRI cut short: {}", hex(b));
+        };
+        let mut addr = [0u8; 4];
+        addr[..n].copy_from_slice(bytes);
+        out.push((
+            Prefix {
+                addr: u32::from_be_bytes(addr),
+                len,
+            },
+            id,
+        ));
+        b = &b[1 + n..];
+    }
+    Ok(())
+}
+
+/// Parses an UPDATE body (after the header) into its IPv4 unicast routes;
+/// `add_path` says whether NLRI carry path ids (RFC 7911 §3). AS_PATH is
+/// read with 4-octet ASes (RFC 6793); attributes other than ORIGIN,
+/// AS_PATH, NEXT_HOP, MED, COMMUNITIES and the MP ones are skipped.
+pub fn update_routes(body: &[u8], add_path: bool) -> Result<UpdateRoutes> {
+    let field = |at: usize| -> Result<usize> {
+        match body.get(at..at + 2) {
+            Some(b) => Ok(usize::from(u16::from_be_bytes([b[0], b[1]]))),
+            None => bail!("UPDATE body cut short at {at}: {}", hex(body)),
+        }
+    };
+    let wlen = field(0)?;
+    let Some(withdrawn) = body.get(2..2 + wlen) else {
+        bail!("withdrawn routes run past the UPDATE: {}", hex(body));
+    };
+    let alen = field(2 + wlen)?;
+    let nlri_at = 4 + wlen + alen;
+    let Some(nlri) = body.get(nlri_at..) else {
+        bail!("path attributes run past the UPDATE: {}", hex(body));
+    };
+    let mut u = UpdateRoutes::default();
+    ipv4_nlri(withdrawn, add_path, &mut u.withdrawn)?;
+    ipv4_nlri(nlri, add_path, &mut u.announced)?;
+    let (mut origin, mut as_path, mut next_hop, mut med, mut communities) =
+        (None, None, None, None, Vec::new());
+    for a in update_attributes(body)? {
+        let v = a.value.as_slice();
+        match a.code {
+            1 => origin = v.first().copied(),
+            2 => as_path = Some(as_path_asns(v, 4)?),
+            3 if v.len() == 4 => next_hop = Some(Ipv4Addr::new(v[0], v[1], v[2], v[3])),
+            4 if v.len() == 4 => med = Some(u32::from_be_bytes([v[0], v[1], v[2], v[3]])),
+            8 => {
+                communities = v
+                    .chunks_exact(4)
+                    .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            }
+            14 if v.starts_with(&[0, 1, 1]) && v.len() >= 9 => {
+                let nh_len = usize::from(v[3]);
+                next_hop = Some(Ipv4Addr::new(v[4], v[5], v[6], v[7]));
+                let Some(rest) = v.get(4 + nh_len + 1..) else {
+                    bail!("MP_REACH_NLRI cut short: {}", hex(v));
+                };
+                ipv4_nlri(rest, add_path, &mut u.announced)?;
+            }
+            15 if v.starts_with(&[0, 1, 1]) => ipv4_nlri(&v[3..], add_path, &mut u.withdrawn)?,
+            _ => {}
+        }
+    }
+    if !u.announced.is_empty() {
+        let (Some(origin), Some(as_path), Some(next_hop)) = (origin, as_path, next_hop) else {
+            bail!(
+                "routes announced without ORIGIN, AS_PATH or NEXT_HOP: {}",
+                hex(body)
+            );
+        };
+        u.attrs = Some(Attrs {
+            origin,
+            as_path,
+            next_hop,
+            med,
+            communities,
+        });
+    }
+    Ok(u)
+}
+
 /// A received message, split by type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -350,6 +539,41 @@ pub fn split(mut buf: &[u8]) -> Vec<Message> {
     out
 }
 
+/// The capabilities (code, value) an OPEN's optional parameters carry
+/// (RFC 5492: parameter type 2, any number of TLVs in each); an error when
+/// a parameter or capability overruns.
+pub fn capabilities(mut params: &[u8]) -> Result<Vec<(u8, Vec<u8>)>> {
+    let mut out = Vec::new();
+    while !params.is_empty() {
+        let [kind, len, rest @ ..] = params else {
+            bail!("OPEN optional parameter header overruns: {}", hex(params));
+        };
+        let len = usize::from(*len);
+        let Some(mut caps) = rest.get(..len) else {
+            bail!(
+                "OPEN optional parameter {kind} overruns ({len} of {})",
+                rest.len()
+            );
+        };
+        params = &rest[len..];
+        if *kind != 2 {
+            continue;
+        }
+        while !caps.is_empty() {
+            let [code, len, rest @ ..] = caps else {
+                bail!("capability header overruns: {}", hex(caps));
+            };
+            let len = usize::from(*len);
+            let Some(value) = rest.get(..len) else {
+                bail!("capability {code} overruns ({len} of {})", rest.len());
+            };
+            out.push((*code, value.to_vec()));
+            caps = &rest[len..];
+        }
+    }
+    Ok(out)
+}
+
 /// Lowercase hex without separators.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -411,6 +635,25 @@ mod tests {
     }
 
     #[test]
+    fn capabilities_lists_every_tlv_of_an_open_and_refuses_an_overrun() {
+        let caps = [cap_ipv4_unicast(), cap_as4(65010), cap_add_path_ipv4(1)];
+        let bytes = open(65010, 9, Ipv4Addr::new(10, 1, 0, 10), &caps);
+        let Some((Message::Open { params, .. }, _)) = parse(&bytes).unwrap() else {
+            panic!("not an OPEN");
+        };
+        assert_eq!(
+            capabilities(&params).unwrap(),
+            vec![
+                (1, vec![0, 1, 0, 1]),
+                (65, 65010u32.to_be_bytes().to_vec()),
+                (69, vec![0, 1, 1, 1]),
+            ]
+        );
+        assert!(capabilities(&params[..params.len() - 1]).is_err());
+        assert!(capabilities(&[2, 2, 65, 4]).is_err());
+    }
+
+    #[test]
     fn four_byte_asn_goes_in_as_trans() {
         let bytes = simple_open(4_200_000_000, 90, Ipv4Addr::new(1, 2, 3, 4));
         assert_eq!(&bytes[20..22], &AS_TRANS.to_be_bytes());
@@ -443,6 +686,30 @@ mod tests {
     fn nlri_keeps_only_significant_bytes() {
         assert_eq!(nlri(Ipv4Addr::new(10, 250, 0, 0), 16), vec![16, 10, 250]);
         assert_eq!(nlri(Ipv4Addr::new(0, 0, 0, 0), 0), vec![0]);
+    }
+
+    #[test]
+    fn update_routes_reads_add_path_nlri_and_the_compared_attributes() {
+        let attrs = Attrs {
+            origin: 2,
+            as_path: vec![65001, 4_200_000_000],
+            next_hop: Ipv4Addr::new(10, 1, 0, 101),
+            med: Some(7),
+            communities: vec![0x0001_0002],
+        };
+        let mut nlri = vec![0, 0, 0, 9];
+        nlri.extend(self::nlri(Ipv4Addr::new(100, 64, 1, 0), 24));
+        let withdrawn = [0, 0, 0, 3, 25, 100, 64, 2, 128];
+        let msg = update(&withdrawn, &attrs.encode(), &nlri);
+        let u = update_routes(&msg[HEADER_LEN..], true).unwrap();
+        let p = |addr: [u8; 4], len| Prefix {
+            addr: u32::from_be_bytes(addr),
+            len,
+        };
+        assert_eq!(u.announced, vec![(p([100, 64, 1, 0], 24), 9)]);
+        assert_eq!(u.withdrawn, vec![(p([100, 64, 2, 128], 25), 3)]);
+        assert_eq!(u.attrs, Some(attrs));
+        assert_eq!(p([100, 64, 2, 128], 25).to_string(), "100.64.2.128/25");
     }
 
     #[test]

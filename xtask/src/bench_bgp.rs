@@ -1,21 +1,26 @@
 //! `cargo xtask bench bgp`: P appliances × N prefixes into a route server,
 //! timed until an iBGP receiver on the host leg holds every path, for
-//! `steer server` (release build), BIRD 2 and GoBGP in the same run on the
-//! same input. Every run gets fresh namespaces and a fresh daemon; runs are
-//! interleaved (Steer, BIRD, GoBGP, Steer, …) so machine noise spreads over
-//! all three. The UPDATEs are encoded before the clock starts; t0 is the
-//! first write, with every session (appliances and receiver) Established
-//! as the route server itself reports; t1 is the receiver first holding
-//! P×N (prefix, path id) pairs. The generator and receiver run in this
+//! `steer server` (release build), BIRD 2, GoBGP and FRR in the same run on
+//! the same input. Every run gets fresh namespaces and a fresh daemon; runs
+//! are interleaved (Steer, BIRD, GoBGP, FRR, Steer, …) so machine noise
+//! spreads over all of them. The input comes in shapes
+//! (`steer_tests::shape`): `packed` (one attribute set per appliance),
+//! `table` (an attribute set per UPDATE of 1–10 prefixes) and `churn` (the
+//! table loaded untimed, then every prefix re-announced with new attributes
+//! and half withdrawn). The UPDATEs are encoded before the clock starts; t0
+//! is the first write of the timed phase, with every session (appliances
+//! and receiver) Established as the route server itself reports; the
+//! receiver notes its first route after t0 and t1, when it first holds
+//! exactly the phase's final state. The generator and receiver run in this
 //! process, so it re-runs itself as a release build first.
 
 mod cargo;
 mod configs;
 mod daemon;
+pub mod inproc;
 mod input;
 mod interrupt;
 mod paths;
-mod prefixes;
 mod recv;
 mod report;
 mod sender;
@@ -29,10 +34,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, bail, ensure};
 
 use daemon::{Impl, RouteServer};
-use input::Input;
+use input::{Input, Target};
 use recv::Receiver;
 use report::{Results, Sample};
 use sender::Appliances;
+use steer_tests::shape::Shape;
 use topology::{MAX_APPLIANCES, Topology};
 
 /// How long sessions may take to come up.
@@ -42,9 +48,35 @@ const SETTLE: Duration = Duration::from_millis(300);
 /// The seed and the stress size (prefixes per appliance).
 const DEFAULT_SIZES: [usize; 2] = [1_000, 100_000];
 
+/// An input shape on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShapeArg {
+    /// One attribute set per appliance, UPDATEs packed to 4096 octets.
+    Packed,
+    /// A distinct attribute set per UPDATE of 1-10 prefixes, AS paths of
+    /// 1-8 ASes, communities on a third of the sets.
+    Table,
+    /// The table, then every prefix re-announced with changed attributes,
+    /// then half of them withdrawn (timed until the final state).
+    Churn,
+}
+
+impl ShapeArg {
+    fn shape(self) -> Shape {
+        match self {
+            ShapeArg::Packed => Shape::Packed,
+            ShapeArg::Table => Shape::Table,
+            ShapeArg::Churn => Shape::Churn,
+        }
+    }
+}
+
 /// Options of `cargo xtask bench bgp`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
+    /// Input shapes, comma-separated, each run at every size.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ShapeArg::Packed, ShapeArg::Table, ShapeArg::Churn])]
+    pub shape: Vec<ShapeArg>,
     /// Appliances (eBGP peers) announcing routes.
     #[arg(long, default_value_t = 8)]
     pub peers: usize,
@@ -72,7 +104,7 @@ pub struct Args {
     /// look at the daemon (`ip netns`, birdc, gobgp, steer show).
     #[arg(long, default_value_t = 0)]
     pub hold: u64,
-    /// Print the three route servers' configurations for --peers and exit.
+    /// Print the four route servers' configurations for --peers and exit.
     #[arg(long)]
     pub print_configs: bool,
 }
@@ -103,7 +135,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     interrupt::install();
     let impls = if args.only.is_empty() {
-        vec![Impl::Steer, Impl::Bird, Impl::Gobgp]
+        vec![Impl::Steer, Impl::Bird, Impl::Gobgp, Impl::Frr]
     } else {
         args.only.clone()
     };
@@ -112,67 +144,92 @@ pub fn run(args: Args) -> Result<()> {
         None if impls.contains(&Impl::Steer) => cargo::build_steer()?,
         None => PathBuf::from("steer"),
     };
-    let timeout = Duration::from_secs(args.timeout);
     let mut failures = Vec::new();
-    for &n in &sizes {
-        let input = Input::new(args.peers, n, args.distinct);
-        println!("\n== {} ==", input.title());
-        let mut results: Vec<Results> = impls
-            .iter()
-            .map(|&imp| Results {
-                imp,
-                samples: Vec::new(),
-            })
-            .collect();
-        for round in 1..=args.runs {
-            for r in results.iter_mut() {
-                if failures
-                    .iter()
-                    .any(|(imp, size, _)| *imp == r.imp && *size == n)
-                {
-                    continue;
-                }
-                match one_run(
-                    r.imp,
-                    &input,
-                    &steer_bin,
-                    timeout,
-                    Duration::from_secs(args.hold),
-                ) {
-                    Ok(s) => {
-                        println!(
-                            "  {:<6} run {round}/{}: {:9.1} ms  (writes done {:.1} ms, cpu {:.2} s, peak RSS {:.1} MB; receiver cpu {:.2} s)",
-                            r.imp.title(),
-                            args.runs,
-                            s.secs * 1e3,
-                            s.written_secs * 1e3,
-                            s.cpu_secs,
-                            s.peak_rss as f64 / 1e6,
-                            s.receiver_cpu_secs
-                        );
-                        r.samples.push(s);
-                    }
-                    Err(e) => {
-                        interrupt::check()?;
-                        println!(
-                            "  {:<6} run {round}/{}: FAILED: {e:#}",
-                            r.imp.title(),
-                            args.runs
-                        );
-                        failures.push((r.imp, n, format!("{e:#}")));
-                    }
-                }
-            }
+    for shape in args.shape.iter().map(|s| s.shape()) {
+        for &n in &sizes {
+            let input = Input::new(shape, args.peers, n, args.distinct);
+            run_size(&args, &impls, &input, &steer_bin, &mut failures)?;
         }
-        print!("{}", report::table(&input.title(), input.paths(), &results));
     }
     if !failures.is_empty() {
         let list: Vec<String> = failures
             .iter()
-            .map(|(imp, n, e)| format!("{} at {} x {n}: {e}", imp.title(), args.peers))
+            .map(|(imp, what, e)| format!("{} at {what}: {e}", imp.title()))
             .collect();
         bail!("{} failed run(s):\n{}", failures.len(), list.join("\n"));
     }
+    Ok(())
+}
+
+/// Every implementation at one shape and size, runs interleaved; prints
+/// each run and the table.
+fn run_size(
+    args: &Args,
+    impls: &[Impl],
+    input: &Input,
+    steer_bin: &Path,
+    failures: &mut Vec<(Impl, String, String)>,
+) -> Result<()> {
+    let what = format!(
+        "{} {} x {}",
+        input.shape.name(),
+        input.peers,
+        input.prefixes
+    );
+    println!("\n== {} ==", input.title());
+    let mut results: Vec<Results> = impls
+        .iter()
+        .map(|&imp| Results {
+            imp,
+            samples: Vec::new(),
+        })
+        .collect();
+    let timeout = Duration::from_secs(args.timeout);
+    for round in 1..=args.runs {
+        for r in results.iter_mut() {
+            if failures
+                .iter()
+                .any(|(imp, w, _)| *imp == r.imp && *w == what)
+            {
+                continue;
+            }
+            match one_run(
+                r.imp,
+                input,
+                steer_bin,
+                timeout,
+                Duration::from_secs(args.hold),
+            ) {
+                Ok(s) => {
+                    println!(
+                        "  {:<6} run {round}/{}: first {:7.1} ms, last {:9.1} ms  (writes done {:.1} ms, cpu {:.2} s, peak RSS {:.1} MB; receiver cpu {:.2} s)",
+                        r.imp.title(),
+                        args.runs,
+                        s.first_secs * 1e3,
+                        s.secs * 1e3,
+                        s.written_secs * 1e3,
+                        s.cpu_secs,
+                        s.peak_rss as f64 / 1e6,
+                        s.receiver_cpu_secs
+                    );
+                    r.samples.push(s);
+                }
+                Err(e) => {
+                    interrupt::check()?;
+                    println!(
+                        "  {:<6} run {round}/{}: FAILED: {e:#}",
+                        r.imp.title(),
+                        args.runs
+                    );
+                    failures.push((r.imp, what.clone(), format!("{e:#}")));
+                }
+            }
+        }
+    }
+    print!(
+        "{}",
+        report::table(&input.title(), input.target().paths, &results)
+    );
     Ok(())
 }
 
@@ -206,37 +263,26 @@ fn one_run(
     result
 }
 
-fn measure(
+/// Waits until the receiver holds `target`; returns when it first did.
+fn wait_reached(
     rs: &mut RouteServer,
-    topo: &Topology,
-    input: &Input,
+    receiver: &Receiver,
+    apps: &Appliances,
+    target: Target,
+    t0: Instant,
     timeout: Duration,
-    hold: Duration,
-) -> Result<Sample> {
-    let target = input.paths();
-    let receiver = Receiver::connect(&topo.host, target, SETUP_TIMEOUT)?;
-    let mut apps = Appliances::connect(&topo.nva, input.peers, SETUP_TIMEOUT)?;
-    wait_established(rs, input.peers + 1)?;
-    receiver.check()?;
-    apps.check()?;
-    ensure!(
-        receiver.paths() == 0,
-        "receiver holds {} paths before any UPDATE",
-        receiver.paths()
-    );
-    let cpu0 = rs.cpu_seconds()?;
-    let t0 = apps.go(&input.updates);
-    let t1 = loop {
+) -> Result<Instant> {
+    loop {
         interrupt::check()?;
         if let Some(t1) = receiver.reached() {
-            break t1;
+            return Ok(t1);
         }
         receiver.check()?;
         apps.check()?;
         rs.ensure_running()?;
         if t0.elapsed() > timeout {
             bail!(
-                "timed out after {} s: the receiver held {} of {target} paths (appliances {} writing)",
+                "timed out after {} s: the receiver held {} paths, waiting for {target:?} (appliances {} writing)",
                 timeout.as_secs(),
                 receiver.paths(),
                 if apps.written().is_some() {
@@ -247,8 +293,39 @@ fn measure(
             );
         }
         std::thread::sleep(Duration::from_millis(2));
-    };
+    }
+}
+
+fn measure(
+    rs: &mut RouteServer,
+    topo: &Topology,
+    input: &Input,
+    timeout: Duration,
+    hold: Duration,
+) -> Result<Sample> {
+    let receiver = Receiver::connect(&topo.host, SETUP_TIMEOUT)?;
+    let mut apps = Appliances::connect(&topo.nva, input.peers, SETUP_TIMEOUT)?;
+    wait_established(rs, input.peers + 1)?;
+    receiver.check()?;
+    apps.check()?;
+    ensure!(
+        receiver.paths() == 0,
+        "receiver holds {} paths before any UPDATE",
+        receiver.paths()
+    );
+    let (timed, load) = input.phases.split_last().expect("at least one phase");
+    for (phase, target) in load.iter().zip(&input.targets) {
+        receiver.expect(*target);
+        let t0 = apps.go(phase);
+        wait_reached(rs, &receiver, &apps, *target, t0, timeout)?;
+        std::thread::sleep(SETTLE);
+    }
+    let cpu0 = rs.cpu_seconds()?;
+    receiver.expect(input.target());
+    let t0 = apps.go(timed);
+    let t1 = wait_reached(rs, &receiver, &apps, input.target(), t0, timeout)?;
     let cpu_secs = rs.cpu_seconds()? - cpu0;
+    let first = receiver.first().unwrap_or(t1);
     let written = apps.written().unwrap_or(t1);
     std::thread::sleep(SETTLE);
     apps.check()?;
@@ -262,6 +339,7 @@ fn measure(
     drop(apps);
     Ok(Sample {
         secs: (t1 - t0).as_secs_f64(),
+        first_secs: first.saturating_duration_since(t0).as_secs_f64(),
         written_secs: written.saturating_duration_since(t0).as_secs_f64(),
         cpu_secs,
         peak_rss,
@@ -309,5 +387,9 @@ fn print_configs(peers: usize, prefixes: usize) -> Result<()> {
     println!("# steer.toml\n{}", configs::steer(peers, prefixes + 1000));
     println!("# bird.conf\n{}", configs::bird(peers, "/tmp/bird.log"));
     println!("# gobgpd.toml\n{}", configs::gobgp(peers));
+    println!(
+        "# bgpd.conf (FRR)\n{}",
+        configs::frr(peers, "/tmp/bgpd.log")
+    );
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|fib|forward> | fuzz`.
+//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|bgp-core|fib|forward> | fuzz`.
 
+mod alloc_count;
 mod bench_bgp;
 mod bench_fib;
 mod bench_forward;
@@ -10,6 +11,9 @@ mod fuzz;
 mod udpgen;
 
 use anyhow::Result;
+
+#[global_allocator]
+static ALLOC: alloc_count::Counting = alloc_count::Counting;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -40,8 +44,11 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum Bench {
-    /// Route server: P appliances x N prefixes, Steer vs BIRD vs GoBGP.
+    /// Route server: P appliances x N prefixes, Steer vs BIRD, GoBGP, FRR.
     Bgp(bench_bgp::Args),
+    /// The route server's core in this process on `bench bgp`'s input:
+    /// time, allocations and memory per stage, for profiling.
+    BgpCore(bench_bgp::inproc::Args),
     /// Host FIB: kernel programming vs `ip -batch`, eBPF map rate and cost.
     Fib,
     /// Forwarding VM traffic: kernel vs xdp vs tc vs auto, veth and tap.
@@ -66,6 +73,9 @@ fn main() -> Result<()> {
         Cmd::Bench {
             which: Bench::Bgp(args),
         } => bench_bgp::run(args),
+        Cmd::Bench {
+            which: Bench::BgpCore(args),
+        } => bench_bgp::inproc::run(args),
         Cmd::Bench { which: Bench::Fib } => bench_fib::run().and_then(|()| bench_xdp::run()),
         Cmd::Fuzz(args) => fuzz::run_all(args),
         Cmd::Bench {

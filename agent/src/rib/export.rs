@@ -13,11 +13,14 @@
 //!   path already holds the receiver's AS; NO_EXPORT and NO_ADVERTISE
 //!   honoured (RFC 1997); iBGP-only attributes stripped.
 
-use super::table::{Dest, Path, SourceKind};
+use super::attrs::AttrSet;
+use super::table::{Decided, Dest, Path, Source, SourceKind};
 use crate::bgp::attribute::{AsPath, Origin, PathAttributes, community, vnet_community};
 use crate::bgp::message::CodecConfig;
 use crate::bgp::nlri::Family;
+use crate::prefix::{Afi, Prefix};
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -59,33 +62,41 @@ pub struct ExportContext {
     pub ipv6_next_hop: Option<std::net::Ipv6Addr>,
 }
 
-/// Caches exported attributes per imported attribute set, so a route
-/// server with 800,000 paths builds a handful of attribute sets, not one
-/// per path. Entries are keyed by the imported `Arc`'s address and keep
-/// that `Arc` alive so the address cannot be reused while cached.
+/// Caches exported attributes per imported set, source and family, so
+/// every prefix sharing a set shares one exported `Arc` too.
 #[derive(Debug, Default)]
 pub struct ExportCache {
-    map: FxHashMap<usize, (Arc<PathAttributes>, Arc<PathAttributes>)>,
-    gc_at: usize,
+    map: FxHashMap<SetKey, Exported>,
+}
+
+/// A cached export and the imported set and source its key points at.
+type Exported = (Arc<AttrSet>, Arc<Source>, Arc<PathAttributes>);
+
+/// What an exported set depends on besides the group: the imported set,
+/// the source (kind, router id) and the family (next hop self). Whoever
+/// keys by it holds both `Arc`s, so the addresses stay theirs.
+pub(super) type SetKey = (usize, usize, Afi);
+
+pub(super) fn set_key(p: &Path, afi: Afi) -> SetKey {
+    (
+        Arc::as_ptr(&p.attrs) as usize,
+        Arc::as_ptr(&p.source) as usize,
+        afi,
+    )
 }
 
 impl ExportCache {
     fn get_or(
         &mut self,
-        input: &Arc<PathAttributes>,
+        p: &Path,
+        afi: Afi,
         make: impl FnOnce() -> PathAttributes,
     ) -> Arc<PathAttributes> {
-        let key = Arc::as_ptr(input) as usize;
-        if let Some((_, out)) = self.map.get(&key) {
-            return out.clone();
-        }
-        if self.map.len() >= self.gc_at.max(1024) {
-            self.map.retain(|_, (i, _)| Arc::strong_count(i) > 1);
-            self.gc_at = self.map.len() * 2;
-        }
-        let out = Arc::new(make());
-        self.map.insert(key, (input.clone(), out.clone()));
-        out
+        self.map
+            .entry(set_key(p, afi))
+            .or_insert_with(|| (p.attrs.clone(), p.source.clone(), Arc::new(make())))
+            .2
+            .clone()
     }
 
     /// Cached entries (for tests and metrics).
@@ -99,45 +110,41 @@ impl ExportCache {
     }
 }
 
-fn family_of(p: &crate::prefix::Prefix) -> Family {
+fn family_of(p: &Prefix) -> Family {
     Family::unicast(p.afi())
 }
 
-/// Our own next hop for `prefix` on this group's sessions: the session
+/// Our own next hop for `afi` on this group's sessions: the session
 /// address when its family matches, else the configured IPv6 next hop.
-fn next_hop_self(
-    prefix: &crate::prefix::Prefix,
-    key: &GroupKey,
-    ctx: &ExportContext,
-) -> Option<IpAddr> {
-    match (prefix.afi(), key.local) {
-        (crate::prefix::Afi::Ipv4, IpAddr::V4(_)) | (crate::prefix::Afi::Ipv6, IpAddr::V6(_)) => {
-            Some(key.local)
-        }
-        (crate::prefix::Afi::Ipv6, IpAddr::V4(_)) => ctx.ipv6_next_hop.map(IpAddr::V6),
-        (crate::prefix::Afi::Ipv4, IpAddr::V6(_)) => None,
+fn next_hop_self(afi: Afi, key: &GroupKey, ctx: &ExportContext) -> Option<IpAddr> {
+    match (afi, key.local) {
+        (Afi::Ipv4, IpAddr::V4(_)) | (Afi::Ipv6, IpAddr::V6(_)) => Some(key.local),
+        (Afi::Ipv6, IpAddr::V4(_)) => ctx.ipv6_next_hop.map(IpAddr::V6),
+        (Afi::Ipv4, IpAddr::V6(_)) => None,
     }
 }
 
-/// The paths (path id, attributes) a group receives for one prefix.
-pub fn export(
-    prefix: &crate::prefix::Prefix,
-    dest: Option<&Dest>,
+/// The paths a group receives for one prefix, each under the path id it is
+/// sent with: export policy's choice, before any attribute is rewritten.
+pub type Selected<'a> = SmallVec<[(u32, &'a Path); 8]>;
+
+/// Which paths of `dest` go to the group, under which path ids.
+pub fn select<'a>(
+    prefix: &Prefix,
+    dest: &Decided<'a>,
     key: &GroupKey,
     ctx: &ExportContext,
-    cache: &mut ExportCache,
-) -> Vec<(u32, Arc<PathAttributes>)> {
-    let Some(dest) = dest else { return Vec::new() };
+) -> Selected<'a> {
+    let mut out = Selected::new();
     if !key.families.contains(&family_of(prefix)) {
-        return Vec::new();
+        return out;
     }
-    let self_hop = next_hop_self(prefix, key, ctx);
+    let self_hop = next_hop_self(prefix.afi(), key, ctx);
     match key.audience {
         Audience::Hosts => {
             let add_path = family_of(prefix)
                 .index()
                 .is_some_and(|i| key.codec.add_path_send[i]);
-            let mut out = Vec::new();
             for p in dest.multipath_set() {
                 if p.attrs.has_community(community::NO_ADVERTISE) {
                     continue;
@@ -145,25 +152,48 @@ pub fn export(
                 if p.source.kind == SourceKind::Local && self_hop.is_none() {
                     continue;
                 }
-                out.push((p.source.peer, to_host(p, self_hop, ctx, cache)));
+                out.push((if add_path { p.source.peer } else { 0 }, p));
                 if !add_path {
                     break;
                 }
             }
-            if !add_path {
-                for o in &mut out {
-                    o.0 = 0;
-                }
-            }
-            out
         }
-        Audience::Appliances { asn } => dest
-            .eligible()
-            .find(|p| to_appliance_allowed(p, asn, ctx))
-            .filter(|p| p.source.kind != SourceKind::Local || self_hop.is_some())
-            .map(|p| vec![(0, to_appliance(p, self_hop, ctx, cache))])
-            .unwrap_or_default(),
+        Audience::Appliances { asn } => {
+            if let Some(p) = dest
+                .eligible()
+                .find(|p| to_appliance_allowed(p, asn, ctx))
+                .filter(|p| p.source.kind != SourceKind::Local || self_hop.is_some())
+            {
+                out.push((0, p));
+            }
+        }
     }
+    out
+}
+
+/// The attributes `p` is sent with to the group, for a prefix of `afi`.
+pub fn attributes(p: &Path, afi: Afi, key: &GroupKey, ctx: &ExportContext) -> PathAttributes {
+    let self_hop = next_hop_self(afi, key, ctx);
+    match key.audience {
+        Audience::Hosts => to_host(p, self_hop, ctx),
+        Audience::Appliances { .. } => to_appliance(p, self_hop, ctx),
+    }
+}
+
+/// The paths (path id, attributes) a group receives for one prefix.
+pub fn export(
+    prefix: &Prefix,
+    dest: Option<&Dest>,
+    key: &GroupKey,
+    ctx: &ExportContext,
+    cache: &mut ExportCache,
+) -> Vec<(u32, Arc<PathAttributes>)> {
+    let Some(dest) = dest else { return Vec::new() };
+    let afi = prefix.afi();
+    select(prefix, &dest.decided(), key, ctx)
+        .into_iter()
+        .map(|(id, p)| (id, cache.get_or(p, afi, || attributes(p, afi, key, ctx))))
+        .collect()
 }
 
 fn to_appliance_allowed(p: &Path, asn: u32, ctx: &ExportContext) -> bool {
@@ -174,62 +204,48 @@ fn to_appliance_allowed(p: &Path, asn: u32, ctx: &ExportContext) -> bool {
     kind_ok
         && !p.attrs.has_community(community::NO_ADVERTISE)
         && !p.attrs.has_community(community::NO_EXPORT)
-        && !p.attrs.as_path.as_ref().is_some_and(|x| x.contains(asn))
+        && !p.attrs.as_path_contains(asn)
 }
 
-fn to_host(
-    p: &Path,
-    self_hop: Option<IpAddr>,
-    ctx: &ExportContext,
-    cache: &mut ExportCache,
-) -> Arc<PathAttributes> {
-    cache.get_or(&p.attrs, || {
-        let mut a = (*p.attrs).clone();
-        a.local_pref
-            .get_or_insert(super::decision::DEFAULT_LOCAL_PREF);
-        match p.source.kind {
-            SourceKind::Appliance => {}
-            SourceKind::Host => {
-                a.originator_id.get_or_insert(p.source.router_id);
-                a.cluster_list.insert(0, ctx.router_id);
-            }
-            SourceKind::Local => {
-                a.next_hop = self_hop;
-                a.link_local_next_hop = None;
-                let c = vnet_community(ctx.local_asn);
-                if !a.large_communities.contains(&c) {
-                    a.large_communities.push(c);
-                }
+fn to_host(p: &Path, self_hop: Option<IpAddr>, ctx: &ExportContext) -> PathAttributes {
+    let mut a = p.attrs.attributes();
+    a.local_pref
+        .get_or_insert(super::decision::DEFAULT_LOCAL_PREF);
+    match p.source.kind {
+        SourceKind::Appliance => {}
+        SourceKind::Host => {
+            a.originator_id.get_or_insert(p.source.router_id);
+            a.cluster_list.insert(0, ctx.router_id);
+        }
+        SourceKind::Local => {
+            a.next_hop = self_hop;
+            a.link_local_next_hop = None;
+            let c = vnet_community(ctx.local_asn);
+            if !a.large_communities.contains(&c) {
+                a.large_communities.push(c);
             }
         }
-        a
-    })
+    }
+    a
 }
 
-fn to_appliance(
-    p: &Path,
-    self_hop: Option<IpAddr>,
-    ctx: &ExportContext,
-    cache: &mut ExportCache,
-) -> Arc<PathAttributes> {
-    cache.get_or(&p.attrs, || {
-        let mut a = (*p.attrs).clone();
-        a.as_path = Some(a.as_path.as_ref().map_or_else(
-            || AsPath::sequence([ctx.local_asn]),
-            |x| x.prepend(ctx.local_asn),
-        ));
-        a.local_pref = None;
-        a.originator_id = None;
-        a.cluster_list.clear();
-        a.link_local_next_hop = None;
-        a.origin.get_or_insert(Origin::Igp);
-        match p.source.kind {
-            SourceKind::Local => a.next_hop = self_hop,
-            SourceKind::Appliance => a.med = None,
-            SourceKind::Host => {}
-        }
-        a
-    })
+fn to_appliance(p: &Path, self_hop: Option<IpAddr>, ctx: &ExportContext) -> PathAttributes {
+    let mut a = p.attrs.attributes();
+    a.as_path = Some(a.as_path.as_ref().map_or_else(
+        || AsPath::sequence([ctx.local_asn]),
+        |x| x.prepend(ctx.local_asn),
+    ));
+    a.local_pref = None;
+    a.originator_id = None;
+    a.cluster_list.clear();
+    a.link_local_next_hop = None;
+    a.origin.get_or_insert(Origin::Igp);
+    match p.source.kind {
+        SourceKind::Local => a.next_hop = self_hop,
+        SourceKind::Appliance => a.med = None,
+        SourceKind::Host => {}
+    }
+    a
 }
 
 /// The attributes of a route this server originates (the VNet prefixes),
@@ -247,8 +263,7 @@ pub fn local_route_attrs() -> PathAttributes {
 mod tests {
     use super::*;
     use crate::bgp::attribute::AsPath;
-    use crate::prefix::Prefix;
-    use crate::rib::table::{Rejection, Source, Table};
+    use crate::rib::table::{Rejection, Table};
 
     fn ctx(b2b: bool) -> ExportContext {
         ExportContext {
@@ -288,7 +303,7 @@ mod tests {
         Path {
             source: s.clone(),
             path_id: 0,
-            attrs: Arc::new(PathAttributes {
+            attrs: AttrSet::new(&PathAttributes {
                 origin: Some(Origin::Igp),
                 as_path: Some(AsPath::sequence(as_path.iter().copied())),
                 next_hop: Some(s.addr),
@@ -401,7 +416,7 @@ mod tests {
             Path {
                 source: local.clone(),
                 path_id: 0,
-                attrs: Arc::new(local_route_attrs()),
+                attrs: AttrSet::new(&local_route_attrs()),
                 stale: false,
                 rejected: None,
             },

@@ -1,13 +1,19 @@
 //! Update groups: receivers that would get byte-identical UPDATEs share one
-//! Adj-RIB-Out (RFC 4271 §3.2) and one encoding. A change is diffed and
-//! encoded once per group, and the same bytes are queued to every member —
-//! with thousands of host agents this is the difference between one encode
-//! and thousands. A member joining an existing group gets the group's
-//! Adj-RIB-Out replayed, then End-of-RIB (RFC 4724 §2).
+//! encoding. A change is diffed and encoded once per group, and the same
+//! bytes are queued to every member — with thousands of host agents this
+//! is the difference between one encode and thousands. A member joining an
+//! existing group gets the group's Adj-RIB-Out replayed, then End-of-RIB
+//! (RFC 4724 §2).
+//!
+//! A group keeps no copy of its Adj-RIB-Out (RFC 4271 §3.2): export policy
+//! is a function of a destination's decided paths, so what a group was
+//! sent for a prefix is the export of the prefix as the previous decision
+//! left it, which the table hands over with each change. Diffing the two
+//! exports gives the withdrawals and the announcements; the dump and
+//! `steer show routes --advertised` export the table as it is.
 
-use super::export::{ExportCache, ExportContext, GroupKey, export};
-use super::table::{Dest, Table};
-use crate::bgp::attribute::PathAttributes;
+use super::export::{ExportContext, GroupKey, SetKey, attributes, select, set_key};
+use super::table::{Decided, Path, Table};
 use crate::bgp::error::EncodeError;
 use crate::bgp::message::{encode_announce, encode_end_of_rib, encode_withdraw};
 use crate::bgp::nlri::{Family, Nlri};
@@ -15,7 +21,6 @@ use crate::bgp::peer::{Outbound, PeerId};
 use crate::prefix::{Afi, Prefix};
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
-use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use tracing::warn;
 
@@ -58,8 +63,6 @@ pub fn count_messages(buf: &[u8]) -> u64 {
     n
 }
 
-type Out = Vec<(u32, Arc<PathAttributes>)>;
-
 /// One update group.
 #[derive(Debug)]
 pub struct UpdateGroup {
@@ -67,10 +70,17 @@ pub struct UpdateGroup {
     pub key: GroupKey,
     /// Its members.
     pub members: Vec<Member>,
-    adj_out: FxHashMap<Prefix, Out>,
-    cache: ExportCache,
+    advertised: usize,
     /// UPDATE messages encoded for this group (not multiplied by members).
     pub messages_encoded: u64,
+}
+
+/// One attribute set to announce and its NLRI.
+#[derive(Debug)]
+struct Pending {
+    path: Path,
+    afi: Afi,
+    nlri: Vec<Nlri>,
 }
 
 /// Announcements and withdrawals collected for one group, grouped by
@@ -78,9 +88,9 @@ pub struct UpdateGroup {
 #[derive(Default, Debug)]
 pub struct Changes {
     /// Attribute sets in first-seen order with their NLRI.
-    sets: Vec<(Arc<PathAttributes>, Vec<Nlri>)>,
-    index: FxHashMap<(usize, Afi), usize>,
-    last: Option<((usize, Afi), usize)>,
+    sets: Vec<Pending>,
+    index: FxHashMap<SetKey, usize>,
+    last: Option<(SetKey, usize)>,
     withdraw: [Vec<Nlri>; 2],
 }
 
@@ -92,8 +102,17 @@ fn afi_index(a: Afi) -> usize {
 }
 
 impl Changes {
-    fn announce(&mut self, prefix: Prefix, path_id: u32, attrs: &Arc<PathAttributes>) {
-        let k = (Arc::as_ptr(attrs) as usize, prefix.afi());
+    /// Room for about `prefixes` changed prefixes.
+    pub fn with_capacity(prefixes: usize) -> Changes {
+        Changes {
+            index: FxHashMap::with_capacity_and_hasher(prefixes, Default::default()),
+            ..Changes::default()
+        }
+    }
+
+    fn announce(&mut self, prefix: Prefix, path_id: u32, p: &Path) {
+        let afi = prefix.afi();
+        let k = set_key(p, afi);
         let nlri = Nlri { prefix, path_id };
         let i = match self.last {
             Some((lk, i)) if lk == k => i,
@@ -101,13 +120,17 @@ impl Changes {
                 let n = self.sets.len();
                 let i = *self.index.entry(k).or_insert(n);
                 if i == n {
-                    self.sets.push((attrs.clone(), Vec::new()));
+                    self.sets.push(Pending {
+                        path: p.clone(),
+                        afi,
+                        nlri: Vec::new(),
+                    });
                 }
                 self.last = Some((k, i));
                 i
             }
         };
-        self.sets[i].1.push(nlri);
+        self.sets[i].nlri.push(nlri);
     }
 
     fn withdraw(&mut self, prefix: Prefix, path_id: u32) {
@@ -116,8 +139,10 @@ impl Changes {
 
     /// Encode everything; an attribute set that cannot be encoded is
     /// reported with how many prefixes it held, and the rest still goes.
-    fn encode(self, key: &GroupKey) -> Encoded {
-        let mut bytes = Vec::new();
+    pub fn encode(self, key: &GroupKey, ctx: &ExportContext) -> Encoded {
+        let nlri: usize = self.sets.iter().map(|s| s.nlri.len()).sum::<usize>()
+            + self.withdraw.iter().map(Vec::len).sum::<usize>();
+        let mut bytes = Vec::with_capacity(nlri * 10 + self.sets.len() * 64);
         let failed = |what: &str, n: usize, e: EncodeError| {
             warn!(
                 "cannot encode {what} of {n} prefixes for {:?}: {e}",
@@ -133,11 +158,12 @@ impl Changes {
                 }
             }
         }
-        for (attrs, nlri) in &self.sets {
+        for s in &self.sets {
+            let attrs = attributes(&s.path, s.afi, key, ctx);
             let mark = bytes.len();
-            if let Err(e) = encode_announce(&key.codec, attrs, nlri, &mut bytes) {
+            if let Err(e) = encode_announce(&key.codec, &attrs, &s.nlri, &mut bytes) {
                 bytes.truncate(mark);
-                failed("an announcement", nlri.len(), e);
+                failed("an announcement", s.nlri.len(), e);
             }
         }
         let messages = count_messages(&bytes);
@@ -145,52 +171,44 @@ impl Changes {
     }
 }
 
+fn same_export(a: &Path, b: &Path) -> bool {
+    Arc::ptr_eq(&a.attrs, &b.attrs)
+        && a.source.kind == b.source.kind
+        && a.source.router_id == b.source.router_id
+}
+
 impl UpdateGroup {
-    /// A new group whose Adj-RIB-Out is computed from the whole table.
+    /// A new group, advertising what the table holds for it.
     pub fn new(key: GroupKey, table: &Table, ctx: &ExportContext) -> UpdateGroup {
-        let mut g = UpdateGroup {
+        let advertised = table
+            .iter()
+            .map(|(prefix, d)| select(prefix, &d.decided(), &key, ctx).len())
+            .sum();
+        UpdateGroup {
             key,
             members: Vec::new(),
-            adj_out: FxHashMap::default(),
-            cache: ExportCache::default(),
+            advertised,
             messages_encoded: 0,
-        };
-        for (prefix, dest) in table.iter() {
-            let out = export(prefix, Some(dest), &g.key, ctx, &mut g.cache);
-            if !out.is_empty() {
-                g.adj_out.insert(*prefix, out);
-            }
         }
-        g
     }
 
     /// Number of (prefix, path) entries advertised.
     pub fn advertised_paths(&self) -> usize {
-        self.adj_out.values().map(Vec::len).sum()
-    }
-
-    /// What the group advertises for `prefix`.
-    pub fn advertised(&self, prefix: &Prefix) -> Option<&[(u32, Arc<PathAttributes>)]> {
-        self.adj_out.get(prefix).map(Vec::as_slice)
-    }
-
-    /// Everything advertised.
-    pub fn iter_advertised(&self) -> impl Iterator<Item = (&Prefix, &Out)> {
-        self.adj_out.iter()
+        self.advertised
     }
     /// The whole Adj-RIB-Out of `families` as UPDATEs, then End-of-RIB for
     /// each: what a joining member (or a ROUTE-REFRESH) receives.
-    pub fn dump(&self, families: &[Family]) -> Encoded {
+    pub fn dump(&self, table: &Table, ctx: &ExportContext, families: &[Family]) -> Encoded {
         let mut p = Changes::default();
-        for (prefix, out) in &self.adj_out {
+        for (prefix, d) in table.iter() {
             if !families.contains(&Family::unicast(prefix.afi())) {
                 continue;
             }
-            for (id, a) in out {
-                p.announce(*prefix, *id, a);
+            for (id, path) in select(prefix, &d.decided(), &self.key, ctx) {
+                p.announce(*prefix, id, path);
             }
         }
-        let mut enc = p.encode(&self.key);
+        let mut enc = p.encode(&self.key, ctx);
         for f in families {
             encode_end_of_rib(*f, &mut enc.bytes);
             enc.messages += 1;
@@ -199,8 +217,8 @@ impl UpdateGroup {
     }
 
     /// Add a member and queue the dump to it.
-    pub fn join(&mut self, m: Member) {
-        let enc = self.dump(&self.key.families.clone());
+    pub fn join(&mut self, m: Member, table: &Table, ctx: &ExportContext) {
+        let enc = self.dump(table, ctx, &self.key.families.clone());
         m.out.send(Bytes::from(enc.bytes), enc.messages);
         self.members.retain(|x| x.peer != m.peer);
         self.members.push(m);
@@ -213,55 +231,41 @@ impl UpdateGroup {
     }
 
     /// Re-export one changed prefix into `changes`: diff what the group
-    /// now wants to advertise against its Adj-RIB-Out.
+    /// gets now against what it got as the previous decision stood.
     pub fn refresh_prefix(
         &mut self,
         changes: &mut Changes,
         prefix: &Prefix,
-        dest: Option<&Dest>,
+        before: &Decided<'_>,
+        after: Option<&Decided<'_>>,
         ctx: &ExportContext,
     ) {
-        let new = export(prefix, dest, &self.key, ctx, &mut self.cache);
-        let same = |a: &(u32, Arc<PathAttributes>), b: &(u32, Arc<PathAttributes>)| {
-            a.0 == b.0 && (Arc::ptr_eq(&a.1, &b.1) || a.1 == b.1)
-        };
-        match self.adj_out.entry(*prefix) {
-            Entry::Occupied(mut e) => {
-                let old = e.get();
-                for o in old {
-                    if !new.iter().any(|n| n.0 == o.0) {
-                        changes.withdraw(*prefix, o.0);
-                    }
-                }
-                for n in &new {
-                    if !old.iter().any(|o| same(o, n)) {
-                        changes.announce(*prefix, n.0, &n.1);
-                    }
-                }
-                if new.is_empty() {
-                    e.remove();
-                } else {
-                    *e.get_mut() = new;
-                }
-            }
-            Entry::Vacant(e) => {
-                if new.is_empty() {
-                    return;
-                }
-                for n in &new {
-                    changes.announce(*prefix, n.0, &n.1);
-                }
-                e.insert(new);
-            }
-        }
+        let delta = refresh(&self.key, changes, prefix, before, after, ctx);
+        self.count(delta);
+    }
+
+    /// Add `delta` (from [`refresh`]) to the paths advertised.
+    pub fn count(&mut self, delta: isize) {
+        self.advertised = self.advertised.saturating_add_signed(delta);
     }
 
     /// Encode `changes` once and queue the bytes to every member. Returns
     /// the number of UPDATE messages.
-    pub fn send(&mut self, changes: Changes) -> u64 {
-        let enc = changes.encode(&self.key);
+    pub fn send(&mut self, changes: Changes, ctx: &ExportContext) -> u64 {
+        self.deliver(changes.encode(&self.key, ctx))
+    }
+
+    /// Queue encoded UPDATEs to every member and count them.
+    pub fn deliver(&mut self, enc: Encoded) -> u64 {
+        let n = self.queue(enc);
+        self.messages_encoded += n;
+        n
+    }
+
+    /// Queue encoded UPDATEs to every member; returns the messages, for
+    /// the caller to add to `messages_encoded`.
+    pub fn queue(&self, enc: Encoded) -> u64 {
         if !enc.is_empty() {
-            self.messages_encoded += enc.messages;
             let bytes = Bytes::from(enc.bytes);
             for m in &self.members {
                 m.out.send(bytes.clone(), enc.messages);
@@ -269,6 +273,41 @@ impl UpdateGroup {
         }
         enc.messages
     }
+}
+
+/// Re-export one changed prefix for the group of `key` into `changes`:
+/// diff what the group gets now against what it got as the previous
+/// decision stood. Returns how the count of advertised paths changes.
+pub fn refresh(
+    key: &GroupKey,
+    changes: &mut Changes,
+    prefix: &Prefix,
+    before: &Decided<'_>,
+    after: Option<&Decided<'_>>,
+    ctx: &ExportContext,
+) -> isize {
+    let old = select(prefix, before, key, ctx);
+    let new = after
+        .map(|d| select(prefix, d, key, ctx))
+        .unwrap_or_default();
+    let mut delta = 0;
+    for (id, _) in &old {
+        if !new.iter().any(|(n, _)| n == id) {
+            changes.withdraw(*prefix, *id);
+            delta -= 1;
+        }
+    }
+    for (id, p) in &new {
+        match old.iter().find(|(o, _)| o == id) {
+            Some((_, q)) if same_export(q, p) => {}
+            Some(_) => changes.announce(*prefix, *id, p),
+            None => {
+                changes.announce(*prefix, *id, p);
+                delta += 1;
+            }
+        }
+    }
+    delta
 }
 
 #[cfg(test)]

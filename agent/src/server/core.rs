@@ -25,8 +25,10 @@ use crate::config::ServerConfig;
 use crate::control::RouteQuery;
 use crate::prefix::Prefix;
 use crate::rib::decision::{DEFAULT_LOCAL_PREF, why_lost};
-use crate::rib::export::{Audience, ExportContext, GroupKey, local_route_attrs};
-use crate::rib::group::{Changes, Member, UpdateGroup};
+use crate::rib::export::{
+    Audience, ExportCache, ExportContext, GroupKey, export, local_route_attrs,
+};
+use crate::rib::group::{Changes, Member, UpdateGroup, refresh};
 use crate::rib::table::{CountChange, Path, Rejection, Source, SourceKind, Table};
 use bytes::Bytes;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -38,6 +40,27 @@ use tracing::{info, warn};
 
 /// Identity of the local (originated) source.
 pub const LOCAL_PEER: PeerId = 0;
+
+/// Paths a burst changes before the route server decides and sends
+/// without waiting for its owner's flush (see `early_flush_paths`).
+const EARLY_FLUSH_PATHS: usize = 262_144;
+/// Group members that raise that number by one more step.
+const EARLY_FLUSH_MEMBERS: usize = 64;
+/// Least time between two flushes its owner asks for with
+/// [`RouteServer::flush_due`]: a change after a quiet spell goes out at
+/// once, a stream of changes goes out in batches this far apart instead of
+/// one flush per read, each re-deciding the prefixes that every peer's
+/// next read touches again.
+pub const FLUSH_SPACING: Duration = Duration::from_millis(25);
+/// Changed prefixes from which a flush decides and exports on every core
+/// (see [`crate::rib::table::Table::decide_with`]): below it, a thread
+/// costs more than it saves.
+const PARALLEL_FLUSH: usize = 4096;
+/// Most threads a flush uses.
+const MAX_SHARDS: usize = 4;
+/// Changed prefixes a flush encodes and queues at a time, so a large one
+/// holds a bounded amount of output.
+const EXPORT_CHUNK: usize = 8192;
 
 #[derive(Debug)]
 struct Live {
@@ -144,6 +167,10 @@ pub struct RouteServer {
     local: Arc<Source>,
     host_policy: HostPolicy,
     claims: Claims,
+    changed_paths: usize,
+    last_flush: Option<Instant>,
+    flush_wanted: Option<Instant>,
+    cpus: usize,
 }
 
 impl RouteServer {
@@ -185,18 +212,19 @@ impl RouteServer {
             ),
             claims: Claims::default(),
             cfg: cfg.clone(),
+            changed_paths: 0,
+            last_flush: None,
+            flush_wanted: None,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_SHARDS)),
         };
-        // One attribute set per family: exports cache by attribute set, and
-        // next hop self differs between the families.
-        let attrs = [Arc::new(local_route_attrs()), Arc::new(local_route_attrs())];
+        let attrs = rs.table.intern(&local_route_attrs());
         for p in &cfg.vnet_prefixes {
-            let family_attrs = &attrs[usize::from(p.afi() == crate::prefix::Afi::Ipv6)];
             rs.table.insert(
                 *p,
                 Path {
                     source: rs.local.clone(),
                     path_id: 0,
-                    attrs: family_attrs.clone(),
+                    attrs: attrs.clone(),
                     stale: false,
                     rejected: None,
                 },
@@ -215,6 +243,7 @@ impl RouteServer {
             e.graceful_restart = p.graceful_restart;
             rs.peers.insert(id, e);
         }
+        drop(attrs);
         rs.table.decide();
         rs
     }
@@ -290,7 +319,7 @@ impl RouteServer {
     pub fn handle(&mut self, msg: PeerMsg, now: Instant) {
         match msg.event {
             SessionEvent::Established(e) => self.established(msg.peer, msg.epoch, *e),
-            SessionEvent::Routes(b) => self.routes(msg.peer, msg.epoch, b),
+            SessionEvent::Routes(b) => self.routes(msg.peer, msg.epoch, b, now),
             SessionEvent::EndOfRib(f) => self.end_of_rib(msg.peer, msg.epoch, f),
             SessionEvent::RouteRefresh(f) => self.route_refresh(msg.peer, msg.epoch, f),
             SessionEvent::Down { reason } => self.down(msg.peer, msg.epoch, reason, now),
@@ -374,10 +403,14 @@ impl RouteServer {
             return;
         };
         if let Some((_, g)) = self.groups.iter_mut().find(|(gid, _)| *gid == group) {
-            g.join(Member {
-                peer: id,
-                out: e.out.clone(),
-            });
+            g.join(
+                Member {
+                    peer: id,
+                    out: e.out.clone(),
+                },
+                &self.table,
+                &self.ctx,
+            );
         }
         info!(peer = %peer.name, "joined update group {group}");
         peer.live = Some(Live {
@@ -389,40 +422,38 @@ impl RouteServer {
         });
     }
 
-    fn import_check(
-        &self,
-        prefix: &Prefix,
-        attrs: &PathAttributes,
-        source: &Source,
-    ) -> Option<Rejection> {
+    /// Import policy's verdict on a whole batch: what its attributes alone
+    /// decide.
+    fn import_check_attrs(&self, attrs: &PathAttributes, source: &Source) -> Option<Rejection> {
         match source.kind {
-            SourceKind::Appliance => {
-                if attrs
-                    .as_path
-                    .as_ref()
-                    .is_some_and(|p| p.contains(self.cfg.asn))
-                {
-                    return Some(Rejection::OwnAsInPath);
-                }
-                self.cfg
-                    .vnet_prefixes
-                    .iter()
-                    .find(|v| v.covers(prefix))
-                    .map(|v| Rejection::InsideVnet(*v))
-            }
-            SourceKind::Host => {
-                if attrs.originator_id == Some(self.cfg.router_id)
-                    || attrs.cluster_list.contains(&self.cfg.router_id)
-                {
-                    return Some(Rejection::ReflectionLoop);
-                }
-                self.host_policy.admit(source.addr, prefix).err()
-            }
+            SourceKind::Appliance => attrs
+                .as_path
+                .as_ref()
+                .is_some_and(|p| p.contains(self.cfg.asn))
+                .then_some(Rejection::OwnAsInPath),
+            SourceKind::Host => (attrs.originator_id == Some(self.cfg.router_id)
+                || attrs.cluster_list.contains(&self.cfg.router_id))
+            .then_some(Rejection::ReflectionLoop),
             SourceKind::Local => None,
         }
     }
 
-    fn routes(&mut self, id: PeerId, epoch: u64, batches: Vec<RouteBatch>) {
+    /// Import policy's verdict on one prefix of a batch its attributes
+    /// passed.
+    fn import_check_prefix(&self, prefix: &Prefix, source: &Source) -> Option<Rejection> {
+        match source.kind {
+            SourceKind::Appliance => self
+                .cfg
+                .vnet_prefixes
+                .iter()
+                .find(|v| v.covers(prefix))
+                .map(|v| Rejection::InsideVnet(*v)),
+            SourceKind::Host => self.host_policy.admit(source.addr, prefix).err(),
+            SourceKind::Local => None,
+        }
+    }
+
+    fn routes(&mut self, id: PeerId, epoch: u64, batches: Vec<RouteBatch>, now: Instant) {
         if !self.live(id, epoch) {
             return;
         }
@@ -435,6 +466,7 @@ impl RouteServer {
             return;
         }
         for b in batches {
+            self.changed_paths += b.withdraw.len() + b.announce.len();
             for w in &b.withdraw {
                 if self.table.remove(&w.prefix, id, w.path_id) == CountChange::Removed {
                     received = received.saturating_sub(1);
@@ -450,20 +482,26 @@ impl RouteServer {
                 }
             }
             let Some(attrs) = b.attrs else { continue };
+            let refused = self.import_check_attrs(&attrs, &source);
             let attrs = match host {
-                true => self
+                true => match self
                     .host_policy
                     .normalise(&attrs, source.addr, b.family.afi == 2)
-                    .map_or(attrs, Arc::new),
+                {
+                    Some(a) => self.table.intern(&a),
+                    None => self.table.intern(&attrs),
+                },
                 false if attrs.local_pref.is_none() => {
-                    let mut a = (*attrs).clone();
+                    let mut a = Arc::unwrap_or_clone(attrs);
                     a.local_pref = Some(DEFAULT_LOCAL_PREF);
-                    Arc::new(a)
+                    self.table.intern(&a)
                 }
-                false => attrs,
+                false => self.table.intern(&attrs),
             };
             for n in &b.announce {
-                let mut rejected = self.import_check(&n.prefix, &attrs, &source);
+                let mut rejected = refused
+                    .clone()
+                    .or_else(|| self.import_check_prefix(&n.prefix, &source));
                 if host && rejected.is_none() {
                     rejected = self.claim(n.prefix, &source, n.path_id).err();
                 }
@@ -485,6 +523,24 @@ impl RouteServer {
             }
         }
         self.peers.get_mut(&id).expect("peer").received = received;
+        let quiet = self.last_flush.is_none_or(|t| now >= t + FLUSH_SPACING);
+        if quiet || self.changed_paths >= self.early_flush_paths() {
+            self.last_flush = Some(now);
+            self.flush();
+        }
+    }
+
+    /// Changed paths after which [`RouteServer::routes`] flushes by itself,
+    /// so output keeps flowing while a long burst still arrives (the first
+    /// routes after a quiet spell go out at once). Each flush re-decides
+    /// the prefixes changed since the last, and peers send their tables
+    /// one after another, so a prefix is decided once per flush its paths
+    /// are spread over: the fewer flushes in a burst, the less work. And a
+    /// flush costs one queued write per group member, so the more members,
+    /// the more paths each flush carries.
+    fn early_flush_paths(&self) -> usize {
+        let members: usize = self.groups.iter().map(|(_, g)| g.members.len()).sum();
+        EARLY_FLUSH_PATHS * (members / EARLY_FLUSH_MEMBERS).max(1)
     }
 
     /// The prefix count one read of UPDATEs would take a peer to, when that
@@ -666,7 +722,7 @@ impl RouteServer {
         if let Some((_, g)) = self.groups.iter().find(|(gid, _)| *gid == live.group)
             && g.key.families.contains(&f)
         {
-            let enc = g.dump(&[f]);
+            let enc = g.dump(&self.table, &self.ctx, &[f]);
             live.out.send(Bytes::from(enc.bytes), enc.messages);
         }
     }
@@ -751,38 +807,84 @@ impl RouteServer {
         });
     }
 
-    /// When [`RouteServer::tick`] next has work.
+    /// When [`RouteServer::tick`] or a deferred flush next has work.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.peers
             .values()
             .filter_map(|p| p.restarting.as_ref().map(|r| r.deadline))
+            .chain(self.flush_wanted)
             .min()
     }
 
-    /// Decide changed prefixes and send the resulting UPDATEs to every group:
-    /// one table lookup per prefix, one encoding per group.
-    pub fn flush(&mut self) -> u64 {
+    /// [`RouteServer::flush`] unless the last flush asked for this way was
+    /// less than [`FLUSH_SPACING`] ago; then the flush is deferred to
+    /// [`RouteServer::next_deadline`].
+    pub fn flush_due(&mut self, now: Instant) -> u64 {
         if !self.table.has_dirty() {
             return 0;
         }
-        let changed = self.table.decide();
-        let mut changes: Vec<Changes> = self.groups.iter().map(|_| Changes::default()).collect();
-        for prefix in &changed {
-            let dest = self.table.get(prefix);
-            let skip_appliances =
-                !self.ctx.branch_to_branch && dest.is_some_and(|d| !d.concerns_appliances());
-            for ((_, g), c) in self.groups.iter_mut().zip(changes.iter_mut()) {
-                if skip_appliances && matches!(g.key.audience, Audience::Appliances { .. }) {
-                    continue;
+        if let Some(t) = self.last_flush
+            && now < t + FLUSH_SPACING
+        {
+            self.flush_wanted = Some(t + FLUSH_SPACING);
+            return 0;
+        }
+        self.last_flush = Some(now);
+        self.flush()
+    }
+
+    /// Decide changed prefixes and send the resulting UPDATEs to every group:
+    /// no table lookup per prefix, one encoding per group.
+    pub fn flush(&mut self) -> u64 {
+        self.changed_paths = 0;
+        self.flush_wanted = None;
+        if !self.table.has_dirty() {
+            return 0;
+        }
+        let shards = if self.table.dirty_len() >= PARALLEL_FLUSH {
+            self.cpus
+        } else {
+            1
+        };
+        let (groups, ctx) = (&self.groups, &self.ctx);
+        let (changed, counts) = self.table.decide_with(shards, |changes, shard| {
+            let mut counts = vec![(0u64, 0isize); groups.len()];
+            for chunk in changes.chunks(EXPORT_CHUNK) {
+                let mut out: Vec<Changes> = groups
+                    .iter()
+                    .map(|_| Changes::with_capacity(chunk.len()))
+                    .collect();
+                for c in chunk {
+                    let dest = shard.after(c);
+                    let skip_appliances =
+                        !ctx.branch_to_branch && dest.is_some_and(|d| !d.concerns_appliances());
+                    let (before, after) = (shard.before(c), dest.map(|d| d.decided()));
+                    for (((_, g), ch), (_, delta)) in
+                        groups.iter().zip(out.iter_mut()).zip(counts.iter_mut())
+                    {
+                        if skip_appliances && matches!(g.key.audience, Audience::Appliances { .. })
+                        {
+                            continue;
+                        }
+                        *delta += refresh(&g.key, ch, &c.prefix, &before, after.as_ref(), ctx);
+                    }
                 }
-                g.refresh_prefix(c, prefix, dest, &self.ctx);
+                for (((_, g), ch), (sent, _)) in groups.iter().zip(out).zip(counts.iter_mut()) {
+                    *sent += g.queue(ch.encode(&g.key, ctx));
+                }
+            }
+            counts
+        });
+        let mut sent = 0;
+        for shard in counts {
+            for ((_, g), (messages, delta)) in self.groups.iter_mut().zip(shard) {
+                g.count(delta);
+                g.messages_encoded += messages;
+                sent += messages;
             }
         }
-        self.groups
-            .iter_mut()
-            .zip(changes)
-            .map(|((_, g), c)| g.send(c))
-            .sum()
+        self.table.release(changed);
+        sent
     }
 
     /// Send Cease/Administrative Shutdown to every session.
@@ -878,11 +980,7 @@ impl RouteServer {
             return self.match_prefix(t);
         }
         if q.advertised {
-            let g = self.advertised_group(q)?;
-            return Ok(g
-                .into_iter()
-                .flat_map(|g| g.iter_advertised().map(|(p, _)| *p))
-                .collect());
+            self.advertised_group(q)?;
         }
         Ok(self.table.iter().map(|(p, _)| *p).collect())
     }
@@ -954,34 +1052,22 @@ impl RouteServer {
         let Some(g) = self.advertised_group(q)? else {
             return Ok(Vec::new());
         };
-        let mut v: Vec<AdvertisedView> = match &q.keys {
-            Some(keys) => keys
-                .iter()
-                .filter_map(|p| g.advertised(p).map(|paths| (p, paths)))
-                .flat_map(|(p, paths)| {
-                    paths
-                        .iter()
-                        .map(|(id, a)| AdvertisedView::new(*p, *id, a))
-                        .collect::<Vec<_>>()
-                })
-                .collect(),
-            None => {
-                let filter: Option<Vec<Prefix>> = q
-                    .prefix
-                    .as_deref()
-                    .map(|t| self.match_prefix(t))
-                    .transpose()?;
-                g.iter_advertised()
-                    .filter(|(p, _)| filter.as_ref().is_none_or(|f| f.contains(p)))
-                    .flat_map(|(p, paths)| {
-                        paths
-                            .iter()
-                            .map(|(id, a)| AdvertisedView::new(*p, *id, a))
-                            .collect::<Vec<_>>()
-                    })
-                    .collect()
-            }
+        let prefixes: Vec<Prefix> = match (&q.keys, q.prefix.as_deref()) {
+            (Some(k), _) => k.clone(),
+            (None, Some(t)) => self.match_prefix(t)?,
+            (None, None) => self.table.iter().map(|(p, _)| *p).collect(),
         };
+        let mut cache = ExportCache::default();
+        let mut v: Vec<AdvertisedView> = prefixes
+            .iter()
+            .filter_map(|p| self.table.get(p).map(|d| (p, d)))
+            .flat_map(|(p, d)| {
+                export(p, Some(d), &g.key, &self.ctx, &mut cache)
+                    .into_iter()
+                    .map(|(id, a)| AdvertisedView::new(*p, id, &a))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         v.sort_by_key(|a| (a.prefix, a.path_id));
         Ok(v)
     }

@@ -64,6 +64,20 @@ pub fn capabilities(asn: u32, gr_time: u16, hosts: bool) -> Vec<Capability> {
     caps
 }
 
+/// Process settings for a route server, made before any thread starts:
+/// one malloc arena. The session tasks decode UPDATEs on the runtime's
+/// worker threads and the RIB frees them on the main thread; with an arena
+/// per thread, the memory a burst's decoded UPDATEs took stays with the
+/// workers' arenas while the table grows the main one beside it (measured:
+/// 164 MB peak against 136 MB with one arena at 8 x 100,000 paths).
+pub fn prepare_process() {
+    // SAFETY: mallopt only changes allocator tuning; called before other
+    // threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -376,7 +390,7 @@ pub async fn run(cfg: ServerConfig, socket_path: Option<PathBuf>) -> anyhow::Res
                         Err(_) => break,
                     }
                 }
-                d.rs.flush();
+                d.rs.flush_due(Instant::now());
                 d.rs.tick(Instant::now());
                 if let Ok((req, reply)) = queries.try_recv() {
                     let _ = reply.send(d.answer(req));

@@ -150,7 +150,7 @@ impl PathView {
             peer: p.source.name.clone(),
             kind: p.source.kind,
             path_id: p.path_id,
-            attrs: AttrView::new(&p.attrs),
+            attrs: AttrView::new(&p.attrs.attributes()),
             best,
             multipath,
             stale: p.stale,

@@ -1,4 +1,4 @@
-//! The three route servers' configurations for P appliances, written so
+//! The four route servers' configurations for P appliances, written so
 //! each does the same work: accept every appliance's routes (eBGP, passive:
 //! the appliances connect), send nothing back to the appliances, and send
 //! every path of every prefix to the host (iBGP, passive, ADD-PATH send,
@@ -131,5 +131,44 @@ pub fn gobgp(appliances: usize) -> String {
         neighbor(addr.to_string(), asn, None);
     }
     neighbor(HOST_ADDR.to_string(), RS_ASN, Some(appliances));
+    c
+}
+
+/// FRR bgpd configuration; `log` is the log file.
+pub fn frr(appliances: usize, log: &str) -> String {
+    let mut c = format!(
+        "frr defaults traditional
+hostname rs
+log file {log} informational
+!
+route-map NOTHING deny 10
+!
+router bgp {RS_ASN}
+ bgp router-id {RS_ADDR}
+ no bgp ebgp-requires-policy
+ no bgp default ipv4-unicast
+ neighbor {HOST_ADDR} remote-as {RS_ASN}
+ neighbor {HOST_ADDR} passive
+"
+    );
+    for i in 0..appliances {
+        let (addr, asn) = appliance(i);
+        let _ = writeln!(
+            c,
+            " neighbor {addr} remote-as {asn}\n neighbor {addr} passive"
+        );
+    }
+    let _ = writeln!(c, " address-family ipv4 unicast");
+    for i in 0..appliances {
+        let (addr, _) = appliance(i);
+        let _ = writeln!(
+            c,
+            "  neighbor {addr} activate\n  neighbor {addr} route-server-client\n  neighbor {addr} route-map NOTHING out"
+        );
+    }
+    let _ = write!(
+        c,
+        "  neighbor {HOST_ADDR} activate\n  neighbor {HOST_ADDR} addpath-tx-all-paths\n exit-address-family\n!\n"
+    );
     c
 }

@@ -1,8 +1,9 @@
 //! The route server under test as a process: started in the route-server
 //! namespace with its configuration from [`super::configs`], asked how many
 //! sessions are Established through its own CLI, and measured from /proc
-//! (peak RSS = `VmHWM`, CPU = utime + stime). Every one of the three is a
-//! single process. Stopped (SIGTERM, then SIGKILL) when dropped.
+//! (peak RSS = `VmHWM`, CPU = utime + stime). Every one of the four is a
+//! single process (FRR's bgpd runs without zebra). Stopped (SIGTERM, then
+//! SIGKILL) when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +22,8 @@ pub enum Impl {
     Bird,
     /// GoBGP (gobgpd).
     Gobgp,
+    /// FRR bgpd.
+    Frr,
 }
 
 impl Impl {
@@ -30,6 +33,7 @@ impl Impl {
             Impl::Steer => "Steer",
             Impl::Bird => "BIRD",
             Impl::Gobgp => "GoBGP",
+            Impl::Frr => "FRR",
         }
     }
 }
@@ -44,6 +48,7 @@ pub struct RouteServer {
 }
 
 const GOBGP_API: &str = "127.0.0.1:50051";
+const FRR_BGPD: &str = "/usr/lib/frr/bgpd";
 
 impl RouteServer {
     /// Writes the configuration for `appliances` into `dir` and starts the
@@ -113,6 +118,20 @@ impl RouteServer {
                 cmd.args(["--log-level=info", "--log-plain", "--pprof-disable"]);
                 cmd
             }
+            Impl::Frr => {
+                steer_tests::route::require_tool(FRR_BGPD, "frr")?;
+                let text = configs::frr(appliances, &dir.join("bgpd.log").display().to_string());
+                let conf = write(dir, "bgpd.conf", &text)?;
+                let mut cmd = ns.command(FRR_BGPD)?;
+                cmd.args(["-u", "root", "-g", "frrvty", "-Z", "-n"])
+                    .arg("--vty_socket")
+                    .arg(dir)
+                    .arg("-i")
+                    .arg(dir.join("bgpd.pid"))
+                    .arg("-f")
+                    .arg(&conf);
+                cmd
+            }
         };
         let process = ns.spawn(imp.title(), cmd, &log)?;
         Ok(RouteServer {
@@ -151,6 +170,17 @@ impl RouteServer {
                     "Establ",
                 )
             }
+            Impl::Frr => {
+                let out = std::process::Command::new("vtysh")
+                    .arg("--vty_socket")
+                    .arg(&self.dir)
+                    .args(["-c", "show bgp neighbors json"])
+                    .output()?;
+                (
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                    "\"bgpState\":\"Established\"",
+                )
+            }
         };
         Ok(text.matches(word).count())
     }
@@ -164,10 +194,14 @@ impl RouteServer {
 
     /// The last lines of its output (and BIRD's own log file).
     pub fn log_tail(&self) -> String {
-        let bird_log = self.dir.join("bird-daemon.log");
         let mut tail = self.process.log_tail();
-        if self.imp == Impl::Bird {
-            tail.push_str(&steer_tests::wait::tail(&bird_log, 10));
+        let own_log = match self.imp {
+            Impl::Bird => Some("bird-daemon.log"),
+            Impl::Frr => Some("bgpd.log"),
+            Impl::Steer | Impl::Gobgp => None,
+        };
+        if let Some(name) = own_log {
+            tail.push_str(&steer_tests::wait::tail(&self.dir.join(name), 10));
         }
         tail
     }
@@ -211,7 +245,11 @@ impl RouteServer {
 
     /// SIGTERM (then SIGKILL) and reap.
     pub fn stop(&mut self) {
+        let pid = self.pid();
         self.process.stop();
+        if self.imp == Impl::Frr {
+            let _ = std::fs::remove_dir_all(format!("/var/tmp/frr/bgpd.{pid}"));
+        }
     }
 }
 

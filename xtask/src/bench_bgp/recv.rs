@@ -1,30 +1,40 @@
 //! The receiver: an iBGP speaker on the host leg (AS 65515, 10.1.0.31)
 //! with ADD-PATH receive for IPv4 unicast, standing in for a host agent.
-//! It keeps a table of (prefix, path id) -> next hop from the IPv4 NLRI,
-//! withdrawn routes and MP_REACH/MP_UNREACH for IPv4 unicast, ignores every
-//! other attribute, and notes the instant it first holds the target number
-//! of paths. It reads on its own thread with a 1 MiB buffer, so it keeps
-//! up with any route server.
+//! It keeps a table of (prefix, path id) -> next hop and MED from the IPv4
+//! NLRI, withdrawn routes and MP_REACH/MP_UNREACH for IPv4 unicast, ignores
+//! every other attribute, and, once given a [`Target`], notes the instant
+//! the first route arrives and the instant it first holds exactly the
+//! target (as many paths, as many of them churned). It reads on its own
+//! thread with a 1 MiB buffer, so it keeps up with any route server.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use steer_tests::Netns;
 
-use super::paths::{PathKey, PathTable};
+use super::input::Target;
+use super::paths::{PathKey, PathTable, PathValue};
 use super::session::{self, HOLD_TIME};
 use super::topology::{HOST_ADDR, RS_ASN};
 use super::wire::{self, MsgReader, NOTIFICATION, UPDATE};
 
+/// The instants of one timed phase.
+#[derive(Clone, Copy, Debug, Default)]
+struct Times {
+    target: Option<Target>,
+    first: Option<Instant>,
+    reached: Option<Instant>,
+}
+
 #[derive(Default)]
 struct Shared {
     paths: AtomicUsize,
-    reached: OnceLock<Instant>,
+    times: Mutex<Times>,
     cpu_ns: AtomicU64,
     failure: Mutex<Option<String>>,
 }
@@ -36,6 +46,10 @@ pub struct Summary {
     pub paths: usize,
     /// Distinct prefixes held.
     pub prefixes: usize,
+    /// Paths whose MED carries the churn mark.
+    pub churned: usize,
+    /// Sum of the paths' MEDs.
+    pub med_sum: u64,
     /// Paths per next hop.
     pub next_hops: BTreeMap<Ipv4Addr, usize>,
 }
@@ -50,9 +64,8 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Establishes the iBGP session from the host namespace; `target` is
-    /// the number of paths that ends a run.
-    pub fn connect(ns: &Netns, target: usize, timeout: Duration) -> Result<Receiver> {
+    /// Establishes the iBGP session from the host namespace.
+    pub fn connect(ns: &Netns, timeout: Duration) -> Result<Receiver> {
         let open = wire::open(RS_ASN, HOLD_TIME, HOST_ADDR, true);
         let e = session::establish(ns, HOST_ADDR, &open, timeout)?;
         session::require(&e.open, true)?;
@@ -60,7 +73,7 @@ impl Receiver {
         let shared = Arc::new(Shared::default());
         let socket = e.writer.try_clone()?;
         let (s, sh) = (stop.clone(), shared.clone());
-        let reader = std::thread::spawn(move || receive(e.reader, target, &s, &sh));
+        let reader = std::thread::spawn(move || receive(e.reader, &s, &sh));
         let s = stop.clone();
         let hold = e.open.hold_time;
         let writer = e.writer;
@@ -79,9 +92,24 @@ impl Receiver {
         self.shared.paths.load(Ordering::Relaxed)
     }
 
+    /// Starts timing a phase: from now on the first route received and
+    /// the instant the table first equals `target` are noted.
+    pub fn expect(&self, target: Target) {
+        *self.shared.times.lock().expect("not poisoned") = Times {
+            target: Some(target),
+            first: None,
+            reached: None,
+        };
+    }
+
+    /// When the first route of the phase arrived, if one has.
+    pub fn first(&self) -> Option<Instant> {
+        self.shared.times.lock().expect("not poisoned").first
+    }
+
     /// When the target was first reached.
     pub fn reached(&self) -> Option<Instant> {
-        self.shared.reached.get().copied()
+        self.shared.times.lock().expect("not poisoned").reached
     }
 
     /// CPU time the receiving thread had used when the target was reached.
@@ -104,6 +132,8 @@ impl Receiver {
         Ok(Summary {
             paths: table.len(),
             prefixes: table.prefixes(),
+            churned: table.churned(),
+            med_sum: table.med_sum(),
             next_hops: table.next_hops(),
         })
     }
@@ -124,17 +154,26 @@ impl Drop for Receiver {
     }
 }
 
-fn receive(mut reader: MsgReader, target: usize, stop: &AtomicBool, shared: &Shared) -> PathTable {
+fn receive(mut reader: MsgReader, stop: &AtomicBool, shared: &Shared) -> PathTable {
     let mut table = PathTable::default();
     let failure = loop {
         match reader.next() {
             Ok(Some((UPDATE, body))) => {
-                if let Err(e) = apply(body, &mut table) {
-                    break format!("bad UPDATE: {e}");
-                }
+                let routes = match apply(body, &mut table) {
+                    Ok(n) => n,
+                    Err(e) => break format!("bad UPDATE: {e}"),
+                };
                 shared.paths.store(table.len(), Ordering::Relaxed);
-                if table.len() >= target && shared.reached.get().is_none() {
-                    shared.reached.get_or_init(Instant::now);
+                let mut t = shared.times.lock().expect("not poisoned");
+                let Some(target) = t.target else { continue };
+                if routes > 0 && t.first.is_none() {
+                    t.first = Some(Instant::now());
+                }
+                if t.reached.is_none()
+                    && table.len() == target.paths
+                    && table.churned() == target.churned
+                {
+                    t.reached = Some(Instant::now());
                     shared.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
                 }
             }
@@ -177,17 +216,21 @@ fn slice(b: &[u8], at: usize, len: usize) -> Result<&[u8]> {
         .ok_or_else(|| anyhow!("{len} bytes at {at} overrun {}", b.len()))
 }
 
-/// Applies one UPDATE body (ADD-PATH NLRI encoding) to `table`.
-fn apply(body: &[u8], table: &mut PathTable) -> Result<()> {
+/// Applies one UPDATE body (ADD-PATH NLRI encoding) to `table`; returns
+/// how many routes it announced or withdrew.
+fn apply(body: &[u8], table: &mut PathTable) -> Result<usize> {
     let withdrawn_len = u16_at(body, 0)?;
     let withdrawn = slice(body, 2, withdrawn_len)?;
     let attrs_len = u16_at(body, 2 + withdrawn_len)?;
     let mut attrs = slice(body, 4 + withdrawn_len, attrs_len)?;
     let nlri = &body[4 + withdrawn_len + attrs_len..];
+    let mut routes = 0;
     nlri_each(withdrawn, |k| {
+        routes += 1;
         table.remove(k);
     })?;
     let mut next_hop = None;
+    let mut med = 0;
     let mut mp_reach: Option<(u32, &[u8])> = None;
     while !attrs.is_empty() {
         let flags = attrs[0];
@@ -203,6 +246,7 @@ fn apply(body: &[u8], table: &mut PathTable) -> Result<()> {
         let value = slice(attrs, at, len)?;
         match kind {
             3 if len == 4 => next_hop = Some(u32::from_be_bytes(value.try_into()?)),
+            4 if len == 4 => med = u32::from_be_bytes(value.try_into()?),
             14 if value.starts_with(&[0, 1, 1]) => {
                 let nh_len = usize::from(*value.get(3).context("short MP_REACH")?);
                 let nh = slice(value, 4, 4)?;
@@ -210,24 +254,27 @@ fn apply(body: &[u8], table: &mut PathTable) -> Result<()> {
                 mp_reach = Some((u32::from_be_bytes(nh.try_into()?), rest));
             }
             15 if value.starts_with(&[0, 1, 1]) => nlri_each(&value[3..], |k| {
+                routes += 1;
                 table.remove(k);
             })?,
             _ => {}
         }
         attrs = &attrs[at + len..];
     }
-    if let Some((nh, reach)) = mp_reach {
+    if let Some((next_hop, reach)) = mp_reach {
         nlri_each(reach, |k| {
-            table.insert(k, nh);
+            routes += 1;
+            table.insert(k, PathValue { next_hop, med });
         })?;
     }
     if !nlri.is_empty() {
-        let nh = next_hop.context("NLRI without NEXT_HOP")?;
+        let next_hop = next_hop.context("NLRI without NEXT_HOP")?;
         nlri_each(nlri, |k| {
-            table.insert(k, nh);
+            routes += 1;
+            table.insert(k, PathValue { next_hop, med });
         })?;
     }
-    Ok(())
+    Ok(routes)
 }
 
 /// Calls `f` for each ADD-PATH IPv4 NLRI entry (path id, length, prefix).
@@ -266,7 +313,7 @@ mod tests {
         let mut t = PathTable::default();
         let nh = [0x40, 3, 4, 10, 1, 0, 101];
         let two_paths = [0, 0, 0, 1, 24, 100, 64, 0, 0, 0, 0, 2, 24, 100, 64, 0];
-        apply(&update(&[], &nh, &two_paths), &mut t).unwrap();
+        assert_eq!(apply(&update(&[], &nh, &two_paths), &mut t).unwrap(), 2);
         assert_eq!(t.len(), 2);
         apply(&update(&[], &nh, &two_paths[..8]), &mut t).unwrap();
         assert_eq!(t.len(), 2);

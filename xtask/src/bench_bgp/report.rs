@@ -1,7 +1,8 @@
-//! Per-run samples and the summary table: median, min and max time to
-//! convergence, paths per second, the route server's CPU seconds and peak
-//! RSS, and each competitor's ratio to Steer (`BIRD/Steer 1.3x` = Steer
-//! took 1.3 times less time; below 1 Steer is slower).
+//! Per-run samples and the summary table: median time to the receiver's
+//! first route and median, min and max time to its final state, paths per
+//! second, the route server's CPU seconds and peak RSS, and each
+//! competitor's ratios to Steer (`BIRD/Steer 1.3x` = Steer took 1.3 times
+//! less time, or memory; below 1 Steer is behind).
 
 use std::fmt::Write;
 
@@ -10,8 +11,11 @@ use super::daemon::Impl;
 /// One run of one implementation.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {
-    /// t1 - t0: from the first UPDATE written to the receiver holding all paths.
+    /// t1 - t0: from the first UPDATE written to the receiver holding the
+    /// final state.
     pub secs: f64,
+    /// From the first UPDATE written to the receiver's first route.
+    pub first_secs: f64,
     /// When the appliances had written everything (s after t0).
     pub written_secs: f64,
     /// Route-server CPU seconds between t0 and t1.
@@ -45,6 +49,10 @@ impl Results {
         median(self.samples.iter().map(|s| s.secs).collect())
     }
 
+    fn first(&self) -> f64 {
+        median(self.samples.iter().map(|s| s.first_secs).collect())
+    }
+
     fn rss_mb(&self) -> f64 {
         median(
             self.samples
@@ -61,8 +69,16 @@ pub fn table(title: &str, paths: usize, results: &[Results]) -> String {
     let _ = writeln!(t, "\n{title}");
     let _ = writeln!(
         t,
-        "{:<7} {:>10} {:>10} {:>10} {:>11} {:>9} {:>8} {:>8}  vs Steer (time, peak RSS)",
-        "impl", "median ms", "min ms", "max ms", "paths/s", "write ms", "cpu s", "peak MB",
+        "{:<7} {:>9} {:>10} {:>10} {:>10} {:>11} {:>9} {:>8} {:>8}  vs Steer (first, last, peak RSS)",
+        "impl",
+        "first ms",
+        "median ms",
+        "min ms",
+        "max ms",
+        "paths/s",
+        "write ms",
+        "cpu s",
+        "peak MB",
     );
     let steer = results.iter().find(|r| r.imp == Impl::Steer);
     for r in results.iter().filter(|r| !r.samples.is_empty()) {
@@ -74,8 +90,9 @@ pub fn table(title: &str, paths: usize, results: &[Results]) -> String {
         let cpu = median(r.samples.iter().map(|s| s.cpu_secs).collect());
         let ratio = match steer {
             Some(s) if s.imp != r.imp && !s.samples.is_empty() => format!(
-                "{}/Steer {:.2}x, {:.2}x",
+                "{}/Steer {:.2}x, {:.2}x, {:.2}x",
                 r.imp.title(),
+                r.first() / s.first(),
                 med / s.time(),
                 r.rss_mb() / s.rss_mb()
             ),
@@ -83,8 +100,9 @@ pub fn table(title: &str, paths: usize, results: &[Results]) -> String {
         };
         let _ = writeln!(
             t,
-            "{:<7} {:>10.1} {:>10.1} {:>10.1} {:>11.0} {:>9.1} {:>8.2} {:>8.1}  {}",
+            "{:<7} {:>9.1} {:>10.1} {:>10.1} {:>10.1} {:>11.0} {:>9.1} {:>8.2} {:>8.1}  {}",
             r.imp.title(),
+            r.first() * 1e3,
             med * 1e3,
             min * 1e3,
             max * 1e3,

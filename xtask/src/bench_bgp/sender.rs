@@ -1,13 +1,15 @@
 //! The appliances: P eBGP speakers (AS 65001.., 10.1.0.101..) in one
-//! namespace. Each brings its session up first; [`Appliances::go`] then
-//! writes every appliance's pre-encoded UPDATEs at once, one thread per
-//! session, as fast as the route server's socket takes them. Afterwards
-//! each thread only sends KEEPALIVEs; a reader per session discards what
-//! the route server sends and reports NOTIFICATIONs or a closed session.
+//! namespace. Each brings its session up first and gets a writer thread
+//! that sends KEEPALIVEs; [`Appliances::go`] then hands every writer its
+//! pre-encoded UPDATEs of one phase at once, and each writes them as fast
+//! as the route server's socket takes them. A reader per session discards
+//! what the route server sends and reports NOTIFICATIONs or a closed
+//! session.
 
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,16 +23,14 @@ use super::wire::{self, MsgReader, NOTIFICATION};
 
 type Failure = Arc<Mutex<Option<String>>>;
 
-struct Writer {
-    stream: TcpStream,
-    peer_hold: u16,
-}
+/// One phase's UPDATEs for every appliance.
+type Phase = Arc<Vec<Vec<u8>>>;
 
 /// The established appliance sessions of one run.
 pub struct Appliances {
     stop: Arc<AtomicBool>,
     failure: Failure,
-    writers: Vec<Writer>,
+    writers: Vec<Sender<Phase>>,
     sockets: Vec<TcpStream>,
     threads: Vec<JoinHandle<()>>,
     done: Arc<Mutex<Vec<Instant>>>,
@@ -53,44 +53,49 @@ impl Appliances {
             let e = session::establish(ns, addr, &open, timeout)?;
             session::require(&e.open, false)?;
             apps.sockets.push(e.writer.try_clone()?);
-            apps.writers.push(Writer {
-                stream: e.writer,
-                peer_hold: e.open.hold_time,
-            });
             let (stop, failure) = (apps.stop.clone(), apps.failure.clone());
             let name = format!("appliance {addr} (AS {asn})");
             apps.threads.push(std::thread::spawn(move || {
                 discard(e.reader, &name, &stop, &failure)
             }));
+            let (tx, rx) = channel::<Phase>();
+            apps.writers.push(tx);
+            let (stop, failure, done) =
+                (apps.stop.clone(), apps.failure.clone(), apps.done.clone());
+            let (mut stream, hold) = (e.writer, e.open.hold_time.min(HOLD_TIME));
+            apps.threads.push(std::thread::spawn(move || {
+                let every = Duration::from_secs(u64::from(hold / 3).max(1));
+                let keepalive = wire::keepalive();
+                while !stop.load(Ordering::SeqCst) {
+                    let bytes = match rx.recv_timeout(every) {
+                        Ok(phase) => {
+                            let r = stream.write_all(&phase[i]);
+                            done.lock().expect("not poisoned").push(Instant::now());
+                            r
+                        }
+                        Err(RecvTimeoutError::Timeout) if hold > 0 => stream.write_all(&keepalive),
+                        Err(RecvTimeoutError::Timeout) => Ok(()),
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    };
+                    if let Err(e) = bytes {
+                        if !stop.load(Ordering::SeqCst) {
+                            fail(&failure, format!("appliance {addr}: writing: {e}"));
+                        }
+                        return;
+                    }
+                }
+            }));
         }
         Ok(apps)
     }
 
-    /// Starts writing: appliance `i` sends `updates[i]`. Returns t0, taken
-    /// just before the first write.
-    pub fn go(&mut self, updates: &Arc<Vec<Vec<u8>>>) -> Instant {
+    /// Starts a phase: appliance `i` writes `phase[i]`. Returns t0, taken
+    /// just before the writers are woken.
+    pub fn go(&mut self, phase: &Phase) -> Instant {
+        self.done.lock().expect("not poisoned").clear();
         let t0 = Instant::now();
-        for (i, w) in self.writers.drain(..).enumerate() {
-            let (updates, stop, failure, done) = (
-                updates.clone(),
-                self.stop.clone(),
-                self.failure.clone(),
-                self.done.clone(),
-            );
-            self.threads.push(std::thread::spawn(move || {
-                let mut stream = w.stream;
-                if let Err(e) = stream.write_all(&updates[i]) {
-                    if !stop.load(Ordering::SeqCst) {
-                        fail(
-                            &failure,
-                            format!("appliance {}: writing UPDATEs: {e}", appliance(i).0),
-                        );
-                    }
-                    return;
-                }
-                done.lock().expect("not poisoned").push(Instant::now());
-                session::keepalive_loop(stream, w.peer_hold, &stop);
-            }));
+        for w in &self.writers {
+            let _ = w.send(phase.clone());
         }
         t0
     }
@@ -115,6 +120,7 @@ impl Appliances {
 impl Drop for Appliances {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        self.writers.clear();
         for s in &self.sockets {
             let _ = s.shutdown(Shutdown::Both);
         }

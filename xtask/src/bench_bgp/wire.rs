@@ -1,121 +1,32 @@
-//! The little BGP-4 the benchmark speakers need (RFC 4271, 4-octet AS from
-//! RFC 6793, ADD-PATH from RFC 7911): OPEN and KEEPALIVE encoding, UPDATEs
-//! packed with as many IPv4 NLRI as fit one attribute set, a framing reader,
-//! and the capability checks both speakers make on the route server's OPEN.
-//! Nothing here is Steer's codec: the benchmark must not share its bugs.
+//! The little BGP-4 session work the benchmark speakers need (RFC 4271,
+//! 4-octet AS from RFC 6793, ADD-PATH from RFC 7911): the OPEN they send, a
+//! framing reader, and the capability checks both speakers make on the
+//! route server's OPEN. Every message is built and parsed by the tests
+//! crate's independent encoder (`steer_tests::wire`, the UPDATEs by
+//! `steer_tests::shape`), so tests and benchmarks speak one wire format,
+//! and none of it is Steer's codec: the benchmark must not share its bugs.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 
 use anyhow::{Context, Result, bail};
+use steer_tests::wire as tw;
+pub use steer_tests::wire::{
+    HEADER_LEN as HEADER, KEEPALIVE, MESSAGE_MAX as MAX_MESSAGE, NOTIFICATION, OPEN, UPDATE,
+    keepalive,
+};
 
-/// Largest BGP message without the extended-message capability.
-pub const MAX_MESSAGE: usize = 4096;
-/// Fixed BGP header: marker, length, type.
-pub const HEADER: usize = 19;
-/// Message type OPEN.
-pub const OPEN: u8 = 1;
-/// Message type UPDATE.
-pub const UPDATE: u8 = 2;
-/// Message type NOTIFICATION.
-pub const NOTIFICATION: u8 = 3;
-/// Message type KEEPALIVE.
-pub const KEEPALIVE: u8 = 4;
-
-const CAP_MULTIPROTOCOL: u8 = 1;
 const CAP_FOUR_OCTET_AS: u8 = 65;
 const CAP_ADD_PATH: u8 = 69;
-const AS_TRANS: u16 = 23456;
-
-/// An IPv4 prefix as it travels in NLRI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Prefix {
-    /// Network address (host bits zero).
-    pub addr: u32,
-    /// Prefix length, 0..=32.
-    pub len: u8,
-}
-
-impl Prefix {
-    fn encoded_len(self) -> usize {
-        1 + usize::from(self.len).div_ceil(8)
-    }
-
-    fn encode(self, out: &mut Vec<u8>) {
-        out.push(self.len);
-        out.extend_from_slice(&self.addr.to_be_bytes()[..usize::from(self.len).div_ceil(8)]);
-    }
-}
-
-impl std::fmt::Display for Prefix {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", Ipv4Addr::from(self.addr), self.len)
-    }
-}
-
-fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(HEADER + body.len());
-    m.extend_from_slice(&[0xff; 16]);
-    m.extend_from_slice(&((HEADER + body.len()) as u16).to_be_bytes());
-    m.push(kind);
-    m.extend_from_slice(body);
-    m
-}
-
-/// A KEEPALIVE message.
-pub fn keepalive() -> Vec<u8> {
-    frame(KEEPALIVE, &[])
-}
 
 /// An OPEN for `asn` with capabilities multiprotocol IPv4 unicast, 4-octet
 /// AS, and (if `add_path_receive`) ADD-PATH receive for IPv4 unicast.
 pub fn open(asn: u32, hold_time: u16, id: Ipv4Addr, add_path_receive: bool) -> Vec<u8> {
-    let mut caps = vec![CAP_MULTIPROTOCOL, 4, 0, 1, 0, 1, CAP_FOUR_OCTET_AS, 4];
-    caps.extend_from_slice(&asn.to_be_bytes());
+    let mut caps = vec![tw::cap_ipv4_unicast(), tw::cap_as4(asn)];
     if add_path_receive {
-        caps.extend_from_slice(&[CAP_ADD_PATH, 4, 0, 1, 1, 1]);
+        caps.push(tw::cap_add_path_ipv4(1));
     }
-    let my_as = u16::try_from(asn).unwrap_or(AS_TRANS);
-    let mut body = vec![4];
-    body.extend_from_slice(&my_as.to_be_bytes());
-    body.extend_from_slice(&hold_time.to_be_bytes());
-    body.extend_from_slice(&id.octets());
-    body.push(2 + caps.len() as u8);
-    body.push(2);
-    body.push(caps.len() as u8);
-    body.extend_from_slice(&caps);
-    frame(OPEN, &body)
-}
-
-/// Encodes UPDATEs announcing `prefixes` with ORIGIN IGP, AS_PATH
-/// `[asn]` (4-octet) and NEXT_HOP `next_hop`, each message as full as 4096
-/// bytes allow; all messages concatenated, ready for one `write_all`.
-pub fn updates(asn: u32, next_hop: Ipv4Addr, prefixes: &[Prefix]) -> Vec<u8> {
-    let mut attrs = vec![0x40, 1, 1, 0, 0x40, 2, 6, 2, 1];
-    attrs.extend_from_slice(&asn.to_be_bytes());
-    attrs.extend_from_slice(&[0x40, 3, 4]);
-    attrs.extend_from_slice(&next_hop.octets());
-    let fixed = 2 + 2 + attrs.len();
-    let mut out = Vec::new();
-    let mut rest = prefixes;
-    while !rest.is_empty() {
-        let mut room = MAX_MESSAGE - HEADER - fixed;
-        let mut n = 0;
-        while n < rest.len() && rest[n].encoded_len() <= room {
-            room -= rest[n].encoded_len();
-            n += 1;
-        }
-        let mut body = Vec::with_capacity(MAX_MESSAGE);
-        body.extend_from_slice(&0u16.to_be_bytes());
-        body.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-        body.extend_from_slice(&attrs);
-        for p in &rest[..n] {
-            p.encode(&mut body);
-        }
-        out.extend_from_slice(&frame(UPDATE, &body));
-        rest = &rest[n..];
-    }
-    out
+    tw::open(asn, hold_time, id, &caps)
 }
 
 /// Reads whole BGP messages from a stream through one large buffer.
@@ -191,31 +102,16 @@ fn parse_open(body: &[u8]) -> Result<PeerOpen> {
     if body.len() < 10 {
         bail!("short OPEN ({} bytes)", body.len());
     }
-    let hold_time = u16::from_be_bytes([body[3], body[4]]);
     let opt_len = usize::from(body[9]);
-    let mut params = body
+    let params = body
         .get(10..10 + opt_len)
         .context("OPEN optional parameters overrun")?;
     let mut open = PeerOpen {
-        hold_time,
+        hold_time: u16::from_be_bytes([body[3], body[4]]),
         four_octet_as: false,
         add_path_send: false,
     };
-    while params.len() >= 2 {
-        let (kind, len) = (params[0], usize::from(params[1]));
-        let value = params.get(2..2 + len).context("OPEN parameter overrun")?;
-        if kind == 2 {
-            scan_capabilities(value, &mut open)?;
-        }
-        params = &params[2 + len..];
-    }
-    Ok(open)
-}
-
-fn scan_capabilities(mut caps: &[u8], open: &mut PeerOpen) -> Result<()> {
-    while caps.len() >= 2 {
-        let (code, len) = (caps[0], usize::from(caps[1]));
-        let value = caps.get(2..2 + len).context("capability overrun")?;
+    for (code, value) in tw::capabilities(params)? {
         match code {
             CAP_FOUR_OCTET_AS => open.four_octet_as = true,
             CAP_ADD_PATH => {
@@ -227,17 +123,13 @@ fn scan_capabilities(mut caps: &[u8], open: &mut PeerOpen) -> Result<()> {
             }
             _ => {}
         }
-        caps = &caps[2 + len..];
     }
-    Ok(())
+    Ok(open)
 }
 
-/// Describes a NOTIFICATION body as "code X subcode Y".
+/// Describes a NOTIFICATION body as "NOTIFICATION code/subcode".
 pub fn notification(body: &[u8]) -> String {
-    match body {
-        [code, sub, ..] => format!("NOTIFICATION code {code} subcode {sub}"),
-        _ => "NOTIFICATION (short)".to_string(),
-    }
+    tw::Notification::from_body(body).map_or_else(|e| e.to_string(), |n| n.to_string())
 }
 
 /// Runs the OPEN exchange on a connected stream: sends `our_open`, reads
@@ -270,30 +162,6 @@ pub fn handshake(stream: TcpStream, our_open: &[u8]) -> Result<(PeerOpen, MsgRea
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn update_packs_one_attribute_set_into_4096_bytes() {
-        let prefixes: Vec<Prefix> = (0..3000u32)
-            .map(|i| Prefix {
-                addr: 0x6440_0000 + (i << 8),
-                len: 24,
-            })
-            .collect();
-        let bytes = updates(65001, Ipv4Addr::new(10, 1, 0, 101), &prefixes);
-        let mut at = 0;
-        let mut seen = 0;
-        while at < bytes.len() {
-            let len = usize::from(u16::from_be_bytes([bytes[at + 16], bytes[at + 17]]));
-            assert!(len <= MAX_MESSAGE);
-            assert_eq!(bytes[at + 18], UPDATE);
-            let attr_len = usize::from(u16::from_be_bytes([bytes[at + 21], bytes[at + 22]]));
-            assert_eq!(attr_len, 20);
-            seen += (len - HEADER - 4 - attr_len) / 4;
-            at += len;
-        }
-        assert_eq!(seen, 3000);
-        assert_eq!(bytes.len().div_ceil(MAX_MESSAGE), 3);
-    }
 
     #[test]
     fn open_offers_add_path_receive_and_four_octet_as() {

@@ -728,3 +728,49 @@ fn show_routes_by_pages_of_a_key_snapshot_lists_every_route_once_in_order() {
         whole.iter().map(|r| r.prefix).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_change_too_large_for_one_core_reaches_hosts_exactly_as_on_one() {
+    let mut rs = server("");
+    let mut h = host(&mut rs, "10.1.0.31", false);
+    let fw1 = appliance(&mut rs, "fw1");
+    let fw2 = appliance(&mut rs, "fw2");
+    let prefixes: Vec<String> = (0..6000u32)
+        .map(|i| format!("100.{}.{}.0/24", 64 + i / 256, i % 256))
+        .collect();
+    let refs: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+    let limit = |rs: &mut RouteServer, id: PeerId| {
+        rs.peer_mut(id).unwrap().max_prefixes = 10_000;
+    };
+    limit(&mut rs, fw1.id);
+    limit(&mut rs, fw2.id);
+    announce(&mut rs, &fw1, &refs, attrs(&[65020], "10.1.0.20"));
+    announce(&mut rs, &fw2, &refs, attrs(&[65021], "10.1.0.21"));
+    let mut state = Default::default();
+    drain(&mut h, &mut state);
+    assert_eq!(state.len(), 12_001);
+    let batch = RouteBatch {
+        family: Family::IPV4_UNICAST,
+        attrs: None,
+        announce: vec![],
+        withdraw: refs.iter().map(|s| Nlri::new(s.parse().unwrap())).collect(),
+    };
+    event(
+        &mut rs,
+        &fw1,
+        SessionEvent::Routes(vec![batch]),
+        Instant::now(),
+    );
+    drain(&mut h, &mut state);
+    assert_eq!(state.len(), 6001);
+    assert!(
+        state
+            .keys()
+            .all(|(p, id)| p == "10.1.0.0/16" || *id == fw2.id)
+    );
+    let group = rs
+        .groups
+        .iter()
+        .find(|(_, g)| g.key.audience == Audience::Hosts);
+    assert_eq!(group.unwrap().1.advertised_paths(), 6001);
+}

@@ -1,11 +1,11 @@
-//! The benchmark's prefixes: /24s from 100.64.0.0/10, then the rest of
+//! The prefixes appliances announce in the benchmark and the shape tests: /24s from 100.64.0.0/10, then the rest of
 //! 10.0.0.0/8 (without 10.0/16, the VNet 10.1/16 and on-prem 10.250/16),
 //! 172.16.0.0/12 and 198.18.0.0/15; 85,760 /24s in all. Past that the same
 //! /24s come again as more-specifics (/25 at .0, /25 at .128, /26 at .0, …),
 //! every one a distinct prefix, so any count fits and the seed (1,000) is
 //! plain /24s in 100.64.0.0/14.
 
-use super::wire::Prefix;
+use super::Prefix;
 
 const BLOCKS: [(u32, u8); 16] = [
     (ip(100, 64), 10),
