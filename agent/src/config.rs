@@ -66,6 +66,17 @@ pub mod defaults {
     pub const STALE_TIMEOUT: u64 = 60;
     /// Seconds between the agent's FIB reconciles.
     pub const RECONCILE_INTERVAL: u64 = 30;
+    /// Unsent bytes a session's send queue may hold. A full-table dump to a
+    /// joining host must fit with the changes that arrive while it goes
+    /// out: 800,000 ADD-PATH paths in 145,000 attribute sets (8 appliances
+    /// × 100,000 prefixes, a few prefixes per set) encode to about 18 MB,
+    /// and the heaviest churn seen at a host is about 0.25 MB/s. 64 MiB
+    /// holds that dump three times over, so a receiver that keeps up is
+    /// never dropped; one that has stopped is dropped by the send-hold
+    /// timer long before it could queue that much under ordinary churn.
+    pub const SEND_QUEUE_LIMIT: usize = 64 << 20;
+    /// The smallest send-queue limit: one message of the largest size.
+    pub const SEND_QUEUE_MIN: usize = 65_535;
 }
 
 fn d_port() -> u16 {
@@ -109,6 +120,9 @@ fn d_reconcile() -> u64 {
 }
 fn d_true() -> bool {
     true
+}
+fn d_send_queue_limit() -> usize {
+    defaults::SEND_QUEUE_LIMIT
 }
 
 /// Session timers common to both roles.
@@ -163,6 +177,15 @@ pub struct ServerConfig {
     /// Seconds a peer stays down after exceeding max_prefixes.
     #[serde(default = "d_max_prefix_restart")]
     pub max_prefix_restart: u64,
+    /// Seconds a peer may take none of our data before the session is
+    /// reset (RFC 9687); unset: the larger of 8 minutes and twice the
+    /// negotiated hold time.
+    #[serde(default)]
+    pub send_hold_time: Option<u32>,
+    /// Unsent bytes a session's send queue may hold; above it the session
+    /// is reset with Cease/8.
+    #[serde(default = "d_send_queue_limit")]
+    pub send_queue_limit: usize,
     /// Graceful-restart time advertised, and the longest we keep a
     /// restarting peer's routes (seconds; 0 turns graceful restart off).
     #[serde(default = "d_gr_time")]
@@ -203,6 +226,12 @@ pub struct PeerConfig {
     /// Keepalive for this peer (defaults to the global one).
     #[serde(default)]
     pub keepalive: Option<u16>,
+    /// Send-hold time for this peer (defaults to the global one).
+    #[serde(default)]
+    pub send_hold_time: Option<u32>,
+    /// Send-queue limit for this peer (defaults to the global one).
+    #[serde(default)]
+    pub send_queue_limit: Option<usize>,
     /// Keep this appliance's routes (stale) while it restarts, when it
     /// asks for it (RFC 4724 helper). Off by default: when an appliance's
     /// session ends, its routes are withdrawn at once so traffic fails
@@ -228,6 +257,12 @@ pub struct HostsConfig {
     /// Keepalive for hosts (defaults to the global one).
     #[serde(default)]
     pub keepalive: Option<u16>,
+    /// Send-hold time for hosts (defaults to the global one).
+    #[serde(default)]
+    pub send_hold_time: Option<u32>,
+    /// Send-queue limit per host (defaults to the global one).
+    #[serde(default)]
+    pub send_queue_limit: Option<usize>,
     /// Keep a host's VM prefixes (stale) while its agent restarts (RFC
     /// 4724 helper), so appliances keep routing replies. On by default.
     #[serde(default = "d_true")]
@@ -241,6 +276,8 @@ impl Default for HostsConfig {
             max_prefixes: None,
             hold_time: None,
             keepalive: None,
+            send_hold_time: None,
+            send_queue_limit: None,
             graceful_restart: true,
         }
     }
@@ -399,6 +436,14 @@ pub struct AgentConfig {
     /// Longest connect-retry delay in seconds.
     #[serde(default = "d_connect_retry_max")]
     pub connect_retry_max: u64,
+    /// Seconds a route server may take none of our data before the session
+    /// is reset (RFC 9687); unset: the larger of 8 minutes and twice the
+    /// negotiated hold time.
+    #[serde(default)]
+    pub send_hold_time: Option<u32>,
+    /// Unsent bytes a session's send queue may hold.
+    #[serde(default = "d_send_queue_limit")]
+    pub send_queue_limit: usize,
     /// Control socket path (default /run/steer/agent.sock).
     #[serde(default)]
     pub socket: Option<PathBuf>,
@@ -459,6 +504,32 @@ impl Check<'_> {
             return Err(self.fail(
                 format!("{prefix}keepalive"),
                 "0 only makes sense with hold_time = 0",
+            ));
+        }
+        Ok(())
+    }
+
+    fn send(
+        &self,
+        prefix: &str,
+        send_hold_time: Option<u32>,
+        queue_limit: Option<usize>,
+    ) -> Result<(), ConfigError> {
+        if send_hold_time == Some(0) {
+            return Err(self.fail(
+                format!("{prefix}send_hold_time"),
+                "must be at least 1 second (leave it out for RFC 9687's default: the larger of 8 minutes and twice the hold time)",
+            ));
+        }
+        if let Some(l) = queue_limit
+            && l < defaults::SEND_QUEUE_MIN
+        {
+            return Err(self.fail(
+                format!("{prefix}send_queue_limit"),
+                format!(
+                    "{l} bytes cannot hold one message of {} bytes",
+                    defaults::SEND_QUEUE_MIN
+                ),
             ));
         }
         Ok(())
@@ -581,7 +652,14 @@ impl ServerConfig {
                 p.hold_time.unwrap_or(self.hold_time),
                 p.keepalive.unwrap_or(self.keepalive),
             )?;
+            c.send(&format!("peer[{i}]."), p.send_hold_time, p.send_queue_limit)?;
         }
+        c.send("", self.send_hold_time, Some(self.send_queue_limit))?;
+        c.send(
+            "hosts.",
+            self.hosts.send_hold_time,
+            self.hosts.send_queue_limit,
+        )?;
         c.timers(
             "hosts.",
             self.hosts.hold_time.unwrap_or(self.hold_time),
@@ -616,6 +694,7 @@ impl AgentConfig {
         c.asn("asn", self.asn)?;
         c.router_id("router_id", self.router_id)?;
         self.timers().check(&c)?;
+        c.send("", self.send_hold_time, Some(self.send_queue_limit))?;
         if self.route_servers.is_empty() {
             return Err(c.fail("route_servers", "needs at least one route server address"));
         }
@@ -829,6 +908,35 @@ dataplane = "auto"                        # auto | tc | xdp | kernel
             "rs.toml: key `hold_time`: 2 s is not allowed: use 0 (no keepalives) or at least 3"
         );
         assert!(server(&format!("hold_time = 0\nkeepalive = 0\n{ISSUE_SERVER}")).is_ok());
+    }
+
+    #[test]
+    fn send_hold_time_and_queue_limit_are_checked_per_peer_and_for_hosts() {
+        let c = server(ISSUE_SERVER).unwrap();
+        assert_eq!(c.send_hold_time, None);
+        assert_eq!(c.send_queue_limit, 64 << 20);
+        let e = server(&ISSUE_SERVER.replace("asn = 65020", "asn = 65020\nsend_hold_time = 0"))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("rs.toml: key `peer[1].send_hold_time`: must be at least 1 second"),
+            "{e}"
+        );
+        let e = server(&format!("{ISSUE_SERVER}send_queue_limit = 4096\n")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rs.toml: key `hosts.send_queue_limit`: 4096 bytes cannot hold one message of 65535 bytes"
+        );
+        let c = server(&format!(
+            "send_hold_time = 20\n{ISSUE_SERVER}send_hold_time = 30\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.send_hold_time, c.hosts.send_hold_time),
+            (Some(20), Some(30))
+        );
+        let e = agent(&format!("send_hold_time = 0\n{ISSUE_AGENT}")).unwrap_err();
+        assert!(e.to_string().contains("key `send_hold_time`"), "{e}");
     }
 
     #[test]

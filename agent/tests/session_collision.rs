@@ -4,131 +4,18 @@
 //! to an established session without graceful restart is refused with
 //! Cease/7 while the session stays up.
 
+mod session_support;
+
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use steer::bgp::capability::Capability;
+use session_support::{Wire, established, incoming, peer_open, start};
 use steer::bgp::error::Notification;
-use steer::bgp::fsm::{Backoff, FsmConfig};
-use steer::bgp::message::{CodecConfig, Message, Open, decode, frame_len};
-use steer::bgp::peer::{PeerMsg, SessionCommand, SessionEvent};
-use steer::bgp::session::{self, SessionHandle, SessionSpec};
-use steer::bgp::status::PeerStatus;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use steer::bgp::message::Message;
+use steer::bgp::peer::SessionCommand;
 use tokio::time::timeout;
 
-const WAIT: Duration = Duration::from_secs(10);
-
-struct Wire {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Wire {
-    async fn send(&mut self, m: Message) {
-        let mut out = Vec::new();
-        m.encode(&CodecConfig::default(), &mut out).unwrap();
-        self.s.write_all(&out).await.unwrap();
-    }
-
-    /// The next message, or None at end of stream.
-    async fn recv(&mut self) -> Option<Message> {
-        loop {
-            if let Some(n) = frame_len(&self.buf, &CodecConfig::default()).unwrap()
-                && self.buf.len() >= n
-            {
-                let m = decode(&self.buf[..n], &CodecConfig::default()).unwrap();
-                self.buf.drain(..n);
-                return Some(m);
-            }
-            let mut chunk = [0u8; 4096];
-            let n = timeout(WAIT, self.s.read(&mut chunk))
-                .await
-                .expect("peer silent")
-                .unwrap();
-            if n == 0 {
-                return None;
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    async fn expect_open(&mut self) -> Open {
-        match self.recv().await {
-            Some(Message::Open(o)) => o,
-            m => panic!("expected OPEN, got {m:?}"),
-        }
-    }
-}
-
-fn peer_open(router_id: Ipv4Addr) -> Message {
-    Message::Open(Open::new(
-        65010,
-        90,
-        router_id,
-        vec![Capability::FourOctetAs(65010)],
-    ))
-}
-
-async fn start(
-    router_id: Ipv4Addr,
-) -> (SessionHandle, mpsc::UnboundedReceiver<PeerMsg>, TcpListener) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let spec = SessionSpec {
-        id: 1,
-        name: "nva".into(),
-        fsm: FsmConfig {
-            local_asn: 65515,
-            router_id,
-            peer_asn: 65010,
-            hold_time: 90,
-            keepalive: None,
-            capabilities: vec![Capability::FourOctetAs(65515)],
-            passive: false,
-            restart: true,
-            backoff: Backoff {
-                initial: Duration::from_secs(1),
-                max: Duration::from_secs(4),
-            },
-        },
-        remote: listener.local_addr().unwrap(),
-        bind: None,
-    };
-    let (tx, rx) = mpsc::unbounded_channel();
-    let h = session::spawn(spec, tx, None, Arc::new(PeerStatus::default()));
-    (h, rx, listener)
-}
-
-/// A connection "from the peer" handed to the session as the listener
-/// would: returns the peer's end.
-async fn incoming(h: &SessionHandle) -> Wire {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let peer_side = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-    let (session_side, _) = l.accept().await.unwrap();
-    h.cmd.send(SessionCommand::Incoming(session_side)).unwrap();
-    Wire {
-        s: peer_side,
-        buf: Vec::new(),
-    }
-}
-
-async fn established(rx: &mut mpsc::UnboundedReceiver<PeerMsg>) -> SocketAddrs {
-    loop {
-        let m = timeout(WAIT, rx.recv())
-            .await
-            .expect("no session event")
-            .unwrap();
-        if let SessionEvent::Established(e) = m.event {
-            return SocketAddrs {
-                local: e.local.port(),
-                remote: e.remote.port(),
-            };
-        }
-    }
-}
+const WAIT: Duration = session_support::WAIT;
 
 struct SocketAddrs {
     local: u16,
@@ -170,7 +57,11 @@ async fn run_collision(local_id: Ipv4Addr, peer_id: Ipv4Addr) -> (bool, SocketAd
         assert_eq!(loser.recv().await, None);
     }
     winner.send(Message::Keepalive).await;
-    let addrs = established(&mut rx).await;
+    let e = established(&mut rx).await;
+    let addrs = SocketAddrs {
+        local: e.local.port(),
+        remote: e.remote.port(),
+    };
     h.cmd
         .send(SessionCommand::Stop(Notification::new(6, 2)))
         .unwrap();

@@ -3,7 +3,9 @@
 //! hands routes to its owner (the server's RIB or the agent) as
 //! [`PeerMsg`]s. Connection collisions (RFC 4271 §6.8) are resolved here by
 //! running a second FSM on the colliding connection until one side's BGP
-//! identifier decides. Timers get the jitter of RFC 4271 §10.
+//! identifier decides. Timers get the jitter of RFC 4271 §10. Each
+//! connection has a bounded [`SendQueue`] and a writer task
+//! ([`super::writer`]) that runs the send-hold timer of RFC 9687.
 
 use super::error::Notification;
 use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
@@ -12,7 +14,9 @@ use super::message::{CodecConfig, Message, decode, frame_len};
 use super::negotiate::Negotiated;
 use super::peer::{Established, Outbound, PeerId, PeerMsg, SessionCommand, SessionEvent};
 use super::routes::{IngestContext, RouteBatch, ingest};
+use super::sendq::SendQueue;
 use super::status::PeerStatus;
+use super::writer::{self, WriterEnd};
 use bytes::{Bytes, BytesMut};
 use std::future::Future;
 use std::io;
@@ -21,8 +25,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -42,6 +44,32 @@ pub struct SessionSpec {
     pub remote: SocketAddr,
     /// Source address for outgoing connections.
     pub bind: Option<IpAddr>,
+    /// Send-hold time and send-queue limit.
+    pub send: SendLimits,
+}
+
+/// How long a peer may take none of our data, and how much may wait for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendLimits {
+    /// The send-hold time (RFC 9687); `None`: the RFC's default, the
+    /// larger of 8 minutes and twice the negotiated hold time.
+    pub send_hold_time: Option<Duration>,
+    /// Unsent bytes the send queue may hold.
+    pub queue_limit: usize,
+}
+
+/// RFC 9687 §3: the suggested SendHoldTime.
+const SEND_HOLD_MIN: Duration = Duration::from_secs(480);
+
+impl SendLimits {
+    /// The send-hold time for a session that negotiated `hold_time`
+    /// seconds (`None` before the OPENs are exchanged).
+    pub fn send_hold(&self, hold_time: Option<u16>) -> Duration {
+        self.send_hold_time.unwrap_or_else(|| {
+            let twice = Duration::from_secs(2 * u64::from(hold_time.unwrap_or(0)));
+            twice.max(SEND_HOLD_MIN)
+        })
+    }
 }
 
 /// The owner's handle on a running session.
@@ -81,11 +109,11 @@ pub fn spawn(
 }
 
 struct Conn {
-    reader: OwnedReadHalf,
+    stream: Arc<TcpStream>,
     buf: BytesMut,
-    tx: mpsc::UnboundedSender<Bytes>,
-    err: oneshot::Receiver<String>,
-    writer: JoinHandle<()>,
+    queue: Arc<SendQueue>,
+    ended: oneshot::Receiver<WriterEnd>,
+    writer: Option<JoinHandle<()>>,
     codec: CodecConfig,
     local: SocketAddr,
     remote: SocketAddr,
@@ -93,46 +121,37 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(stream: TcpStream, outgoing: bool) -> io::Result<Conn> {
+    fn new(stream: TcpStream, outgoing: bool, limits: &SendLimits) -> io::Result<Conn> {
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?;
         let remote = stream.peer_addr()?;
-        let (reader, writer) = stream.into_split();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (err_tx, err) = oneshot::channel();
-        let writer = tokio::spawn(write_loop(writer, rx, err_tx));
+        let stream = Arc::new(stream);
+        let queue = Arc::new(SendQueue::new(limits.queue_limit, limits.send_hold(None)));
+        let (ended_tx, ended) = oneshot::channel();
+        let writer = writer::spawn(stream.clone(), queue.clone(), ended_tx);
         Ok(Conn {
-            reader,
+            stream,
             buf: BytesMut::with_capacity(65536),
-            tx,
-            err,
-            writer,
+            queue,
+            ended,
+            writer: Some(writer),
             codec: CodecConfig::default(),
             local,
             remote,
             outgoing,
         })
     }
+
+    fn push(&self, bytes: Bytes) {
+        self.queue.push(bytes, 1, std::time::Instant::now());
+    }
 }
 
-async fn write_loop(
-    mut w: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
-    err: oneshot::Sender<String>,
-) {
-    let mut batch = Vec::with_capacity(64);
-    loop {
-        if rx.recv_many(&mut batch, 64).await == 0 {
-            break;
-        }
-        for b in batch.drain(..) {
-            if let Err(e) = w.write_all(&b).await {
-                let _ = err.send(format!("write failed: {e}"));
-                return;
-            }
-        }
+impl Drop for Conn {
+    /// The writer drains what is queued and closes the connection.
+    fn drop(&mut self) {
+        self.queue.close();
     }
-    let _ = w.shutdown().await;
 }
 
 /// One FSM and its connection and timers.
@@ -201,23 +220,33 @@ struct Driver {
 enum ConnEvent {
     /// Bytes arrived (count), end of stream (0) or a read error.
     Read(io::Result<usize>),
-    /// The writer task failed.
-    WriteFailed(String),
+    /// The writer stopped on its own.
+    Writer(WriterEnd),
+}
+
+async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        match stream.try_read_buf(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            r => return r,
+        }
+    }
 }
 
 async fn conn_event(conn: Option<&mut Option<Conn>>) -> ConnEvent {
     let Some(Some(c)) = conn else {
         return std::future::pending().await;
     };
-    let writer_failed = async {
-        match (&mut c.err).await {
+    let writer_ended = async {
+        match (&mut c.ended).await {
             Ok(e) => e,
             Err(_) => std::future::pending().await,
         }
     };
     tokio::select! {
-        r = c.reader.read_buf(&mut c.buf) => ConnEvent::Read(r),
-        e = writer_failed => ConnEvent::WriteFailed(e),
+        r = read_some(&c.stream, &mut c.buf) => ConnEvent::Read(r),
+        e = writer_ended => ConnEvent::Writer(e),
     }
 }
 
@@ -360,7 +389,7 @@ impl Driver {
             info!("refusing connection: peer is held down");
             return;
         }
-        let conn = match Conn::new(stream, false) {
+        let conn = match Conn::new(stream, false, &self.spec.send) {
             Ok(c) => c,
             Err(e) => {
                 warn!("accepted connection unusable: {e}");
@@ -406,7 +435,7 @@ impl Driver {
                         .encode(&conn.codec, &mut out)
                         .is_ok()
                     {
-                        let _ = conn.tx.send(Bytes::from(out));
+                        conn.push(Bytes::from(out));
                     }
                     self.retire(Some(conn));
                 }
@@ -422,9 +451,9 @@ impl Driver {
     }
 
     fn retire(&mut self, conn: Option<Conn>) {
-        if let Some(c) = conn {
+        if let Some(w) = conn.and_then(|mut c| c.writer.take()) {
             self.closing.retain(|h| !h.is_finished());
-            self.closing.push(c.writer);
+            self.closing.push(w);
         }
     }
 
@@ -456,7 +485,7 @@ impl Driver {
     }
 
     fn on_connect(&mut self, r: io::Result<TcpStream>) {
-        match r.and_then(|s| Conn::new(s, true)) {
+        match r.and_then(|s| Conn::new(s, true, &self.spec.send)) {
             Ok(c) => {
                 debug!("connected to {}", c.remote);
                 self.replace_conn(Which::Primary, Some(c));
@@ -477,7 +506,29 @@ impl Driver {
             }
             ConnEvent::Read(Ok(_)) => self.drain_frames(w),
             ConnEvent::Read(Err(e)) => self.input(w, Input::TcpFailed(format!("read failed: {e}"))),
-            ConnEvent::WriteFailed(e) => self.input(w, Input::TcpFailed(e)),
+            ConnEvent::Writer(WriterEnd::Failed(e)) => {
+                self.input(w, Input::TcpFailed(format!("write failed: {e}")))
+            }
+            ConnEvent::Writer(WriterEnd::SendHoldExpired { stalled, queued }) => {
+                warn!(
+                    "send hold timer expired: the peer took none of our data for {:.0}s with {} bytes in {} messages waiting (oldest {:.0}s); connection reset (RFC 9687)",
+                    stalled.as_secs_f64(),
+                    queued.bytes,
+                    queued.messages,
+                    queued.oldest_seconds
+                );
+                self.status
+                    .send_hold_expiries
+                    .fetch_add(1, Ordering::Relaxed);
+                self.input(w, Input::SendHoldTimerExpired);
+            }
+            ConnEvent::Writer(WriterEnd::Overflow { unsent, limit }) => {
+                warn!(
+                    "send queue over its limit: {unsent} bytes would be unsent (limit {limit}); its data dropped and the connection reset with Cease/8"
+                );
+                self.status.queue_overflows.fetch_add(1, Ordering::Relaxed);
+                self.input(w, Input::SendQueueOverflow);
+            }
         }
     }
 
@@ -572,7 +623,18 @@ impl Driver {
                         self.start_connect();
                     }
                 }
-                Output::Disconnect => {
+                Output::Disconnect | Output::Abort(_) => {
+                    if let Output::Abort(n) = &o
+                        && let Some(c) = self.slot(w).and_then(|s| s.conn.as_ref())
+                    {
+                        let mut out = Vec::with_capacity(64);
+                        let last = Message::Notification(n.clone())
+                            .encode(&c.codec, &mut out)
+                            .ok()
+                            .map(|()| Bytes::from(out));
+                        c.queue.abort(last);
+                        warn!("NOTIFICATION {n} (best effort) and connection reset");
+                    }
                     if w == Which::Primary {
                         self.connecting = None;
                     }
@@ -635,7 +697,7 @@ impl Driver {
         let mut buf = Vec::with_capacity(64);
         match m.encode(&conn.codec, &mut buf) {
             Ok(()) => {
-                let _ = conn.tx.send(Bytes::from(buf));
+                conn.push(Bytes::from(buf));
                 self.status.sent(1, 0);
                 if let Message::Notification(n) = m {
                     if n.code == u8::from(ErrorCode::Cease) {
@@ -654,15 +716,23 @@ impl Driver {
             return;
         };
         conn.codec = n.codec.clone();
+        conn.queue
+            .set_send_hold(self.spec.send.send_hold(Some(n.hold_time)));
         self.epoch += 1;
         let (local, remote) = (conn.local, conn.remote);
         info!(
-            "established: AS {} id {} hold {}s families {:?}",
-            n.peer_asn, n.peer_router_id, n.hold_time, n.families
+            "established: AS {} id {} hold {}s send hold {}s families {:?}",
+            n.peer_asn,
+            n.peer_router_id,
+            n.hold_time,
+            conn.queue.send_hold().as_secs(),
+            n.families
         );
         self.status.set_state(State::Established);
-        self.status.set_established(n.clone(), local, remote);
-        let out = Outbound::new(conn.tx.clone(), self.status.clone());
+        let queue = conn.queue.clone();
+        self.status
+            .set_established(n.clone(), local, remote, Some(queue.clone()));
+        let out = Outbound::queue(queue, self.status.clone());
         self.established = Some((n.clone(), local));
         self.emit(SessionEvent::Established(Box::new(Established {
             negotiated: n,

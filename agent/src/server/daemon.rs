@@ -8,7 +8,7 @@ use crate::bgp::capability::{AddPathFamily, Capability, GracefulRestart};
 use crate::bgp::fsm::{Backoff, FsmConfig};
 use crate::bgp::nlri::Family;
 use crate::bgp::peer::{PeerId, PeerMsg, SessionCommand};
-use crate::bgp::session::{self, SessionSpec};
+use crate::bgp::session::{self, SendLimits, SessionSpec};
 use crate::config::ServerConfig;
 use crate::control::metrics::{self, Exposition};
 use crate::control::socket::{self, Query};
@@ -125,20 +125,31 @@ impl Daemon {
 
     fn start_session(&mut self, id: PeerId, incoming: Option<TcpStream>) {
         let Some(p) = self.rs.peer(id) else { return };
-        let (hold, keepalive, passive) = match p.kind {
+        let c = self.rs.config();
+        let (hold, keepalive, passive, send_hold, queue_limit) = match p.kind {
             SourceKind::Appliance => {
-                let pc = self.rs.config().peers.iter().find(|x| x.address == p.addr);
+                let pc = c.peers.iter().find(|x| x.address == p.addr);
                 (
                     pc.and_then(|x| x.hold_time),
                     pc.and_then(|x| x.keepalive),
                     pc.is_some_and(|x| x.passive),
+                    pc.and_then(|x| x.send_hold_time),
+                    pc.and_then(|x| x.send_queue_limit),
                 )
             }
             _ => (
-                self.rs.config().hosts.hold_time,
-                self.rs.config().hosts.keepalive,
+                c.hosts.hold_time,
+                c.hosts.keepalive,
                 true,
+                c.hosts.send_hold_time,
+                c.hosts.send_queue_limit,
             ),
+        };
+        let send = SendLimits {
+            send_hold_time: send_hold
+                .or(c.send_hold_time)
+                .map(|s| Duration::from_secs(u64::from(s))),
+            queue_limit: queue_limit.unwrap_or(c.send_queue_limit),
         };
         let spec = SessionSpec {
             id,
@@ -146,6 +157,7 @@ impl Daemon {
             fsm: self.fsm_config(p.kind, p.asn, hold, keepalive, passive),
             remote: SocketAddr::new(p.addr, self.rs.config().port),
             bind: self.bind_for(p.addr),
+            send,
         };
         let h = session::spawn(spec, self.events.clone(), incoming, p.status.clone());
         if let Some(p) = self.rs.peer_mut(id) {
@@ -271,6 +283,7 @@ impl Daemon {
                 &l,
                 f64::from(p.max_prefix_trips),
             );
+            e.send_queue(&l, &p.status);
         }
         e.finish()
     }
