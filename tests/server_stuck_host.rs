@@ -62,15 +62,6 @@ fn host(ns: &Netns, addr: &str, gr: bool) -> Result<RawPeer> {
     connect(ns, 65515, addr, &churn::host_capabilities(65515, gr))
 }
 
-/// A host's VM prefix, as an agent announces it.
-fn vm_prefix(prefix: Ipv4Addr, next_hop: Ipv4Addr) -> Vec<u8> {
-    let mut attrs = wire::attribute(0x40, 1, &[0]);
-    attrs.extend(wire::attribute(0x40, 2, &[]));
-    attrs.extend(wire::attribute(0x40, 3, &next_hop.octets()));
-    attrs.extend(wire::attribute(0x40, 5, &100u32.to_be_bytes()));
-    wire::update(&[], &attrs, &wire::nlri(prefix, 24))
-}
-
 fn latencies(sent: &[Instant], reached: &[Instant], from: Instant, to: Instant) -> Vec<Duration> {
     sent.iter()
         .zip(reached)
@@ -106,7 +97,10 @@ fn a_host_that_stops_reading_is_dropped_within_the_send_hold_time_and_nothing_el
     let rss_before = churn::rss(pid)?;
     let stuck_started = Instant::now();
     let mut raw = host(&stuck_ns, "10.1.0.32", true)?;
-    raw.send(&vm_prefix("10.1.32.0".parse()?, "10.1.0.32".parse()?))?;
+    raw.send(&churn::vm_prefix(
+        "10.1.32.0".parse()?,
+        "10.1.0.32".parse()?,
+    ))?;
     let mut stuck = Stuck::start(raw)?;
     let name = "host-10.1.0.32";
     let mut stall_began = None;

@@ -38,6 +38,16 @@ pub fn host_capabilities(asn: u32, gr: bool) -> Vec<Vec<u8>> {
     caps
 }
 
+/// A host's VM /24 as an agent announces it: ORIGIN IGP, an empty
+/// AS_PATH, NEXT_HOP `next_hop`, LOCAL_PREF 100.
+pub fn vm_prefix(prefix: Ipv4Addr, next_hop: Ipv4Addr) -> Vec<u8> {
+    let mut attrs = wire::attribute(0x40, 1, &[0]);
+    attrs.extend(wire::attribute(0x40, 2, &[]));
+    attrs.extend(wire::attribute(0x40, 3, &next_hop.octets()));
+    attrs.extend(wire::attribute(0x40, 5, &100u32.to_be_bytes()));
+    wire::update(&[], &attrs, &wire::nlri(prefix, 24))
+}
+
 /// UPDATEs announcing `prefixes` (each message at most 4,096 bytes) with
 /// ORIGIN IGP, AS_PATH `asn`, NEXT_HOP `next_hop` and MED `med`.
 pub fn announce(asn: u32, next_hop: Ipv4Addr, med: u32, prefixes: &[(Ipv4Addr, u8)]) -> Vec<u8> {

@@ -402,8 +402,26 @@ impl Driver {
                 self.replace_conn(Which::Primary, Some(conn));
                 self.input(Which::Primary, Input::TcpConnected);
             }
-            State::OpenSent | State::OpenConfirm => {
-                info!("connection collision: running the incoming connection until its OPEN");
+            State::Established if !self.restart_capable() => {
+                info!("refusing second connection: session already established (RFC 4271 §6.8)");
+                let mut out = Vec::new();
+                let n = Notification::from(CeaseSubcode::CollisionResolution);
+                if Message::Notification(n)
+                    .encode(&conn.codec, &mut out)
+                    .is_ok()
+                {
+                    conn.push(Bytes::from(out));
+                }
+                self.retire(Some(conn));
+            }
+            State::OpenSent | State::OpenConfirm | State::Established => {
+                if self.primary.fsm.state() == State::Established {
+                    info!(
+                        "new connection while established with graceful restart: the session stays until it sends a valid OPEN (RFC 4724)"
+                    );
+                } else {
+                    info!("connection collision: running the incoming connection until its OPEN");
+                }
                 let mut slot = Slot::new(self.spec.fsm.clone());
                 slot.conn = Some(conn);
                 let outs = slot.fsm.process(Input::TcpConnected);
@@ -412,35 +430,15 @@ impl Driver {
                 }
                 self.apply(Which::Collision, outs);
             }
-            State::Established => {
-                let gr = self
-                    .established
-                    .as_ref()
-                    .is_some_and(|(n, _)| n.graceful_restart.is_some());
-                if gr {
-                    info!("peer reconnected while established: treating it as a graceful restart");
-                    self.input(
-                        Which::Primary,
-                        Input::TcpFailed("peer opened a new connection (restart)".into()),
-                    );
-                    self.replace_conn(Which::Primary, Some(conn));
-                    self.input(Which::Primary, Input::TcpConnected);
-                } else {
-                    info!(
-                        "refusing second connection: session already established (RFC 4271 §6.8)"
-                    );
-                    let mut out = Vec::new();
-                    let n = Notification::from(CeaseSubcode::CollisionResolution);
-                    if Message::Notification(n)
-                        .encode(&conn.codec, &mut out)
-                        .is_ok()
-                    {
-                        conn.push(Bytes::from(out));
-                    }
-                    self.retire(Some(conn));
-                }
-            }
         }
+    }
+
+    /// The established session negotiated graceful restart, so a new
+    /// connection may be the peer restarting (RFC 4724 §4.2).
+    fn restart_capable(&self) -> bool {
+        self.established
+            .as_ref()
+            .is_some_and(|(n, _)| n.graceful_restart.is_some())
     }
 
     fn slot(&mut self, w: Which) -> Option<&mut Slot> {
@@ -791,7 +789,10 @@ impl Driver {
 
     /// RFC 4271 §6.8: once both connections have the peer's OPEN, the one
     /// opened by the speaker with the higher BGP identifier survives; an
-    /// established session always wins; a primary that has no connection
+    /// established session wins, unless it negotiated graceful restart and
+    /// the new connection's OPEN is valid and carries the same BGP
+    /// identifier: then the peer has restarted (RFC 4724 §4.2) and the new
+    /// connection replaces it; a primary that has no connection
     /// left gives way to the colliding one. `None` while undecided.
     fn collision_loser(&self) -> Option<Which> {
         let c = self.collision.as_ref()?;
@@ -799,7 +800,18 @@ impl Driver {
             return None;
         }
         match self.primary.fsm.state() {
-            State::Established => Some(Which::Collision),
+            State::Established => {
+                let same_speaker = self
+                    .established
+                    .as_ref()
+                    .zip(c.fsm.negotiated())
+                    .is_some_and(|((old, _), new)| old.peer_router_id == new.peer_router_id);
+                if self.restart_capable() && same_speaker {
+                    Some(Which::Primary)
+                } else {
+                    Some(Which::Collision)
+                }
+            }
             State::OpenConfirm => {
                 let primary_outgoing = self.primary.conn.as_ref().is_some_and(|c| c.outgoing);
                 let remote_id = self
@@ -833,6 +845,14 @@ impl Driver {
                     let s = self.collision.take();
                     self.retire(s.and_then(|s| s.conn));
                 }
+            }
+            Which::Primary if self.primary.fsm.state() == State::Established => {
+                info!("the peer restarted: a new connection sent a valid OPEN (RFC 4724)");
+                let outs = self.primary.fsm.process(Input::TcpFailed(
+                    "peer restarted: a new connection sent a valid OPEN".into(),
+                ));
+                self.apply(Which::Primary, outs);
+                self.promote_collision();
             }
             Which::Primary => {
                 info!("collision resolved: keeping the peer's connection");
