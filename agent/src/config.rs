@@ -232,6 +232,13 @@ pub struct PeerConfig {
     /// Send-queue limit for this peer (defaults to the global one).
     #[serde(default)]
     pub send_queue_limit: Option<usize>,
+    /// TCP-MD5 key (RFC 2385) for this appliance; both ends must have the same one.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// GTSM (RFC 5082): send with TTL 255 and accept only TTL 255, so
+    /// only a directly connected appliance can reach the session.
+    #[serde(default)]
+    pub ttl_security: bool,
     /// Keep this appliance's routes (stale) while it restarts, when it
     /// asks for it (RFC 4724 helper). Off by default: when an appliance's
     /// session ends, its routes are withdrawn at once so traffic fails
@@ -263,6 +270,13 @@ pub struct HostsConfig {
     /// Send-queue limit per host (defaults to the global one).
     #[serde(default)]
     pub send_queue_limit: Option<usize>,
+    /// TCP-MD5 key (RFC 2385) for every host in `ranges` (one kernel key per range); both ends must have the same one.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// GTSM (RFC 5082): send with TTL 255 and accept only TTL 255, so
+    /// only a directly connected host can reach the session.
+    #[serde(default)]
+    pub ttl_security: bool,
     /// Keep a host's VM prefixes (stale) while its agent restarts (RFC
     /// 4724 helper), so appliances keep routing replies. On by default.
     #[serde(default = "d_true")]
@@ -278,6 +292,8 @@ impl Default for HostsConfig {
             keepalive: None,
             send_hold_time: None,
             send_queue_limit: None,
+            password: None,
+            ttl_security: false,
             graceful_restart: true,
         }
     }
@@ -444,6 +460,13 @@ pub struct AgentConfig {
     /// Unsent bytes a session's send queue may hold.
     #[serde(default = "d_send_queue_limit")]
     pub send_queue_limit: usize,
+    /// TCP-MD5 key (RFC 2385) for the route-server sessions; both ends must have the same one.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// GTSM (RFC 5082): send with TTL 255 and accept only TTL 255, so
+    /// only a directly connected route server can reach the session.
+    #[serde(default)]
+    pub ttl_security: bool,
     /// Control socket path (default /run/steer/agent.sock).
     #[serde(default)]
     pub socket: Option<PathBuf>,
@@ -533,6 +556,19 @@ impl Check<'_> {
             ));
         }
         Ok(())
+    }
+
+    fn password(&self, key: &str, password: Option<&str>) -> Result<(), ConfigError> {
+        match password {
+            Some(p) if p.is_empty() || p.len() > 80 => Err(self.fail(
+                key,
+                format!(
+                    "a TCP-MD5 password has 1 to 80 bytes (this one has {})",
+                    p.len()
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn prefixes(&self, key: &str, list: &[Prefix]) -> Result<(), ConfigError> {
@@ -653,6 +689,22 @@ impl ServerConfig {
                 p.keepalive.unwrap_or(self.keepalive),
             )?;
             c.send(&format!("peer[{i}]."), p.send_hold_time, p.send_queue_limit)?;
+            c.password(&format!("peer[{i}].password"), p.password.as_deref())?;
+            if p.password.is_none()
+                && let Some(r) = self
+                    .hosts
+                    .ranges
+                    .iter()
+                    .find(|r| self.hosts.password.is_some() && r.contains_addr(p.address))
+            {
+                return Err(c.fail(
+                    format!("peer[{i}].password"),
+                    format!(
+                        "{} lies in hosts range {r}, which has a password: the kernel would require it from this appliance too; give the appliance its own password",
+                        p.address
+                    ),
+                ));
+            }
         }
         c.send("", self.send_hold_time, Some(self.send_queue_limit))?;
         c.send(
@@ -660,6 +712,7 @@ impl ServerConfig {
             self.hosts.send_hold_time,
             self.hosts.send_queue_limit,
         )?;
+        c.password("hosts.password", self.hosts.password.as_deref())?;
         c.timers(
             "hosts.",
             self.hosts.hold_time.unwrap_or(self.hold_time),
@@ -695,6 +748,7 @@ impl AgentConfig {
         c.router_id("router_id", self.router_id)?;
         self.timers().check(&c)?;
         c.send("", self.send_hold_time, Some(self.send_queue_limit))?;
+        c.password("password", self.password.as_deref())?;
         if self.route_servers.is_empty() {
             return Err(c.fail("route_servers", "needs at least one route server address"));
         }
@@ -937,6 +991,45 @@ dataplane = "auto"                        # auto | tc | xdp | kernel
         );
         let e = agent(&format!("send_hold_time = 0\n{ISSUE_AGENT}")).unwrap_err();
         assert!(e.to_string().contains("key `send_hold_time`"), "{e}");
+    }
+
+    #[test]
+    fn passwords_are_checked_and_an_appliance_in_a_protected_host_range_needs_its_own() {
+        let hosts_key = format!("{ISSUE_SERVER}password = \"hosts-key\"\nttl_security = true\n");
+        let e = server(&hosts_key).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rs.toml: key `peer[0].password`: 10.1.0.10 lies in hosts range 10.1.0.0/24, which has a password: the kernel would require it from this appliance too; give the appliance its own password"
+        );
+        let keyed = |text: &str, key: &str| {
+            text.replace("asn = 65010", &format!("asn = 65010\npassword = \"{key}\""))
+                .replace("asn = 65020", "asn = 65020\npassword = \"fw\"")
+        };
+        let c = server(&keyed(&hosts_key, "sdwan")).unwrap();
+        assert_eq!(c.hosts.password.as_deref(), Some("hosts-key"));
+        assert_eq!(c.peers[0].password.as_deref(), Some("sdwan"));
+        assert!(c.hosts.ttl_security && !c.peers[0].ttl_security);
+        let long = "x".repeat(81);
+        let e = server(&keyed(ISSUE_SERVER, &long)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rs.toml: key `peer[0].password`: a TCP-MD5 password has 1 to 80 bytes (this one has 81)"
+        );
+        let e = server(&format!("{ISSUE_SERVER}password = \"\"\n")).unwrap_err();
+        assert!(e.to_string().contains("key `peer[0].password`"), "{e}");
+        let e = server(&keyed(&format!("{ISSUE_SERVER}password = \"\"\n"), "a")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("rs.toml: key `hosts.password`: a TCP-MD5 password"),
+            "{e}"
+        );
+        let e = agent(&format!("password = \"\"\n{ISSUE_AGENT}")).unwrap_err();
+        assert!(e.to_string().contains("key `password`"), "{e}");
+        let c = agent(&format!(
+            "password = \"k\"\nttl_security = true\n{ISSUE_AGENT}"
+        ))
+        .unwrap();
+        assert_eq!((c.password.as_deref(), c.ttl_security), (Some("k"), true));
     }
 
     #[test]

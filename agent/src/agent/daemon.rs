@@ -17,7 +17,7 @@ use crate::bgp::message::{encode_announce, encode_end_of_rib};
 use crate::bgp::negotiate::Negotiated;
 use crate::bgp::nlri::{Family, Nlri};
 use crate::bgp::peer::{Established, PeerMsg, SessionCommand, SessionEvent};
-use crate::bgp::session::{self, SendLimits, SessionHandle, SessionSpec};
+use crate::bgp::session::{self, Security, SendLimits, SessionHandle, SessionSpec};
 use crate::bgp::status::PeerStatus;
 use crate::config::{AgentConfig, DataplaneSetting, EcmpSetting};
 use crate::control::metrics::{self, Exposition};
@@ -586,6 +586,10 @@ pub async fn run(cfg: AgentConfig, socket_path: Option<PathBuf>) -> anyhow::Resu
                     .send_hold_time
                     .map(|s| Duration::from_secs(u64::from(s))),
                 queue_limit: cfg.send_queue_limit,
+            },
+            security: Security {
+                password: cfg.password.clone(),
+                ttl_security: cfg.ttl_security,
             },
         };
         let handle = session::spawn(spec, events_tx.clone(), None, status.clone());

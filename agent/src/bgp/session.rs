@@ -15,6 +15,7 @@ use super::negotiate::Negotiated;
 use super::peer::{Established, Outbound, PeerId, PeerMsg, SessionCommand, SessionEvent};
 use super::routes::{IngestContext, RouteBatch, ingest};
 use super::sendq::SendQueue;
+use super::sockopt;
 use super::status::PeerStatus;
 use super::writer::{self, WriterEnd};
 use bytes::{Bytes, BytesMut};
@@ -46,6 +47,19 @@ pub struct SessionSpec {
     pub bind: Option<IpAddr>,
     /// Send-hold time and send-queue limit.
     pub send: SendLimits,
+    /// TCP-MD5 and GTSM.
+    pub security: Security,
+}
+
+/// How a session's connections are protected. Outgoing connections get
+/// both before they connect; for incoming ones the listener holds the
+/// MD5 keys (the owner installs them), and GTSM is set once accepted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Security {
+    /// TCP-MD5 key (RFC 2385).
+    pub password: Option<String>,
+    /// GTSM (RFC 5082): TTL 255 out, only TTL 255 in.
+    pub ttl_security: bool,
 }
 
 /// How long a peer may take none of our data, and how much may wait for it.
@@ -121,8 +135,12 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(stream: TcpStream, outgoing: bool, limits: &SendLimits) -> io::Result<Conn> {
+    fn new(stream: TcpStream, outgoing: bool, spec: &SessionSpec) -> io::Result<Conn> {
         stream.set_nodelay(true)?;
+        if spec.security.ttl_security {
+            sockopt::set_gtsm(&stream)?;
+        }
+        let limits = &spec.send;
         let local = stream.local_addr()?;
         let remote = stream.peer_addr()?;
         let stream = Arc::new(stream);
@@ -389,7 +407,7 @@ impl Driver {
             info!("refusing connection: peer is held down");
             return;
         }
-        let conn = match Conn::new(stream, false, &self.spec.send) {
+        let conn = match Conn::new(stream, false, &self.spec) {
             Ok(c) => c,
             Err(e) => {
                 warn!("accepted connection unusable: {e}");
@@ -466,12 +484,20 @@ impl Driver {
     fn start_connect(&mut self) {
         let remote = self.spec.remote;
         let bind = self.spec.bind;
+        let security = self.spec.security.clone();
         self.connecting = Some(Box::pin(async move {
             let sock = if remote.is_ipv4() {
                 TcpSocket::new_v4()?
             } else {
                 TcpSocket::new_v6()?
             };
+            if let Some(key) = &security.password {
+                let ip = remote.ip();
+                sockopt::set_md5_key(&sock, ip, sockopt::host_prefix_len(ip), key.as_bytes())?;
+            }
+            if security.ttl_security {
+                sockopt::set_gtsm(&sock)?;
+            }
             if let Some(b) = bind {
                 sock.bind(SocketAddr::new(b, 0))?;
             }
@@ -483,7 +509,7 @@ impl Driver {
     }
 
     fn on_connect(&mut self, r: io::Result<TcpStream>) {
-        match r.and_then(|s| Conn::new(s, true, &self.spec.send)) {
+        match r.and_then(|s| Conn::new(s, true, &self.spec)) {
             Ok(c) => {
                 debug!("connected to {}", c.remote);
                 self.replace_conn(Which::Primary, Some(c));

@@ -120,6 +120,7 @@ pub async fn start_with(
         remote: listener.local_addr().unwrap(),
         bind: None,
         send,
+        security: Default::default(),
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let h = session::spawn(spec, tx, None, Arc::new(PeerStatus::default()));
