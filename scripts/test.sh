@@ -30,6 +30,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests"
 cargo test --workspace --locked
 
+step "demo (the README's main command, on the tests' debug build)"
+cargo build --locked --quiet -p steer
+STEER_BIN="${CARGO_TARGET_DIR:-target}/debug/steer" cargo run --locked --quiet -p xtask -- demo
+
 step "fuzz (every target: replay the committed corpus, then a fixed-seed search)"
 cargo run --locked --quiet -p xtask -- fuzz --ci
 

@@ -10,123 +10,18 @@
 
 use anyhow::Result;
 use serde_json::Value;
-use steer_tests::{
-    Announce, BgpDaemon, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Role, Steer,
-    wait_for,
-};
+use steer_tests::{Lab, Netns, Seed, SeedOptions, Steer, wait_for};
 
-const RS_CONFIG: &str = r#"
-asn = 65515
-router_id = "10.1.0.4"
-listen = ["10.1.0.4"]
-vnet_prefixes = ["10.1.0.0/16"]
-hold_time = 9
-keepalive = 3
-connect_retry = 1
-
-[[peer]]
-name = "sdwan"
-address = "10.1.0.10"
-asn = 65010
-
-[[peer]]
-name = "firewall"
-address = "10.1.0.20"
-asn = 65020
-
-[hosts]
-ranges = ["10.1.0.0/24"]
-"#;
-
-/// `dataplane`: the key and value line, e.g. `dataplane = "tc"`, or "".
-fn agent_config(n: u8, dataplane: &str, pin_dir: &std::path::Path) -> String {
-    format!(
-        r#"
-asn = 65515
-router_id = "10.1.0.3{n}"
-route_servers = ["10.1.0.4"]
-table = 200
-vm_interfaces = ["vm{n}"]
-vm_prefixes = ["10.1.{n}.0/24"]
-{dataplane}
-pin_dir = "{}"
-hold_time = 9
-keepalive = 3
-connect_retry = 1
-stale_timeout = 5
-metrics_listen = "127.0.0.1:9180"
-"#,
-        pin_dir.display()
-    )
-}
-
-struct Seed {
-    _lab: Lab,
-    _rs: Steer,
-    _sdwan: Bird,
-    _fw: Frr,
-    hosts: Vec<(Netns, Steer)>,
-    vms: Vec<Netns>,
-}
-
+/// The seed with one route server; `dataplane` is the agents' key and
+/// value line, e.g. `dataplane = "tc"`, or "" for the default.
 fn seed(dataplane: &str) -> Result<Seed> {
-    let mut lab = Lab::new()?;
-    let lan = lab.lan("vnet")?;
-    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
-    let sdwan_ns = lab.on_lan(&lan, "sdwan", "10.1.0.10/24")?;
-    let fw_ns = lab.on_lan(&lan, "fw", "10.1.0.20/24")?;
-    sdwan_ns.ip("addr add 10.250.0.1/16 dev lo")?;
-    fw_ns.ip("addr add 203.0.113.1/24 dev lo")?;
-    sdwan_ns.sysctl("net.ipv4.ip_forward", "1")?;
-    fw_ns.sysctl("net.ipv4.ip_forward", "1")?;
-
-    let rs = Steer::start(&rs_ns, Role::Server, RS_CONFIG)?;
-    let sdwan = Bird::start(
-        &sdwan_ns,
-        BirdConfig::new("10.1.0.10", 65010)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
-            .announce(Announce::new("10.250.0.0/16")),
-    )?;
-    let fw = Frr::start(
-        &fw_ns,
-        FrrConfig::new("fw", "10.1.0.20", 65020)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
-            .announce(Announce::new("0.0.0.0/0")),
-    )?;
-
-    let mut hosts = Vec::new();
-    let mut vms = Vec::new();
-    for n in 1..=2u8 {
-        let host = lab.node(&format!("host{n}"))?;
-        let vm = lab.node(&format!("vm{n}"))?;
-        lan.attach(&host, "eth0", &format!("10.1.0.3{n}/24"))?;
-        lab.link(
-            &host,
-            &format!("vm{n}"),
-            &format!("10.1.{n}.1/24"),
-            &vm,
-            "eth0",
-            &format!("10.1.{n}.10/24"),
-        )?;
-        vm.ip(&format!("route add default via 10.1.{n}.1"))?;
-        let pins = lab.bpf_pin_dir(&format!("host{n}"))?;
-        let agent = Steer::start(&host, Role::Agent, &agent_config(n, dataplane, &pins))?;
-        hosts.push((host, agent));
-        vms.push(vm);
-    }
-    sdwan.wait_established("rs")?;
-    fw.wait_established("10.1.0.4")?;
-    for (_, agent) in &hosts {
-        agent.wait_show(&["peers"], |v| v[0]["status"]["state"] == "Established")?;
-    }
-    Ok(Seed {
-        _lab: lab,
-        _rs: rs,
-        _sdwan: sdwan,
-        _fw: fw,
-        hosts,
-        vms,
-    })
+    Seed::start(
+        Lab::new()?,
+        &SeedOptions {
+            agent_extra: format!("{dataplane}\nmetrics_listen = \"127.0.0.1:9180\""),
+            ..SeedOptions::default()
+        },
+    )
 }
 
 fn table_200(host: &Netns) -> Result<String> {
@@ -198,7 +93,7 @@ fn hooks(agent: &Steer) -> Result<Vec<(String, String)>> {
 }
 
 fn check_traffic(s: &Seed) -> Result<()> {
-    let (host1, _) = &s.hosts[0];
+    let host1 = &s.hosts[0].ns;
     let t = wait_table(
         host1,
         &[
@@ -208,7 +103,7 @@ fn check_traffic(s: &Seed) -> Result<()> {
             "unreachable 10.1.0.0/16",
         ],
     )?;
-    let vm1 = &s.vms[0];
+    let vm1 = &s.hosts[0].vm;
     // Warm the neighbour entries, then count.
     ping(vm1, "10.250.0.1", 2)?;
     ping(vm1, "203.0.113.1", 2)?;
@@ -245,7 +140,7 @@ fn no_mismatch(agent: &Steer) -> Result<()> {
 #[test]
 fn vm_traffic_reaches_each_appliance_through_tc_by_default_and_replies_come_back() -> Result<()> {
     let s = seed("")?;
-    let (host, agent) = &s.hosts[0];
+    let (host, agent) = (&s.hosts[0].ns, &s.hosts[0].agent);
     assert_eq!(hooks(agent)?, [("vm1".to_string(), "tcx".to_string())]);
     let before = forwarded(agent, "tc")?;
     check_traffic(&s)?;
@@ -272,7 +167,7 @@ fn vm_traffic_reaches_each_appliance_through_tc_by_default_and_replies_come_back
 fn vm_traffic_takes_xdp_with_the_deprecated_xdp_key_and_the_old_metric_still_counts() -> Result<()>
 {
     let s = seed("xdp = \"native\"")?;
-    let (host, agent) = &s.hosts[0];
+    let (host, agent) = (&s.hosts[0].ns, &s.hosts[0].agent);
     assert_eq!(
         hooks(agent)?,
         [
@@ -308,10 +203,10 @@ fn vm_traffic_takes_xdp_with_the_deprecated_xdp_key_and_the_old_metric_still_cou
 fn vm_traffic_takes_the_kernel_table_when_the_dataplane_is_kernel() -> Result<()> {
     let s = seed("dataplane = \"kernel\"")?;
     check_traffic(&s)?;
-    let fib: Value = s.hosts[0].1.show(&["fib"])?;
+    let fib: Value = s.hosts[0].agent.show(&["fib"])?;
     assert_eq!(fib["attached"].as_array().map(Vec::len), Some(0));
     assert_eq!(fib["dataplane"], "kernel");
-    let t = table_200(&s.hosts[0].0)?;
+    let t = table_200(&s.hosts[0].ns)?;
     assert!(
         t.lines()
             .any(|l| l.starts_with("10.250.0.0/16 ") && l.contains(" via 10.1.0.10 dev eth0")),

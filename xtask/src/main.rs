@@ -4,6 +4,7 @@ mod bench_bgp;
 mod bench_fib;
 mod bench_forward;
 mod bench_xdp;
+mod demo;
 mod ebpf;
 mod fuzz;
 mod udpgen;
@@ -24,11 +25,9 @@ enum Cmd {
     BuildEbpf,
     /// Run the test suite exactly as CI does (scripts/test.sh).
     Test,
-    /// Run the seed-scenario demo (scripts/demo.sh).
-    Demo {
-        /// Extra arguments for the demo script, e.g. --keep.
-        args: Vec<String>,
-    },
+    /// The seed scenario in network namespaces, walked through (the lab of
+    /// the tests; scripts/demo.sh installs and builds, then runs this).
+    Demo(demo::Args),
     /// Benchmarks that run the competitor in the same run and print ratios.
     Bench {
         #[command(subcommand)]
@@ -63,7 +62,7 @@ fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::BuildEbpf => ebpf::build(),
         Cmd::Test => script("test.sh", &[]),
-        Cmd::Demo { args } => script("demo.sh", &args),
+        Cmd::Demo(args) => demo::run(args),
         Cmd::Bench {
             which: Bench::Bgp(args),
         } => bench_bgp::run(args),
