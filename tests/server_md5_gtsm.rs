@@ -2,7 +2,9 @@
 //! peers: BIRD and FRR appliances with the right password and TTL
 //! security reach Established (one connecting to the route server, one
 //! only accepting, so both the listener's keys and the connecting
-//! socket's are used), as does a GoBGP host under `[hosts] password`; an
+//! socket's are used), as do a GoBGP host and `steer agent` under
+//! `[hosts] password` and `ttl_security` (the agent with its own
+//! `password` and `ttl_security`); an
 //! appliance with a wrong password, one with none, and one without TTL
 //! security against a route server that requires it never do. The kernel's
 //! own counters (TcpExt TCPMD5Failure, TCPMD5NotFound in the route
@@ -10,6 +12,7 @@
 
 use anyhow::{Result, ensure};
 use std::time::{Duration, Instant};
+use steer_tests::seed;
 use steer_tests::steer::peer_state;
 use steer_tests::{
     BgpDaemon, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig, Lab, Neighbor, Netns, Role,
@@ -116,6 +119,20 @@ fn md5_and_gtsm_peers_with_the_right_settings_establish_and_the_others_never_do(
         &far_ns,
         BirdConfig::new("10.1.0.50", 65050).neighbor(rs_neighbor().password("ttl-key")),
     )?;
+    let agent_ns = lab.on_lan(&lan, "agent", "10.1.0.71/24")?;
+    let vm = lab.node("vm1")?;
+    lab.link(&agent_ns, "vm1", "10.1.1.1/24", &vm, "eth0", "10.1.1.10/24")?;
+    let pins = lab.bpf_pin_dir("agent")?;
+    let agent = Steer::start(
+        &agent_ns,
+        Role::Agent,
+        &seed::agent_config(
+            1,
+            1,
+            &pins,
+            "password = \"hosts-key\"\nttl_security = true\n",
+        ),
+    )?;
     let host = Gobgp::start(
         &host_ns,
         GobgpConfig::new("10.1.0.70", 65515)
@@ -125,7 +142,8 @@ fn md5_and_gtsm_peers_with_the_right_settings_establish_and_the_others_never_do(
     sdwan.wait_established("rs")?;
     fw.wait_established("10.1.0.4")?;
     host.wait_established("10.1.0.4")?;
-    let good = ["sdwan", "firewall", "host-10.1.0.70"];
+    agent.wait_show(&["peers"], |v| peer_state(v, "rs1") == "Established")?;
+    let good = ["sdwan", "firewall", "host-10.1.0.70", "host-10.1.0.71"];
     rs.wait_show(&["peers"], |v| {
         good.iter().all(|n| peer_state(v, n) == "Established")
     })?;
