@@ -8,6 +8,7 @@
 use anyhow::Result;
 use serde_json::Value;
 use std::time::Duration;
+use steer_tests::steer::peer_state;
 use steer_tests::{
     AddPaths, Announce, BgpDaemon, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig, Lab,
     Neighbor, RawPeer, Role, Steer, wait_for,
@@ -38,16 +39,6 @@ asn = 65020
 [hosts]
 ranges = ["10.1.0.0/25"]
 "#;
-
-fn peer_state(peers: &Value, name: &str) -> String {
-    peers
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p["name"] == name)
-        .map(|p| p["status"]["state"].as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
-}
 
 #[test]
 fn bird_and_frr_appliances_exchange_routes_with_the_route_server_and_its_host_leg() -> Result<()> {

@@ -68,6 +68,17 @@ pub mod defaults {
     pub const STALE_TIMEOUT: u64 = 60;
     /// Seconds between the agent's FIB reconciles.
     pub const RECONCILE_INTERVAL: u64 = 30;
+    /// Unsent bytes a session's send queue may hold. A full-table dump to a
+    /// joining host must fit with the changes that arrive while it goes
+    /// out: 800,000 ADD-PATH paths in 145,000 attribute sets (8 appliances
+    /// × 100,000 prefixes, a few prefixes per set) encode to about 18 MB,
+    /// and the heaviest churn seen at a host is about 0.25 MB/s. 64 MiB
+    /// holds that dump three times over, so a receiver that keeps up is
+    /// never dropped; one that has stopped is dropped by the send-hold
+    /// timer long before it could queue that much under ordinary churn.
+    pub const SEND_QUEUE_LIMIT: usize = 64 << 20;
+    /// The smallest send-queue limit: one message of the largest size.
+    pub const SEND_QUEUE_MIN: usize = 65_535;
 }
 
 fn d_port() -> u16 {
@@ -114,6 +125,9 @@ fn d_flow_idle() -> u32 {
 }
 fn d_true() -> bool {
     true
+}
+fn d_send_queue_limit() -> usize {
+    defaults::SEND_QUEUE_LIMIT
 }
 
 /// Session timers common to both roles.
@@ -168,6 +182,15 @@ pub struct ServerConfig {
     /// Seconds a peer stays down after exceeding max_prefixes.
     #[serde(default = "d_max_prefix_restart")]
     pub max_prefix_restart: u64,
+    /// Seconds a peer may take none of our data before the session is
+    /// reset (RFC 9687); unset: the larger of 8 minutes and twice the
+    /// negotiated hold time.
+    #[serde(default)]
+    pub send_hold_time: Option<u32>,
+    /// Unsent bytes a session's send queue may hold; above it the session
+    /// is reset with Cease/8.
+    #[serde(default = "d_send_queue_limit")]
+    pub send_queue_limit: usize,
     /// Graceful-restart time advertised, and the longest we keep a
     /// restarting peer's routes (seconds; 0 turns graceful restart off).
     #[serde(default = "d_gr_time")]
@@ -212,6 +235,19 @@ pub struct PeerConfig {
     /// Keepalive for this peer (defaults to the global one).
     #[serde(default)]
     pub keepalive: Option<u16>,
+    /// Send-hold time for this peer (defaults to the global one).
+    #[serde(default)]
+    pub send_hold_time: Option<u32>,
+    /// Send-queue limit for this peer (defaults to the global one).
+    #[serde(default)]
+    pub send_queue_limit: Option<usize>,
+    /// TCP-MD5 key (RFC 2385) for this appliance; both ends must have the same one.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// GTSM (RFC 5082): send with TTL 255 and accept only TTL 255, so
+    /// only a directly connected appliance can reach the session.
+    #[serde(default)]
+    pub ttl_security: bool,
     /// Keep this appliance's routes (stale) while it restarts, when it
     /// asks for it (RFC 4724 helper). Off by default: when an appliance's
     /// session ends, its routes are withdrawn at once so traffic fails
@@ -238,6 +274,19 @@ pub struct HostsConfig {
     /// Keepalive for hosts (defaults to the global one).
     #[serde(default)]
     pub keepalive: Option<u16>,
+    /// Send-hold time for hosts (defaults to the global one).
+    #[serde(default)]
+    pub send_hold_time: Option<u32>,
+    /// Send-queue limit per host (defaults to the global one).
+    #[serde(default)]
+    pub send_queue_limit: Option<usize>,
+    /// TCP-MD5 key (RFC 2385) for every host in `ranges` (one kernel key per range); both ends must have the same one.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// GTSM (RFC 5082): send with TTL 255 and accept only TTL 255, so
+    /// only a directly connected host can reach the session.
+    #[serde(default)]
+    pub ttl_security: bool,
     /// Keep a host's VM prefixes (stale) while its agent restarts (RFC
     /// 4724 helper), so appliances keep routing replies. On by default.
     #[serde(default = "d_true")]
@@ -271,6 +320,10 @@ impl Default for HostsConfig {
             allow: Vec::new(),
             hold_time: None,
             keepalive: None,
+            send_hold_time: None,
+            send_queue_limit: None,
+            password: None,
+            ttl_security: false,
             graceful_restart: true,
         }
     }
@@ -434,6 +487,21 @@ pub struct AgentConfig {
     /// Longest connect-retry delay in seconds.
     #[serde(default = "d_connect_retry_max")]
     pub connect_retry_max: u64,
+    /// Seconds a route server may take none of our data before the session
+    /// is reset (RFC 9687); unset: the larger of 8 minutes and twice the
+    /// negotiated hold time.
+    #[serde(default)]
+    pub send_hold_time: Option<u32>,
+    /// Unsent bytes a session's send queue may hold.
+    #[serde(default = "d_send_queue_limit")]
+    pub send_queue_limit: usize,
+    /// TCP-MD5 key (RFC 2385) for the route-server sessions; both ends must have the same one.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// GTSM (RFC 5082): send with TTL 255 and accept only TTL 255, so
+    /// only a directly connected route server can reach the session.
+    #[serde(default)]
+    pub ttl_security: bool,
     /// Control socket path (default /run/steer/agent.sock).
     #[serde(default)]
     pub socket: Option<PathBuf>,
@@ -513,6 +581,45 @@ impl Check<'_> {
             ));
         }
         Ok(())
+    }
+
+    fn send(
+        &self,
+        prefix: &str,
+        send_hold_time: Option<u32>,
+        queue_limit: Option<usize>,
+    ) -> Result<(), ConfigError> {
+        if send_hold_time == Some(0) {
+            return Err(self.fail(
+                format!("{prefix}send_hold_time"),
+                "must be at least 1 second (leave it out for RFC 9687's default: the larger of 8 minutes and twice the hold time)",
+            ));
+        }
+        if let Some(l) = queue_limit
+            && l < defaults::SEND_QUEUE_MIN
+        {
+            return Err(self.fail(
+                format!("{prefix}send_queue_limit"),
+                format!(
+                    "{l} bytes cannot hold one message of {} bytes",
+                    defaults::SEND_QUEUE_MIN
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn password(&self, key: &str, password: Option<&str>) -> Result<(), ConfigError> {
+        match password {
+            Some(p) if p.is_empty() || p.len() > 80 => Err(self.fail(
+                key,
+                format!(
+                    "a TCP-MD5 password has 1 to 80 bytes (this one has {})",
+                    p.len()
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn prefixes(&self, key: &str, list: &[Prefix]) -> Result<(), ConfigError> {
@@ -633,7 +740,31 @@ impl ServerConfig {
                 p.hold_time.unwrap_or(self.hold_time),
                 p.keepalive.unwrap_or(self.keepalive),
             )?;
+            c.send(&format!("peer[{i}]."), p.send_hold_time, p.send_queue_limit)?;
+            c.password(&format!("peer[{i}].password"), p.password.as_deref())?;
+            if p.password.is_none()
+                && let Some(r) = self
+                    .hosts
+                    .ranges
+                    .iter()
+                    .find(|r| self.hosts.password.is_some() && r.contains_addr(p.address))
+            {
+                return Err(c.fail(
+                    format!("peer[{i}].password"),
+                    format!(
+                        "{} lies in hosts range {r}, which has a password: the kernel would require it from this appliance too; give the appliance its own password",
+                        p.address
+                    ),
+                ));
+            }
         }
+        c.send("", self.send_hold_time, Some(self.send_queue_limit))?;
+        c.send(
+            "hosts.",
+            self.hosts.send_hold_time,
+            self.hosts.send_queue_limit,
+        )?;
+        c.password("hosts.password", self.hosts.password.as_deref())?;
         c.timers(
             "hosts.",
             self.hosts.hold_time.unwrap_or(self.hold_time),
@@ -690,6 +821,8 @@ impl AgentConfig {
         c.asn("asn", self.asn)?;
         c.router_id("router_id", self.router_id)?;
         self.timers().check(&c)?;
+        c.send("", self.send_hold_time, Some(self.send_queue_limit))?;
+        c.password("password", self.password.as_deref())?;
         if self.route_servers.is_empty() {
             return Err(c.fail("route_servers", "needs at least one route server address"));
         }
@@ -948,6 +1081,74 @@ dataplane = "auto"                        # auto | tc | xdp | kernel
             "rs.toml: key `hold_time`: 2 s is not allowed: use 0 (no keepalives) or at least 3"
         );
         assert!(server(&format!("hold_time = 0\nkeepalive = 0\n{ISSUE_SERVER}")).is_ok());
+    }
+
+    #[test]
+    fn send_hold_time_and_queue_limit_are_checked_per_peer_and_for_hosts() {
+        let c = server(ISSUE_SERVER).unwrap();
+        assert_eq!(c.send_hold_time, None);
+        assert_eq!(c.send_queue_limit, 64 << 20);
+        let e = server(&ISSUE_SERVER.replace("asn = 65020", "asn = 65020\nsend_hold_time = 0"))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("rs.toml: key `peer[1].send_hold_time`: must be at least 1 second"),
+            "{e}"
+        );
+        let e = server(&format!("{ISSUE_SERVER}send_queue_limit = 4096\n")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rs.toml: key `hosts.send_queue_limit`: 4096 bytes cannot hold one message of 65535 bytes"
+        );
+        let c = server(&format!(
+            "send_hold_time = 20\n{ISSUE_SERVER}send_hold_time = 30\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.send_hold_time, c.hosts.send_hold_time),
+            (Some(20), Some(30))
+        );
+        let e = agent(&format!("send_hold_time = 0\n{ISSUE_AGENT}")).unwrap_err();
+        assert!(e.to_string().contains("key `send_hold_time`"), "{e}");
+    }
+
+    #[test]
+    fn passwords_are_checked_and_an_appliance_in_a_protected_host_range_needs_its_own() {
+        let hosts_key = format!("{ISSUE_SERVER}password = \"hosts-key\"\nttl_security = true\n");
+        let e = server(&hosts_key).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rs.toml: key `peer[0].password`: 10.1.0.10 lies in hosts range 10.1.0.0/24, which has a password: the kernel would require it from this appliance too; give the appliance its own password"
+        );
+        let keyed = |text: &str, key: &str| {
+            text.replace("asn = 65010", &format!("asn = 65010\npassword = \"{key}\""))
+                .replace("asn = 65020", "asn = 65020\npassword = \"fw\"")
+        };
+        let c = server(&keyed(&hosts_key, "sdwan")).unwrap();
+        assert_eq!(c.hosts.password.as_deref(), Some("hosts-key"));
+        assert_eq!(c.peers[0].password.as_deref(), Some("sdwan"));
+        assert!(c.hosts.ttl_security && !c.peers[0].ttl_security);
+        let long = "x".repeat(81);
+        let e = server(&keyed(ISSUE_SERVER, &long)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rs.toml: key `peer[0].password`: a TCP-MD5 password has 1 to 80 bytes (this one has 81)"
+        );
+        let e = server(&format!("{ISSUE_SERVER}password = \"\"\n")).unwrap_err();
+        assert!(e.to_string().contains("key `peer[0].password`"), "{e}");
+        let e = server(&keyed(&format!("{ISSUE_SERVER}password = \"\"\n"), "a")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("rs.toml: key `hosts.password`: a TCP-MD5 password"),
+            "{e}"
+        );
+        let e = agent(&format!("password = \"\"\n{ISSUE_AGENT}")).unwrap_err();
+        assert!(e.to_string().contains("key `password`"), "{e}");
+        let c = agent(&format!(
+            "password = \"k\"\nttl_security = true\n{ISSUE_AGENT}"
+        ))
+        .unwrap();
+        assert_eq!((c.password.as_deref(), c.ttl_security), (Some("k"), true));
     }
 
     #[test]

@@ -2,133 +2,30 @@
 //! (RFC 4271 §6.8) keep the connection opened by the speaker with the higher
 //! BGP identifier and close the other with Cease/7, and a second connection
 //! to an established session without graceful restart is refused with
-//! Cease/7 while the session stays up.
+//! Cease/7 while the session stays up. With graceful restart, a new
+//! connection leaves the established session alone until it sends a valid
+//! OPEN with the same BGP identifier (RFC 4724 §4.2): a bare connect, a
+//! garbage OPEN, a wrong AS or another identifier change nothing.
+
+mod session_support;
 
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use steer::bgp::capability::Capability;
+use session_support::{
+    Wire, default_limits, establish_outgoing, established, incoming, peer_open, peer_open_with,
+    start, start_with,
+};
+use steer::bgp::capability::{Capability, GracefulRestart};
 use steer::bgp::error::Notification;
-use steer::bgp::fsm::{Backoff, FsmConfig};
-use steer::bgp::message::{CodecConfig, Message, Open, decode, frame_len};
+use steer::bgp::fsm::DownReason;
+use steer::bgp::message::{Message, Open};
 use steer::bgp::peer::{PeerMsg, SessionCommand, SessionEvent};
-use steer::bgp::session::{self, SessionHandle, SessionSpec};
-use steer::bgp::status::PeerStatus;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-const WAIT: Duration = Duration::from_secs(10);
-
-struct Wire {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Wire {
-    async fn send(&mut self, m: Message) {
-        let mut out = Vec::new();
-        m.encode(&CodecConfig::default(), &mut out).unwrap();
-        self.s.write_all(&out).await.unwrap();
-    }
-
-    /// The next message, or None at end of stream.
-    async fn recv(&mut self) -> Option<Message> {
-        loop {
-            if let Some(n) = frame_len(&self.buf, &CodecConfig::default()).unwrap()
-                && self.buf.len() >= n
-            {
-                let m = decode(&self.buf[..n], &CodecConfig::default()).unwrap();
-                self.buf.drain(..n);
-                return Some(m);
-            }
-            let mut chunk = [0u8; 4096];
-            let n = timeout(WAIT, self.s.read(&mut chunk))
-                .await
-                .expect("peer silent")
-                .unwrap();
-            if n == 0 {
-                return None;
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    async fn expect_open(&mut self) -> Open {
-        match self.recv().await {
-            Some(Message::Open(o)) => o,
-            m => panic!("expected OPEN, got {m:?}"),
-        }
-    }
-}
-
-fn peer_open(router_id: Ipv4Addr) -> Message {
-    Message::Open(Open::new(
-        65010,
-        90,
-        router_id,
-        vec![Capability::FourOctetAs(65010)],
-    ))
-}
-
-async fn start(
-    router_id: Ipv4Addr,
-) -> (SessionHandle, mpsc::UnboundedReceiver<PeerMsg>, TcpListener) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let spec = SessionSpec {
-        id: 1,
-        name: "nva".into(),
-        fsm: FsmConfig {
-            local_asn: 65515,
-            router_id,
-            peer_asn: 65010,
-            hold_time: 90,
-            keepalive: None,
-            capabilities: vec![Capability::FourOctetAs(65515)],
-            passive: false,
-            restart: true,
-            backoff: Backoff {
-                initial: Duration::from_secs(1),
-                max: Duration::from_secs(4),
-            },
-        },
-        remote: listener.local_addr().unwrap(),
-        bind: None,
-    };
-    let (tx, rx) = mpsc::unbounded_channel();
-    let h = session::spawn(spec, tx, None, Arc::new(PeerStatus::default()));
-    (h, rx, listener)
-}
-
-/// A connection "from the peer" handed to the session as the listener
-/// would: returns the peer's end.
-async fn incoming(h: &SessionHandle) -> Wire {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let peer_side = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-    let (session_side, _) = l.accept().await.unwrap();
-    h.cmd.send(SessionCommand::Incoming(session_side)).unwrap();
-    Wire {
-        s: peer_side,
-        buf: Vec::new(),
-    }
-}
-
-async fn established(rx: &mut mpsc::UnboundedReceiver<PeerMsg>) -> SocketAddrs {
-    loop {
-        let m = timeout(WAIT, rx.recv())
-            .await
-            .expect("no session event")
-            .unwrap();
-        if let SessionEvent::Established(e) = m.event {
-            return SocketAddrs {
-                local: e.local.port(),
-                remote: e.remote.port(),
-            };
-        }
-    }
-}
+const WAIT: Duration = session_support::WAIT;
 
 struct SocketAddrs {
     local: u16,
@@ -170,7 +67,11 @@ async fn run_collision(local_id: Ipv4Addr, peer_id: Ipv4Addr) -> (bool, SocketAd
         assert_eq!(loser.recv().await, None);
     }
     winner.send(Message::Keepalive).await;
-    let addrs = established(&mut rx).await;
+    let e = established(&mut rx).await;
+    let addrs = SocketAddrs {
+        local: e.local.port(),
+        remote: e.remote.port(),
+    };
     h.cmd
         .send(SessionCommand::Stop(Notification::new(6, 2)))
         .unwrap();
@@ -220,4 +121,114 @@ async fn second_connection_to_an_established_session_is_refused_with_cease_7() {
     first.send(Message::Keepalive).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(h.status.state(), steer::bgp::fsm::State::Established);
+}
+
+fn graceful_restart() -> Capability {
+    Capability::GracefulRestart(GracefulRestart {
+        restarting: false,
+        notification: false,
+        restart_time: 120,
+        families: vec![],
+    })
+}
+
+/// No Down event arrives within `d`.
+async fn stays_up(rx: &mut mpsc::UnboundedReceiver<PeerMsg>, d: Duration) {
+    if let Ok(Some(m)) = timeout(d, async {
+        loop {
+            match rx.recv().await {
+                Some(PeerMsg {
+                    event: SessionEvent::Down { reason },
+                    ..
+                }) => return Some(reason),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+    })
+    .await
+    {
+        panic!("the established session went down: {m}");
+    }
+}
+
+#[tokio::test]
+async fn only_a_valid_open_from_the_same_speaker_restarts_a_graceful_restart_session() {
+    let (h, mut rx, listener) = start_with(
+        Ipv4Addr::new(10, 1, 0, 4),
+        vec![Capability::FourOctetAs(65515), graceful_restart()],
+        default_limits(),
+    )
+    .await;
+    let peer_id = Ipv4Addr::new(10, 1, 0, 10);
+    let gr_open = |id| peer_open_with(id, vec![Capability::FourOctetAs(65010), graceful_restart()]);
+    let (mut first, e) = establish_outgoing(&mut rx, &listener, gr_open(peer_id)).await;
+    assert!(e.negotiated.graceful_restart.is_some());
+    let first_remote = e.remote;
+
+    let mut bare = incoming(&h).await;
+    bare.expect_open().await;
+    stays_up(&mut rx, Duration::from_millis(500)).await;
+    first.send(Message::Keepalive).await;
+    assert_eq!(h.status.state(), steer::bgp::fsm::State::Established);
+
+    let mut garbage = incoming(&h).await;
+    garbage.expect_open().await;
+    garbage.s.write_all(&[0xff; 16]).await.unwrap();
+    garbage
+        .s
+        .write_all(&[0, 29, 1, 4, 0xfd, 0xea])
+        .await
+        .unwrap();
+    garbage.s.write_all(&[0; 7]).await.unwrap();
+    assert!(
+        matches!(garbage.recv().await, Some(Message::Notification(n)) if n.code == 2),
+        "a garbage OPEN gets an OPEN Message Error on its own connection"
+    );
+    let mut wrong_as = incoming(&h).await;
+    wrong_as.expect_open().await;
+    wrong_as
+        .send(Message::Open(Open::new(
+            65099,
+            90,
+            peer_id,
+            vec![Capability::FourOctetAs(65099), graceful_restart()],
+        )))
+        .await;
+    assert!(
+        matches!(wrong_as.recv().await, Some(Message::Notification(n)) if (n.code, n.subcode) == (2, 2)),
+        "Bad Peer AS"
+    );
+    let mut other_id = incoming(&h).await;
+    other_id.expect_open().await;
+    other_id.send(gr_open(Ipv4Addr::new(10, 1, 0, 99))).await;
+    assert_eq!(
+        other_id.recv().await,
+        Some(Message::Notification(Notification::new(6, 7))),
+        "another BGP identifier is a collision the established session wins"
+    );
+    stays_up(&mut rx, Duration::from_millis(300)).await;
+    assert_eq!(h.status.state(), steer::bgp::fsm::State::Established);
+    first.send(Message::Keepalive).await;
+
+    let mut restarted = incoming(&h).await;
+    restarted.expect_open().await;
+    restarted.send(gr_open(peer_id)).await;
+    let reason = loop {
+        match timeout(WAIT, rx.recv()).await.unwrap().unwrap().event {
+            SessionEvent::Down { reason } => break reason,
+            _ => continue,
+        }
+    };
+    assert!(
+        matches!(&reason, DownReason::TcpFailed(_)) && reason.is_graceful_restart_candidate(false),
+        "{reason}"
+    );
+    assert!(matches!(restarted.recv().await, Some(Message::Keepalive)));
+    restarted.send(Message::Keepalive).await;
+    let e = established(&mut rx).await;
+    assert_ne!(
+        e.remote, first_remote,
+        "the new connection carries the session"
+    );
 }

@@ -357,6 +357,7 @@ impl World {
                 }
                 Output::Connect
                 | Output::Disconnect
+                | Output::Abort(_)
                 | Output::Send(_)
                 | Output::StartTimer(..)
                 | Output::StopTimer(_) => {}

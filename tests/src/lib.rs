@@ -37,6 +37,7 @@
 
 pub mod bird;
 pub mod capture;
+pub mod churn;
 pub mod daemon;
 pub mod exabgp;
 pub mod fastpath;

@@ -151,6 +151,13 @@ impl RawPeer {
         &self.seen
     }
 
+    /// The connection and the bytes read past the last message returned,
+    /// for a test that takes over the socket (a reader thread, or a peer
+    /// that stops reading).
+    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        (self.stream, self.buf)
+    }
+
     /// True once the other side has closed the connection (reads EOF).
     pub fn is_closed(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;

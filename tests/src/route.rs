@@ -49,6 +49,10 @@ pub struct Neighbor {
     pub keepalive: u16,
     /// Connect-retry interval in seconds.
     pub connect_retry: u16,
+    /// TCP-MD5 password (RFC 2385).
+    pub password: Option<String>,
+    /// GTSM (RFC 5082) for a directly connected neighbour.
+    pub ttl_security: bool,
 }
 
 impl Neighbor {
@@ -65,7 +69,21 @@ impl Neighbor {
             hold_time: 9,
             keepalive: 3,
             connect_retry: 1,
+            password: None,
+            ttl_security: false,
         }
+    }
+
+    /// Signs the session with TCP-MD5 under `password`.
+    pub fn password(mut self, password: &str) -> Neighbor {
+        self.password = Some(password.to_string());
+        self
+    }
+
+    /// Turns GTSM on.
+    pub fn ttl_security(mut self) -> Neighbor {
+        self.ttl_security = true;
+        self
     }
 
     /// Sets the ADD-PATH mode.

@@ -276,3 +276,15 @@ impl Steer {
         anyhow!("{e:#}; last log lines:\n{}", self.log_tail())
     }
 }
+
+/// The session state of peer `name` in `steer show peers --json` output
+/// (empty when it is not listed).
+pub fn peer_state(peers: &Value, name: &str) -> String {
+    peers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == name)
+        .map(|p| p["status"]["state"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}

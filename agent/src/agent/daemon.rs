@@ -17,7 +17,7 @@ use crate::bgp::message::{encode_announce, encode_end_of_rib};
 use crate::bgp::negotiate::Negotiated;
 use crate::bgp::nlri::{Family, Nlri};
 use crate::bgp::peer::{Established, PeerMsg, SessionCommand, SessionEvent};
-use crate::bgp::session::{self, SessionHandle, SessionSpec};
+use crate::bgp::session::{self, Security, SendLimits, SessionHandle, SessionSpec};
 use crate::bgp::status::PeerStatus;
 use crate::config::{AgentConfig, DataplaneSetting, EcmpSetting};
 use crate::control::metrics::{self, Exposition};
@@ -400,6 +400,7 @@ impl Agent {
                 &l,
                 self.rib.path_count(i) as f64,
             );
+            e.send_queue(&l, &st);
         }
         e.sample(
             "steer_agent_wanted_prefixes",
@@ -591,6 +592,16 @@ pub async fn run(cfg: AgentConfig, socket_path: Option<PathBuf>) -> anyhow::Resu
             },
             remote: SocketAddr::new(*addr, cfg.port),
             bind: None,
+            send: SendLimits {
+                send_hold_time: cfg
+                    .send_hold_time
+                    .map(|s| Duration::from_secs(u64::from(s))),
+                queue_limit: cfg.send_queue_limit,
+            },
+            security: Security {
+                password: cfg.password.clone(),
+                ttl_security: cfg.ttl_security,
+            },
         };
         let handle = session::spawn(spec, events_tx.clone(), None, status.clone());
         agent.servers.push(Server {

@@ -4,6 +4,12 @@
 //! sockets, no clocks: every event and action is a value, so every path is
 //! unit-tested. Each input names the RFC 4271 §8.1 event it stands for.
 //!
+//! The send-hold timer of RFC 9687 runs in the driver, which sees the
+//! socket make progress or not; its expiry (Event 29) and an overflowing
+//! send queue come in as inputs and end the session with
+//! [`Output::Abort`]: the NOTIFICATION is best effort and nothing queued
+//! is drained.
+//!
 //! Deviations, all permitted by §8.1.1 optional attributes: connect-retry
 //! and idle-hold times grow exponentially with consecutive failures (the
 //! DampPeerOscillations idea) and reset once a session is established;
@@ -121,6 +127,12 @@ pub enum Input {
     /// Events 21 BGPHeaderErr, 22 BGPOpenMsgErr, 28 UpdateMsgErr: a message
     /// that must end the session with the attached NOTIFICATION.
     DecodeError(DecodeError),
+    /// Event 29 SendHoldTimer_Expires (RFC 9687): the peer has taken none
+    /// of our data for the send-hold time.
+    SendHoldTimerExpired,
+    /// The send queue exceeded its byte limit: end with Cease/8 "Out of
+    /// Resources" (RFC 4486), as at send-hold expiry.
+    SendQueueOverflow,
 }
 
 /// Why a session ended.
@@ -137,8 +149,10 @@ pub enum DownReason {
 impl DownReason {
     /// True when the peer may be restarting gracefully, so its routes are
     /// kept as stale: the transport failed or the hold timer expired (RFC
-    /// 4724 §4.2), or, with `notification_restart` (both sides sent the N
-    /// bit, RFC 8538 §3), any NOTIFICATION except Cease/Hard Reset.
+    /// 4724 §4.2), we dropped a peer that stopped reading (send hold, RFC
+    /// 9687, or its send queue over the limit: a lost session like any
+    /// other), or, with `notification_restart` (both sides sent the N bit,
+    /// RFC 8538 §3), any NOTIFICATION except Cease/Hard Reset.
     pub fn is_graceful_restart_candidate(&self, notification_restart: bool) -> bool {
         match self {
             DownReason::TcpFailed(_) => true,
@@ -147,7 +161,11 @@ impl DownReason {
             {
                 !n.is(CeaseSubcode::HardReset)
             }
-            DownReason::NotificationSent(n) => n.code == u8::from(ErrorCode::HoldTimerExpired),
+            DownReason::NotificationSent(n) => {
+                n.code == u8::from(ErrorCode::HoldTimerExpired)
+                    || n.code == u8::from(ErrorCode::SendHoldTimerExpired)
+                    || n.is(CeaseSubcode::OutOfResources)
+            }
             DownReason::NotificationReceived(_) => false,
         }
     }
@@ -170,6 +188,9 @@ pub enum Output {
     Connect,
     /// Close the TCP connection (after flushing queued sends).
     Disconnect,
+    /// Reset the TCP connection at once, dropping queued sends, after
+    /// trying this NOTIFICATION without waiting (RFC 9687 §4: best effort).
+    Abort(Notification),
     /// Send a message.
     Send(Message),
     /// (Re)arm a timer.
@@ -263,11 +284,11 @@ impl Fsm {
         match input {
             Input::Start => self.start(&mut out),
             Input::Stop(n) => {
-                self.close(&mut out, DownReason::NotificationSent(n));
+                self.close(&mut out, DownReason::NotificationSent(n), false);
                 self.enter_idle(&mut out, Restart::Never);
             }
             Input::StopFor(n, idle) => {
-                self.close(&mut out, DownReason::NotificationSent(n));
+                self.close(&mut out, DownReason::NotificationSent(n), false);
                 self.enter_idle(&mut out, Restart::After(idle));
             }
             Input::TimerExpired(t) => self.timer(t, &mut out),
@@ -279,6 +300,10 @@ impl Fsm {
                     self.fail(&mut out, DownReason::NotificationSent(e.notification));
                 }
             }
+            Input::SendHoldTimerExpired => {
+                self.abort(&mut out, NotificationError::SendHoldTimerExpired.into())
+            }
+            Input::SendQueueOverflow => self.abort(&mut out, CeaseSubcode::OutOfResources.into()),
         }
         out
     }
@@ -470,20 +495,35 @@ impl Fsm {
     }
 
     fn fail(&mut self, out: &mut Vec<Output>, reason: DownReason) {
-        self.close(out, reason);
+        self.close(out, reason, false);
         self.enter_idle(out, Restart::Auto);
     }
 
+    /// RFC 9687 §4: in OpenSent, OpenConfirm and Established, NOTIFICATION
+    /// (best effort), drop the connection without draining, count a
+    /// failure, go Idle.
+    fn abort(&mut self, out: &mut Vec<Output>, n: Notification) {
+        if self.connected() {
+            self.close(out, DownReason::NotificationSent(n), true);
+            self.enter_idle(out, Restart::Auto);
+        }
+    }
+
     /// Send the NOTIFICATION (when there is a session to send it on), drop
-    /// the connection and report Down.
-    fn close(&mut self, out: &mut Vec<Output>, reason: DownReason) {
+    /// the connection (`abort`: at once, without draining) and report Down.
+    fn close(&mut self, out: &mut Vec<Output>, reason: DownReason, abort: bool) {
         let was_connected = self.connected();
         let was_established = self.state == State::Established;
-        if was_connected && let DownReason::NotificationSent(n) = &reason {
-            out.push(Output::Send(Message::Notification(n.clone())));
-        }
-        if self.state != State::Idle {
-            out.push(Output::Disconnect);
+        match &reason {
+            DownReason::NotificationSent(n) if was_connected && abort => {
+                out.push(Output::Abort(n.clone()));
+            }
+            DownReason::NotificationSent(n) if was_connected => {
+                out.push(Output::Send(Message::Notification(n.clone())));
+                out.push(Output::Disconnect);
+            }
+            _ if self.state != State::Idle => out.push(Output::Disconnect),
+            _ => {}
         }
         if was_connected {
             out.push(Output::Down {
@@ -800,6 +840,64 @@ mod tests {
         let out = f.process(Input::TimerExpired(Timer::IdleHold));
         assert!(out.contains(&Output::Connect));
         assert_eq!(f.state(), State::Connect);
+    }
+
+    #[test]
+    fn send_hold_expiry_aborts_with_8_0_and_restarts_like_a_lost_session() {
+        let mut f = established(cfg(false));
+        let out = f.process(Input::SendHoldTimerExpired);
+        let n = Notification::from(NotificationError::SendHoldTimerExpired);
+        assert_eq!((n.code, n.subcode), (8, 0));
+        assert_eq!(out[0], Output::Abort(n.clone()));
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, Output::Send(_) | Output::Disconnect)),
+            "nothing is queued behind the stuck data: {out:?}"
+        );
+        let reason = DownReason::NotificationSent(n);
+        assert_eq!(
+            out[1],
+            Output::Down {
+                reason: reason.clone(),
+                was_established: true
+            }
+        );
+        assert!(reason.is_graceful_restart_candidate(false));
+        assert_eq!(f.state(), State::Idle);
+        assert_eq!(
+            out.last(),
+            Some(&Output::StartTimer(Timer::IdleHold, Duration::from_secs(1)))
+        );
+    }
+
+    #[test]
+    fn send_queue_overflow_aborts_with_cease_8() {
+        let mut f = established(cfg(false));
+        let out = f.process(Input::SendQueueOverflow);
+        let n = Notification::from(CeaseSubcode::OutOfResources);
+        assert_eq!(out[0], Output::Abort(n.clone()));
+        assert!(DownReason::NotificationSent(n).is_graceful_restart_candidate(false));
+        assert_eq!(f.state(), State::Idle);
+    }
+
+    #[test]
+    fn send_hold_expiry_before_a_connection_does_nothing() {
+        let mut f = Fsm::new(cfg(false));
+        f.process(Input::Start);
+        assert!(f.process(Input::SendHoldTimerExpired).is_empty());
+        assert_eq!(f.state(), State::Connect);
+        let mut f = Fsm::new(cfg(false));
+        f.process(Input::Start);
+        f.process(Input::TcpConnected);
+        let out = f.process(Input::SendHoldTimerExpired);
+        assert!(
+            matches!(out[0], Output::Abort(_)),
+            "in OpenSent too: {out:?}"
+        );
+        assert!(out.contains(&Output::Down {
+            reason: DownReason::NotificationSent(NotificationError::SendHoldTimerExpired.into()),
+            was_established: false
+        }));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The IANA registries of BGP-4 that Steer speaks, as typed enums: message
 //! types (RFC 4271 §4.1, RFC 2918), NOTIFICATION error codes and their
-//! subcodes (RFC 4271 §4.5, §6; RFC 4486, RFC 6608, RFC 7313, RFC 8538),
+//! subcodes (RFC 4271 §4.5, §6; RFC 4486, RFC 6608, RFC 7313, RFC 8538,
+//! RFC 9687),
 //! path attribute type codes, capability codes (RFC 5492) and AS_TRANS
 //! (RFC 6793). As holo-bgp's `packet/iana.rs`: one row per registry entry,
 //! with the value on the wire and the name logs and `steer show` print.
@@ -140,7 +141,7 @@ registry! {
 }
 
 registry! {
-    /// NOTIFICATION error codes (RFC 4271 §4.5, RFC 7313 §5).
+    /// NOTIFICATION error codes (RFC 4271 §4.5, RFC 7313 §5, RFC 9687 §3).
     pub enum ErrorCode {
         MessageHeader = 1 => "Message Header Error",
         OpenMessage = 2 => "OPEN Message Error",
@@ -150,6 +151,8 @@ registry! {
         Cease = 6 => "Cease",
         /// (RFC 7313)
         RouteRefresh = 7 => "ROUTE-REFRESH Message Error",
+        /// (RFC 9687: the peer stopped taking our messages)
+        SendHoldTimerExpired = 8 => "Send Hold Timer Expired",
     }
 }
 
@@ -259,6 +262,8 @@ pub enum NotificationError {
     Cease(CeaseSubcode),
     /// ROUTE-REFRESH Message Error.
     RouteRefresh(RouteRefreshSubcode),
+    /// Send Hold Timer Expired (RFC 9687, subcode 0).
+    SendHoldTimerExpired,
 }
 
 impl NotificationError {
@@ -272,6 +277,7 @@ impl NotificationError {
             NotificationError::Fsm(_) => ErrorCode::Fsm,
             NotificationError::Cease(_) => ErrorCode::Cease,
             NotificationError::RouteRefresh(_) => ErrorCode::RouteRefresh,
+            NotificationError::SendHoldTimerExpired => ErrorCode::SendHoldTimerExpired,
         }
     }
 
@@ -285,6 +291,7 @@ impl NotificationError {
             NotificationError::Fsm(s) => s as u8,
             NotificationError::Cease(s) => s as u8,
             NotificationError::RouteRefresh(s) => s as u8,
+            NotificationError::SendHoldTimerExpired => 0,
         }
     }
 
@@ -300,7 +307,7 @@ impl NotificationError {
             Some(ErrorCode::UpdateMessage) => {
                 UpdateSubcode::from_u8(subcode).map(UpdateSubcode::name)
             }
-            Some(ErrorCode::HoldTimerExpired) | None => None,
+            Some(ErrorCode::HoldTimerExpired | ErrorCode::SendHoldTimerExpired) | None => None,
             Some(ErrorCode::Fsm) => FsmSubcode::from_u8(subcode).map(FsmSubcode::name),
             Some(ErrorCode::Cease) => CeaseSubcode::from_u8(subcode).map(CeaseSubcode::name),
             Some(ErrorCode::RouteRefresh) => {
@@ -367,6 +374,12 @@ mod tests {
         let e = NotificationError::from(CeaseSubcode::HardReset);
         assert_eq!((u8::from(e.code()), e.subcode()), (6, 9));
         assert_eq!(NotificationError::HoldTimerExpired.subcode(), 0);
+        let e = NotificationError::SendHoldTimerExpired;
+        assert_eq!((u8::from(e.code()), e.subcode()), (8, 0));
+        assert_eq!(
+            NotificationError::names(8, 0),
+            ("Send Hold Timer Expired", "Unspecific")
+        );
         assert_eq!(NotificationError::names(6, 9), ("Cease", "Hard Reset"));
         assert_eq!(
             NotificationError::names(9, 1),

@@ -12,5 +12,8 @@ pub mod negotiate;
 pub mod nlri;
 pub mod peer;
 pub mod routes;
+pub mod sendq;
 pub mod session;
+pub mod sockopt;
 pub mod status;
+pub mod writer;

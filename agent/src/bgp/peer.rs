@@ -1,7 +1,8 @@
 //! What a session and its owner (the server's RIB, or the agent) say to
 //! each other: the owner's [`SessionCommand`]s, the session's
-//! [`SessionEvent`]s tagged as [`PeerMsg`]s, and the [`Outbound`] queue the
-//! owner writes pre-encoded UPDATEs to. A leaf below both: the RIB and the
+//! [`SessionEvent`]s tagged as [`PeerMsg`]s, and the [`Outbound`] handle the
+//! owner writes pre-encoded UPDATEs to (the connection's bounded
+//! [`SendQueue`]). A leaf below both: the RIB and the
 //! roles name sessions and queue messages through these types without
 //! depending on the tokio driver in `session.rs`.
 
@@ -10,11 +11,12 @@ use super::fsm::DownReason;
 use super::negotiate::Negotiated;
 use super::nlri::Family;
 use super::routes::RouteBatch;
+use super::sendq::{Push, SendQueue};
 use super::status::PeerStatus;
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -36,20 +38,42 @@ pub enum SessionCommand {
 /// Where the owner writes pre-encoded messages for an established session.
 #[derive(Clone, Debug)]
 pub struct Outbound {
-    tx: mpsc::UnboundedSender<Bytes>,
+    sink: Sink,
     status: Arc<PeerStatus>,
 }
 
+#[derive(Clone, Debug)]
+enum Sink {
+    Queue(Arc<SendQueue>),
+    Channel(mpsc::UnboundedSender<Bytes>),
+}
+
 impl Outbound {
-    /// A send queue feeding `tx` (the session's writer; tests read it).
+    /// The send queue of a live connection.
+    pub fn queue(q: Arc<SendQueue>, status: Arc<PeerStatus>) -> Outbound {
+        Outbound {
+            sink: Sink::Queue(q),
+            status,
+        }
+    }
+
+    /// A channel the caller reads (unit tests and the fuzzer decode what a
+    /// member would receive from it).
     pub fn new(tx: mpsc::UnboundedSender<Bytes>, status: Arc<PeerStatus>) -> Outbound {
-        Outbound { tx, status }
+        Outbound {
+            sink: Sink::Channel(tx),
+            status,
+        }
     }
 
     /// Queue `bytes` holding `updates` UPDATE messages; false when the
-    /// session has gone.
+    /// session has gone or its queue refused them (over its limit: the
+    /// session then ends with Cease/8).
     pub fn send(&self, bytes: Bytes, updates: u64) -> bool {
-        let ok = self.tx.send(bytes).is_ok();
+        let ok = match &self.sink {
+            Sink::Queue(q) => matches!(q.push(bytes, updates, Instant::now()), Push::Queued { .. }),
+            Sink::Channel(tx) => tx.send(bytes).is_ok(),
+        };
         if ok {
             self.status.sent(updates, updates);
         }

@@ -3,7 +3,9 @@
 //! hands routes to its owner (the server's RIB or the agent) as
 //! [`PeerMsg`]s. Connection collisions (RFC 4271 §6.8) are resolved here by
 //! running a second FSM on the colliding connection until one side's BGP
-//! identifier decides. Timers get the jitter of RFC 4271 §10.
+//! identifier decides. Timers get the jitter of RFC 4271 §10. Each
+//! connection has a bounded [`SendQueue`] and a writer task
+//! ([`super::writer`]) that runs the send-hold timer of RFC 9687.
 
 use super::error::Notification;
 use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
@@ -12,7 +14,10 @@ use super::message::{CodecConfig, Message, decode, frame_len};
 use super::negotiate::Negotiated;
 use super::peer::{Established, Outbound, PeerId, PeerMsg, SessionCommand, SessionEvent};
 use super::routes::{IngestContext, RouteBatch, ingest};
+use super::sendq::SendQueue;
+use super::sockopt;
 use super::status::PeerStatus;
+use super::writer::{self, WriterEnd};
 use bytes::{Bytes, BytesMut};
 use std::future::Future;
 use std::io;
@@ -21,8 +26,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -42,6 +45,45 @@ pub struct SessionSpec {
     pub remote: SocketAddr,
     /// Source address for outgoing connections.
     pub bind: Option<IpAddr>,
+    /// Send-hold time and send-queue limit.
+    pub send: SendLimits,
+    /// TCP-MD5 and GTSM.
+    pub security: Security,
+}
+
+/// How a session's connections are protected. Outgoing connections get
+/// both before they connect; for incoming ones the listener holds the
+/// MD5 keys (the owner installs them), and GTSM is set once accepted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Security {
+    /// TCP-MD5 key (RFC 2385).
+    pub password: Option<String>,
+    /// GTSM (RFC 5082): TTL 255 out, only TTL 255 in.
+    pub ttl_security: bool,
+}
+
+/// How long a peer may take none of our data, and how much may wait for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendLimits {
+    /// The send-hold time (RFC 9687); `None`: the RFC's default, the
+    /// larger of 8 minutes and twice the negotiated hold time.
+    pub send_hold_time: Option<Duration>,
+    /// Unsent bytes the send queue may hold.
+    pub queue_limit: usize,
+}
+
+/// RFC 9687 §3: the suggested SendHoldTime.
+const SEND_HOLD_MIN: Duration = Duration::from_secs(480);
+
+impl SendLimits {
+    /// The send-hold time for a session that negotiated `hold_time`
+    /// seconds (`None` before the OPENs are exchanged).
+    pub fn send_hold(&self, hold_time: Option<u16>) -> Duration {
+        self.send_hold_time.unwrap_or_else(|| {
+            let twice = Duration::from_secs(2 * u64::from(hold_time.unwrap_or(0)));
+            twice.max(SEND_HOLD_MIN)
+        })
+    }
 }
 
 /// The owner's handle on a running session.
@@ -81,11 +123,11 @@ pub fn spawn(
 }
 
 struct Conn {
-    reader: OwnedReadHalf,
+    stream: Arc<TcpStream>,
     buf: BytesMut,
-    tx: mpsc::UnboundedSender<Bytes>,
-    err: oneshot::Receiver<String>,
-    writer: JoinHandle<()>,
+    queue: Arc<SendQueue>,
+    ended: oneshot::Receiver<WriterEnd>,
+    writer: Option<JoinHandle<()>>,
     codec: CodecConfig,
     local: SocketAddr,
     remote: SocketAddr,
@@ -93,46 +135,41 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(stream: TcpStream, outgoing: bool) -> io::Result<Conn> {
+    fn new(stream: TcpStream, outgoing: bool, spec: &SessionSpec) -> io::Result<Conn> {
         stream.set_nodelay(true)?;
+        if spec.security.ttl_security {
+            sockopt::set_gtsm(&stream)?;
+        }
+        let limits = &spec.send;
         let local = stream.local_addr()?;
         let remote = stream.peer_addr()?;
-        let (reader, writer) = stream.into_split();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (err_tx, err) = oneshot::channel();
-        let writer = tokio::spawn(write_loop(writer, rx, err_tx));
+        let stream = Arc::new(stream);
+        let queue = Arc::new(SendQueue::new(limits.queue_limit, limits.send_hold(None)));
+        let (ended_tx, ended) = oneshot::channel();
+        let writer = writer::spawn(stream.clone(), queue.clone(), ended_tx);
         Ok(Conn {
-            reader,
+            stream,
             buf: BytesMut::with_capacity(65536),
-            tx,
-            err,
-            writer,
+            queue,
+            ended,
+            writer: Some(writer),
             codec: CodecConfig::default(),
             local,
             remote,
             outgoing,
         })
     }
+
+    fn push(&self, bytes: Bytes) {
+        self.queue.push(bytes, 1, std::time::Instant::now());
+    }
 }
 
-async fn write_loop(
-    mut w: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
-    err: oneshot::Sender<String>,
-) {
-    let mut batch = Vec::with_capacity(64);
-    loop {
-        if rx.recv_many(&mut batch, 64).await == 0 {
-            break;
-        }
-        for b in batch.drain(..) {
-            if let Err(e) = w.write_all(&b).await {
-                let _ = err.send(format!("write failed: {e}"));
-                return;
-            }
-        }
+impl Drop for Conn {
+    /// The writer drains what is queued and closes the connection.
+    fn drop(&mut self) {
+        self.queue.close();
     }
-    let _ = w.shutdown().await;
 }
 
 /// One FSM and its connection and timers.
@@ -201,23 +238,33 @@ struct Driver {
 enum ConnEvent {
     /// Bytes arrived (count), end of stream (0) or a read error.
     Read(io::Result<usize>),
-    /// The writer task failed.
-    WriteFailed(String),
+    /// The writer stopped on its own.
+    Writer(WriterEnd),
+}
+
+async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        match stream.try_read_buf(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            r => return r,
+        }
+    }
 }
 
 async fn conn_event(conn: Option<&mut Option<Conn>>) -> ConnEvent {
     let Some(Some(c)) = conn else {
         return std::future::pending().await;
     };
-    let writer_failed = async {
-        match (&mut c.err).await {
+    let writer_ended = async {
+        match (&mut c.ended).await {
             Ok(e) => e,
             Err(_) => std::future::pending().await,
         }
     };
     tokio::select! {
-        r = c.reader.read_buf(&mut c.buf) => ConnEvent::Read(r),
-        e = writer_failed => ConnEvent::WriteFailed(e),
+        r = read_some(&c.stream, &mut c.buf) => ConnEvent::Read(r),
+        e = writer_ended => ConnEvent::Writer(e),
     }
 }
 
@@ -360,7 +407,7 @@ impl Driver {
             info!("refusing connection: peer is held down");
             return;
         }
-        let conn = match Conn::new(stream, false) {
+        let conn = match Conn::new(stream, false, &self.spec) {
             Ok(c) => c,
             Err(e) => {
                 warn!("accepted connection unusable: {e}");
@@ -373,8 +420,26 @@ impl Driver {
                 self.replace_conn(Which::Primary, Some(conn));
                 self.input(Which::Primary, Input::TcpConnected);
             }
-            State::OpenSent | State::OpenConfirm => {
-                info!("connection collision: running the incoming connection until its OPEN");
+            State::Established if !self.restart_capable() => {
+                info!("refusing second connection: session already established (RFC 4271 §6.8)");
+                let mut out = Vec::new();
+                let n = Notification::from(CeaseSubcode::CollisionResolution);
+                if Message::Notification(n)
+                    .encode(&conn.codec, &mut out)
+                    .is_ok()
+                {
+                    conn.push(Bytes::from(out));
+                }
+                self.retire(Some(conn));
+            }
+            State::OpenSent | State::OpenConfirm | State::Established => {
+                if self.primary.fsm.state() == State::Established {
+                    info!(
+                        "new connection while established with graceful restart: the session stays until it sends a valid OPEN (RFC 4724)"
+                    );
+                } else {
+                    info!("connection collision: running the incoming connection until its OPEN");
+                }
                 let mut slot = Slot::new(self.spec.fsm.clone());
                 slot.conn = Some(conn);
                 let outs = slot.fsm.process(Input::TcpConnected);
@@ -383,35 +448,15 @@ impl Driver {
                 }
                 self.apply(Which::Collision, outs);
             }
-            State::Established => {
-                let gr = self
-                    .established
-                    .as_ref()
-                    .is_some_and(|(n, _)| n.graceful_restart.is_some());
-                if gr {
-                    info!("peer reconnected while established: treating it as a graceful restart");
-                    self.input(
-                        Which::Primary,
-                        Input::TcpFailed("peer opened a new connection (restart)".into()),
-                    );
-                    self.replace_conn(Which::Primary, Some(conn));
-                    self.input(Which::Primary, Input::TcpConnected);
-                } else {
-                    info!(
-                        "refusing second connection: session already established (RFC 4271 §6.8)"
-                    );
-                    let mut out = Vec::new();
-                    let n = Notification::from(CeaseSubcode::CollisionResolution);
-                    if Message::Notification(n)
-                        .encode(&conn.codec, &mut out)
-                        .is_ok()
-                    {
-                        let _ = conn.tx.send(Bytes::from(out));
-                    }
-                    self.retire(Some(conn));
-                }
-            }
         }
+    }
+
+    /// The established session negotiated graceful restart, so a new
+    /// connection may be the peer restarting (RFC 4724 §4.2).
+    fn restart_capable(&self) -> bool {
+        self.established
+            .as_ref()
+            .is_some_and(|(n, _)| n.graceful_restart.is_some())
     }
 
     fn slot(&mut self, w: Which) -> Option<&mut Slot> {
@@ -422,9 +467,9 @@ impl Driver {
     }
 
     fn retire(&mut self, conn: Option<Conn>) {
-        if let Some(c) = conn {
+        if let Some(w) = conn.and_then(|mut c| c.writer.take()) {
             self.closing.retain(|h| !h.is_finished());
-            self.closing.push(c.writer);
+            self.closing.push(w);
         }
     }
 
@@ -439,12 +484,20 @@ impl Driver {
     fn start_connect(&mut self) {
         let remote = self.spec.remote;
         let bind = self.spec.bind;
+        let security = self.spec.security.clone();
         self.connecting = Some(Box::pin(async move {
             let sock = if remote.is_ipv4() {
                 TcpSocket::new_v4()?
             } else {
                 TcpSocket::new_v6()?
             };
+            if let Some(key) = &security.password {
+                let ip = remote.ip();
+                sockopt::set_md5_key(&sock, ip, sockopt::host_prefix_len(ip), key.as_bytes())?;
+            }
+            if security.ttl_security {
+                sockopt::set_gtsm(&sock)?;
+            }
             if let Some(b) = bind {
                 sock.bind(SocketAddr::new(b, 0))?;
             }
@@ -456,7 +509,7 @@ impl Driver {
     }
 
     fn on_connect(&mut self, r: io::Result<TcpStream>) {
-        match r.and_then(|s| Conn::new(s, true)) {
+        match r.and_then(|s| Conn::new(s, true, &self.spec)) {
             Ok(c) => {
                 debug!("connected to {}", c.remote);
                 self.replace_conn(Which::Primary, Some(c));
@@ -477,7 +530,29 @@ impl Driver {
             }
             ConnEvent::Read(Ok(_)) => self.drain_frames(w),
             ConnEvent::Read(Err(e)) => self.input(w, Input::TcpFailed(format!("read failed: {e}"))),
-            ConnEvent::WriteFailed(e) => self.input(w, Input::TcpFailed(e)),
+            ConnEvent::Writer(WriterEnd::Failed(e)) => {
+                self.input(w, Input::TcpFailed(format!("write failed: {e}")))
+            }
+            ConnEvent::Writer(WriterEnd::SendHoldExpired { stalled, queued }) => {
+                warn!(
+                    "send hold timer expired: the peer took none of our data for {:.0}s with {} bytes in {} messages waiting (oldest {:.0}s); connection reset (RFC 9687)",
+                    stalled.as_secs_f64(),
+                    queued.bytes,
+                    queued.messages,
+                    queued.oldest_seconds
+                );
+                self.status
+                    .send_hold_expiries
+                    .fetch_add(1, Ordering::Relaxed);
+                self.input(w, Input::SendHoldTimerExpired);
+            }
+            ConnEvent::Writer(WriterEnd::Overflow { unsent, limit }) => {
+                warn!(
+                    "send queue over its limit: {unsent} bytes would be unsent (limit {limit}); its data dropped and the connection reset with Cease/8"
+                );
+                self.status.queue_overflows.fetch_add(1, Ordering::Relaxed);
+                self.input(w, Input::SendQueueOverflow);
+            }
         }
     }
 
@@ -572,7 +647,18 @@ impl Driver {
                         self.start_connect();
                     }
                 }
-                Output::Disconnect => {
+                Output::Disconnect | Output::Abort(_) => {
+                    if let Output::Abort(n) = &o
+                        && let Some(c) = self.slot(w).and_then(|s| s.conn.as_ref())
+                    {
+                        let mut out = Vec::with_capacity(64);
+                        let last = Message::Notification(n.clone())
+                            .encode(&c.codec, &mut out)
+                            .ok()
+                            .map(|()| Bytes::from(out));
+                        c.queue.abort(last);
+                        warn!("NOTIFICATION {n} (best effort) and connection reset");
+                    }
                     if w == Which::Primary {
                         self.connecting = None;
                     }
@@ -635,7 +721,7 @@ impl Driver {
         let mut buf = Vec::with_capacity(64);
         match m.encode(&conn.codec, &mut buf) {
             Ok(()) => {
-                let _ = conn.tx.send(Bytes::from(buf));
+                conn.push(Bytes::from(buf));
                 self.status.sent(1, 0);
                 if let Message::Notification(n) = m {
                     if n.code == u8::from(ErrorCode::Cease) {
@@ -654,15 +740,23 @@ impl Driver {
             return;
         };
         conn.codec = n.codec.clone();
+        conn.queue
+            .set_send_hold(self.spec.send.send_hold(Some(n.hold_time)));
         self.epoch += 1;
         let (local, remote) = (conn.local, conn.remote);
         info!(
-            "established: AS {} id {} hold {}s families {:?}",
-            n.peer_asn, n.peer_router_id, n.hold_time, n.families
+            "established: AS {} id {} hold {}s send hold {}s families {:?}",
+            n.peer_asn,
+            n.peer_router_id,
+            n.hold_time,
+            conn.queue.send_hold().as_secs(),
+            n.families
         );
         self.status.set_state(State::Established);
-        self.status.set_established(n.clone(), local, remote);
-        let out = Outbound::new(conn.tx.clone(), self.status.clone());
+        let queue = conn.queue.clone();
+        self.status
+            .set_established(n.clone(), local, remote, Some(queue.clone()));
+        let out = Outbound::queue(queue, self.status.clone());
         self.established = Some((n.clone(), local));
         self.emit(SessionEvent::Established(Box::new(Established {
             negotiated: n,
@@ -721,7 +815,10 @@ impl Driver {
 
     /// RFC 4271 §6.8: once both connections have the peer's OPEN, the one
     /// opened by the speaker with the higher BGP identifier survives; an
-    /// established session always wins; a primary that has no connection
+    /// established session wins, unless it negotiated graceful restart and
+    /// the new connection's OPEN is valid and carries the same BGP
+    /// identifier: then the peer has restarted (RFC 4724 §4.2) and the new
+    /// connection replaces it; a primary that has no connection
     /// left gives way to the colliding one. `None` while undecided.
     fn collision_loser(&self) -> Option<Which> {
         let c = self.collision.as_ref()?;
@@ -729,7 +826,18 @@ impl Driver {
             return None;
         }
         match self.primary.fsm.state() {
-            State::Established => Some(Which::Collision),
+            State::Established => {
+                let same_speaker = self
+                    .established
+                    .as_ref()
+                    .zip(c.fsm.negotiated())
+                    .is_some_and(|((old, _), new)| old.peer_router_id == new.peer_router_id);
+                if self.restart_capable() && same_speaker {
+                    Some(Which::Primary)
+                } else {
+                    Some(Which::Collision)
+                }
+            }
             State::OpenConfirm => {
                 let primary_outgoing = self.primary.conn.as_ref().is_some_and(|c| c.outgoing);
                 let remote_id = self
@@ -763,6 +871,14 @@ impl Driver {
                     let s = self.collision.take();
                     self.retire(s.and_then(|s| s.conn));
                 }
+            }
+            Which::Primary if self.primary.fsm.state() == State::Established => {
+                info!("the peer restarted: a new connection sent a valid OPEN (RFC 4724)");
+                let outs = self.primary.fsm.process(Input::TcpFailed(
+                    "peer restarted: a new connection sent a valid OPEN".into(),
+                ));
+                self.apply(Which::Primary, outs);
+                self.promote_collision();
             }
             Which::Primary => {
                 info!("collision resolved: keeping the peer's connection");

@@ -1,12 +1,14 @@
 //! Live per-session status shared between a session driver (writer) and
 //! the control socket (reader): state, uptime, counters, last error, and
-//! what was negotiated. `steer show peers` renders a [`StatusSnapshot`].
+//! what was negotiated, and the depth of the send queue. `steer show peers`
+//! renders a [`StatusSnapshot`].
 
 use super::fsm::State;
 use super::negotiate::Negotiated;
+use super::sendq::{QueueStats, SendQueue};
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 #[derive(Debug)]
@@ -19,6 +21,7 @@ struct Inner {
     local: Option<SocketAddr>,
     remote: Option<SocketAddr>,
     established_count: u64,
+    queue: Option<Arc<SendQueue>>,
 }
 
 /// Status of one session, updated by its driver.
@@ -33,6 +36,10 @@ pub struct PeerStatus {
     pub updates_in: AtomicU64,
     /// UPDATEs sent.
     pub updates_out: AtomicU64,
+    /// Sessions ended because the peer took nothing for the send-hold time.
+    pub send_hold_expiries: AtomicU64,
+    /// Sessions ended because the send queue exceeded its limit.
+    pub queue_overflows: AtomicU64,
 }
 
 impl Default for PeerStatus {
@@ -47,11 +54,14 @@ impl Default for PeerStatus {
                 local: None,
                 remote: None,
                 established_count: 0,
+                queue: None,
             }),
             msgs_in: AtomicU64::new(0),
             msgs_out: AtomicU64::new(0),
             updates_in: AtomicU64::new(0),
             updates_out: AtomicU64::new(0),
+            send_hold_expiries: AtomicU64::new(0),
+            queue_overflows: AtomicU64::new(0),
         }
     }
 }
@@ -85,6 +95,12 @@ pub struct StatusSnapshot {
     pub updates_in: u64,
     /// UPDATEs sent.
     pub updates_out: u64,
+    /// What waits in the send queue (zero when not established).
+    pub send_queue: QueueStats,
+    /// Sessions ended by the send-hold timer (RFC 9687).
+    pub send_hold_expiries: u64,
+    /// Sessions ended by the send queue's limit (Cease/8).
+    pub queue_overflows: u64,
 }
 
 impl PeerStatus {
@@ -106,6 +122,9 @@ impl PeerStatus {
                 if state != State::Established && state != State::OpenConfirm {
                     i.negotiated = None;
                 }
+                if state != State::Established {
+                    i.queue = None;
+                }
             }
         });
     }
@@ -121,12 +140,20 @@ impl PeerStatus {
         self.with(|i| i.last_error = Some(e));
     }
 
-    /// Record what the session negotiated and its addresses.
-    pub fn set_established(&self, n: Negotiated, local: SocketAddr, remote: SocketAddr) {
+    /// Record what the session negotiated, its addresses and its send
+    /// queue.
+    pub fn set_established(
+        &self,
+        n: Negotiated,
+        local: SocketAddr,
+        remote: SocketAddr,
+        queue: Option<Arc<SendQueue>>,
+    ) {
         self.with(|i| {
             i.negotiated = Some(n);
             i.local = Some(local);
             i.remote = Some(remote);
+            i.queue = queue;
         });
     }
 
@@ -154,6 +181,13 @@ impl PeerStatus {
             msgs_out: self.msgs_out.load(Ordering::Relaxed),
             updates_in: self.updates_in.load(Ordering::Relaxed),
             updates_out: self.updates_out.load(Ordering::Relaxed),
+            send_queue: i
+                .queue
+                .as_ref()
+                .map(|q| q.stats(Instant::now()))
+                .unwrap_or_default(),
+            send_hold_expiries: self.send_hold_expiries.load(Ordering::Relaxed),
+            queue_overflows: self.queue_overflows.load(Ordering::Relaxed),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Prometheus text exposition over plain HTTP (`metrics_listen`): each
 //! scrape asks the daemon's main task for its current metrics text.
 
+use crate::bgp::status::StatusSnapshot;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -85,6 +86,46 @@ impl Exposition {
     /// The text.
     pub fn finish(self) -> String {
         self.text
+    }
+
+    /// One session's send queue and the sessions it ended (both roles).
+    pub fn send_queue(&mut self, labels: &[(&str, &str)], s: &StatusSnapshot) {
+        let q = &s.send_queue;
+        self.sample(
+            "steer_bgp_send_queue_bytes",
+            "gauge",
+            "Bytes waiting in the session's send queue.",
+            labels,
+            q.bytes as f64,
+        );
+        self.sample(
+            "steer_bgp_send_queue_messages",
+            "gauge",
+            "Messages waiting in the session's send queue.",
+            labels,
+            q.messages as f64,
+        );
+        self.sample(
+            "steer_bgp_send_queue_oldest_seconds",
+            "gauge",
+            "How long the oldest unsent message has waited.",
+            labels,
+            q.oldest_seconds,
+        );
+        self.sample(
+            "steer_bgp_send_hold_expiries_total",
+            "counter",
+            "Sessions reset because the peer took none of our data for the send-hold time (RFC 9687).",
+            labels,
+            s.send_hold_expiries as f64,
+        );
+        self.sample(
+            "steer_bgp_send_queue_overflows_total",
+            "counter",
+            "Sessions reset with Cease/8 because the send queue exceeded its limit.",
+            labels,
+            s.queue_overflows as f64,
+        );
     }
 }
 

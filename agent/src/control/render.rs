@@ -79,6 +79,7 @@ pub fn peers(v: &Value) -> String {
         "RCVD",
         "ACCEPTED",
         "ADVERTISED",
+        "SENDQ",
         "LAST ERROR",
     ]);
     for p in v.as_array().into_iter().flatten() {
@@ -98,6 +99,7 @@ pub fn peers(v: &Value) -> String {
             s(p, "received"),
             s(p, "accepted"),
             s(p, "advertised"),
+            send_queue(&st["send_queue"]),
             if state == "Established" {
                 String::new()
             } else {
@@ -106,6 +108,25 @@ pub fn peers(v: &Value) -> String {
         ]);
     }
     t.render()
+}
+
+/// "12.3K/4 2s": bytes and messages waiting, and the oldest one's age;
+/// empty when nothing waits.
+fn send_queue(q: &Value) -> String {
+    let bytes = q["bytes"].as_u64().unwrap_or(0);
+    if bytes == 0 {
+        return String::new();
+    }
+    let size = match bytes {
+        b if b >= 1 << 20 => format!("{:.1}M", b as f64 / f64::from(1 << 20)),
+        b if b >= 1 << 10 => format!("{:.1}K", b as f64 / 1024.0),
+        b => b.to_string(),
+    };
+    format!(
+        "{size}/{} {:.0}s",
+        q["messages"].as_u64().unwrap_or(0),
+        q["oldest_seconds"].as_f64().unwrap_or(0.0)
+    )
 }
 
 fn flags(p: &Value) -> String {
@@ -459,6 +480,26 @@ mod tests {
             ),
             "{out}"
         );
+    }
+
+    #[test]
+    fn peers_show_what_waits_in_the_send_queue() {
+        let peer = |name: &str, bytes: u64| {
+            serde_json::json!({
+                "name": name, "kind": "Host", "address": "10.1.0.31", "asn": 65515,
+                "received": 1, "accepted": 1, "advertised": 2000, "stale": false,
+                "status": {"state": "Established", "state_seconds": 90, "last_error": null,
+                           "send_queue": {"bytes": bytes, "messages": 41, "oldest_seconds": 12.4}}
+            })
+        };
+        let out = peers(&serde_json::json!([
+            peer("stuck", 3_250_000),
+            peer("ok", 0)
+        ]));
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].contains("ADVERTISED  SENDQ"), "{out}");
+        assert!(lines[1].ends_with("2000        3.1M/41 12s"), "{out}");
+        assert!(lines[2].ends_with("2000"), "{out}");
     }
 
     #[test]

@@ -8,14 +8,15 @@ use crate::bgp::capability::{AddPathFamily, Capability, GracefulRestart};
 use crate::bgp::fsm::{Backoff, FsmConfig};
 use crate::bgp::nlri::Family;
 use crate::bgp::peer::{PeerId, PeerMsg, SessionCommand};
-use crate::bgp::session::{self, SessionSpec};
+use crate::bgp::session::{self, Security, SendLimits, SessionSpec};
+use crate::bgp::sockopt;
 use crate::config::ServerConfig;
 use crate::control::metrics::{self, Exposition};
 use crate::control::socket::{self, Answer, Query};
 use crate::control::{Request, RouteQuery};
 use crate::rib::table::SourceKind;
 use anyhow::Context;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,7 +86,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+async fn listen(addr: SocketAddr, cfg: &ServerConfig) -> anyhow::Result<TcpListener> {
     let s = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -93,7 +94,60 @@ async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     };
     s.set_reuseaddr(true)?;
     s.bind(addr)?;
-    s.listen(128)
+    protect(&s, addr, cfg)?;
+    Ok(s.listen(128)?)
+}
+
+/// The listener's half of RFC 2385 and RFC 5082: an MD5 key per appliance
+/// with a password and per host range when `[hosts] password` is set (the
+/// kernel picks the longest matching prefix, and an accepted connection
+/// keeps its key), and for GTSM TTL 255 on SYN-ACKs and a socket filter
+/// dropping IPv4 segments below TTL 255 from its peers from the SYN on
+/// (accepted connections inherit it; each also gets its minimum TTL in
+/// the session, which covers IPv6 peers).
+fn protect(s: &TcpSocket, addr: SocketAddr, cfg: &ServerConfig) -> anyhow::Result<()> {
+    let reachable = |ip: IpAddr| addr.is_ipv6() || ip.is_ipv4();
+    for (i, p) in cfg.peers.iter().enumerate() {
+        if let Some(key) = &p.password
+            && reachable(p.address)
+        {
+            sockopt::set_md5_key(
+                s,
+                p.address,
+                sockopt::host_prefix_len(p.address),
+                key.as_bytes(),
+            )
+            .with_context(|| format!("peer[{i}].password: cannot set the TCP-MD5 key on {addr}"))?;
+        }
+    }
+    if let Some(key) = &cfg.hosts.password {
+        for r in cfg.hosts.ranges.iter().filter(|r| reachable(r.addr())) {
+            sockopt::set_md5_key(s, r.addr(), r.len(), key.as_bytes()).with_context(|| {
+                format!("hosts.password: cannot set the TCP-MD5 key for {r} on {addr}")
+            })?;
+        }
+    }
+    let mut gtsm: Vec<(Ipv4Addr, u8)> = cfg
+        .peers
+        .iter()
+        .filter(|p| p.ttl_security)
+        .filter_map(|p| match canonical(p.address) {
+            IpAddr::V4(a) => Some((a, 32)),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    if cfg.hosts.ttl_security {
+        gtsm.extend(cfg.hosts.ranges.iter().filter_map(|r| match r.addr() {
+            IpAddr::V4(a) => Some((a, r.len())),
+            IpAddr::V6(_) => None,
+        }));
+    }
+    if cfg.hosts.ttl_security || cfg.peers.iter().any(|p| p.ttl_security) {
+        sockopt::set_ttl_255(s).with_context(|| format!("ttl_security: TTL 255 on {addr}"))?;
+        sockopt::set_gtsm_filter(s, &gtsm)
+            .with_context(|| format!("ttl_security: the TTL filter on {addr}"))?;
+    }
+    Ok(())
 }
 
 struct Daemon {
@@ -139,20 +193,39 @@ impl Daemon {
 
     fn start_session(&mut self, id: PeerId, incoming: Option<TcpStream>) {
         let Some(p) = self.rs.peer(id) else { return };
-        let (hold, keepalive, passive) = match p.kind {
+        let c = self.rs.config();
+        let (hold, keepalive, passive, send_hold, queue_limit, security) = match p.kind {
             SourceKind::Appliance => {
-                let pc = self.rs.config().peers.iter().find(|x| x.address == p.addr);
+                let pc = c.peers.iter().find(|x| x.address == p.addr);
                 (
                     pc.and_then(|x| x.hold_time),
                     pc.and_then(|x| x.keepalive),
                     pc.is_some_and(|x| x.passive),
+                    pc.and_then(|x| x.send_hold_time),
+                    pc.and_then(|x| x.send_queue_limit),
+                    Security {
+                        password: pc.and_then(|x| x.password.clone()),
+                        ttl_security: pc.is_some_and(|x| x.ttl_security),
+                    },
                 )
             }
             _ => (
-                self.rs.config().hosts.hold_time,
-                self.rs.config().hosts.keepalive,
+                c.hosts.hold_time,
+                c.hosts.keepalive,
                 true,
+                c.hosts.send_hold_time,
+                c.hosts.send_queue_limit,
+                Security {
+                    password: c.hosts.password.clone(),
+                    ttl_security: c.hosts.ttl_security,
+                },
             ),
+        };
+        let send = SendLimits {
+            send_hold_time: send_hold
+                .or(c.send_hold_time)
+                .map(|s| Duration::from_secs(u64::from(s))),
+            queue_limit: queue_limit.unwrap_or(c.send_queue_limit),
         };
         let spec = SessionSpec {
             id,
@@ -160,6 +233,8 @@ impl Daemon {
             fsm: self.fsm_config(p.kind, p.asn, hold, keepalive, passive),
             remote: SocketAddr::new(p.addr, self.rs.config().port),
             bind: self.bind_for(p.addr),
+            send,
+            security,
         };
         let h = session::spawn(spec, self.events.clone(), incoming, p.status.clone());
         if let Some(p) = self.rs.peer_mut(id) {
@@ -290,6 +365,7 @@ impl Daemon {
                 &l,
                 f64::from(p.max_prefix_trips),
             );
+            e.send_queue(&l, &p.status);
         }
         e.finish()
     }
@@ -304,7 +380,7 @@ pub async fn run(cfg: ServerConfig, socket_path: Option<PathBuf>) -> anyhow::Res
     let (accept_tx, mut accepted) = mpsc::channel::<(TcpStream, SocketAddr)>(64);
     for a in &cfg.listen {
         let addr = SocketAddr::new(*a, cfg.port);
-        let l = listen(addr)
+        let l = listen(addr, &cfg)
             .await
             .with_context(|| format!("cannot listen for BGP on {addr}"))?;
         info!("listening for BGP on {addr}");

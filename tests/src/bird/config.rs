@@ -97,6 +97,12 @@ impl BirdConfig {
         if n.passive {
             let _ = writeln!(c, "  passive on;");
         }
+        if let Some(p) = &n.password {
+            let _ = writeln!(c, "  password \"{p}\";");
+        }
+        if n.ttl_security {
+            let _ = writeln!(c, "  ttl security on;");
+        }
         let export = if self.export_learned {
             "where proto ~ \"announce*\" || source = RTS_BGP"
         } else {

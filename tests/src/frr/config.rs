@@ -74,6 +74,12 @@ impl FrrConfig {
             let _ = writeln!(c, " neighbor {a} timers {} {}", n.keepalive, n.hold_time);
             let _ = writeln!(c, " neighbor {a} timers connect {}", n.connect_retry);
             let _ = writeln!(c, " neighbor {a} advertisement-interval 0");
+            if let Some(p) = &n.password {
+                let _ = writeln!(c, " neighbor {a} password {p}");
+            }
+            if n.ttl_security {
+                let _ = writeln!(c, " neighbor {a} ttl-security hops 1");
+            }
             if n.passive {
                 let _ = writeln!(c, " neighbor {a} passive");
             }

@@ -59,6 +59,15 @@ impl GobgpConfig {
                 "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}",
                 n.address, n.remote_as
             );
+            if let Some(p) = &n.password {
+                let _ = writeln!(c, "    auth-password = \"{p}\"");
+            }
+            if n.ttl_security {
+                let _ = writeln!(
+                    c,
+                    "  [neighbors.ttl-security.config]\n    enabled = true\n    ttl-min = 255"
+                );
+            }
             let _ = writeln!(
                 c,
                 "  [neighbors.timers.config]\n    connect-retry = {}\n    hold-time = {}\n    keepalive-interval = {}\n    idle-hold-time-after-reset = 1",
