@@ -21,6 +21,13 @@ pub enum Command {
     Agent(DaemonArgs),
     /// Read-only views of a running daemon.
     Show(ShowArgs),
+    /// Make a running route server read its configuration file again and
+    /// apply what changed (as SIGHUP does); prints what changed.
+    Reload {
+        /// Control socket of the daemon (default as for `show`).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
     /// Validate a configuration file and exit.
     Check {
         /// `server` or `agent`.

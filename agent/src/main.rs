@@ -29,7 +29,7 @@ fn server(a: DaemonArgs) -> anyhow::Result<()> {
     let cfg = ServerConfig::load(&a.config)?;
     steer::server::daemon::prepare_process();
     init_logging(&a.log);
-    runtime()?.block_on(steer::server::run(cfg, a.socket))
+    runtime()?.block_on(steer::server::run(cfg, a.config, a.socket))
 }
 
 fn agent(a: DaemonArgs) -> anyhow::Result<()> {
@@ -51,6 +51,16 @@ fn default_socket() -> anyhow::Result<PathBuf> {
         ),
         _ => anyhow::bail!("both a server and an agent run here; pass --socket PATH"),
     }
+}
+
+fn reload(socket: Option<PathBuf>) -> anyhow::Result<()> {
+    let path = match socket {
+        Some(p) => p,
+        None => default_socket()?,
+    };
+    let v = socket::query(&path, &Request::Reload)?;
+    println!("{}", v.as_str().unwrap_or_default());
+    Ok(())
 }
 
 fn show(a: ShowArgs) -> anyhow::Result<()> {
@@ -120,6 +130,7 @@ fn main() -> ExitCode {
         Command::Agent(a) => agent(a),
         Command::Show(a) => show(a),
         Command::Check { role, config } => check(&role, config),
+        Command::Reload { socket } => reload(socket),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

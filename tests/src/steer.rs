@@ -179,6 +179,18 @@ impl Steer {
         std::fs::write(&self.config, config_toml).context("writing steer config")
     }
 
+    /// Runs `steer reload --socket SOCK`: the daemon's summary of what
+    /// changed, or its refusal as the error.
+    pub fn reload(&self) -> Result<String> {
+        let mut cmd = self.ns.command(&self.binary)?;
+        cmd.arg("reload").arg("--socket").arg(&self.socket);
+        let out = cmd.output().context("running steer reload")?;
+        if !out.status.success() {
+            bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
     /// This instance's temp dir.
     pub fn dir(&self) -> &Path {
         self.dir.path()

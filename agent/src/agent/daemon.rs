@@ -365,6 +365,9 @@ impl Agent {
         match req {
             Request::Peers => Ok(self.peers()),
             Request::Routes(q) => self.routes(&q),
+            Request::Reload => Err(
+                "steer agent does not reload its configuration yet: restart it (its routes and eBPF state survive a restart)".into(),
+            ),
             Request::Fib => {
                 let (tx, rx) = oneshot::channel();
                 if !self.fib.send(FibCmd::Show(tx)) {

@@ -15,6 +15,8 @@ pub enum Request {
     Routes(RouteQuery),
     /// The agent's kernel table and eBPF maps side by side, with the hooks and their counters.
     Fib,
+    /// Read the configuration file again and apply what changed.
+    Reload,
 }
 
 /// A route query from `steer show routes`.

@@ -11,6 +11,7 @@
 //! refresh (RFC 2918), and the originated VNet prefixes.
 
 use super::host_policy::{AllowRule, Claim, Claims, HostPolicy, Released};
+use super::reload::Plan;
 use super::view::{AdvertisedView, PathView, PeerView, RouteView};
 use crate::bgp::attribute::PathAttributes;
 use crate::bgp::error::Notification;
@@ -21,7 +22,7 @@ use crate::bgp::nlri::Family;
 use crate::bgp::peer::{Established, Outbound, PeerId, PeerMsg, SessionCommand, SessionEvent};
 use crate::bgp::routes::RouteBatch;
 use crate::bgp::status::PeerStatus;
-use crate::config::ServerConfig;
+use crate::config::{PeerConfig, ServerConfig};
 use crate::control::RouteQuery;
 use crate::prefix::Prefix;
 use crate::rib::decision::{DEFAULT_LOCAL_PREF, why_lost};
@@ -199,17 +200,7 @@ impl RouteServer {
             next_group: 1,
             next_peer: 1,
             local,
-            host_policy: HostPolicy::new(
-                cfg.vnet_prefixes.clone(),
-                cfg.hosts
-                    .allow
-                    .iter()
-                    .map(|a| AllowRule {
-                        range: a.range,
-                        prefixes: a.prefixes.clone(),
-                    })
-                    .collect(),
-            ),
+            host_policy: host_policy_of(&cfg),
             claims: Claims::default(),
             cfg: cfg.clone(),
             changed_paths: 0,
@@ -217,12 +208,22 @@ impl RouteServer {
             flush_wanted: None,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_SHARDS)),
         };
-        let attrs = rs.table.intern(&local_route_attrs());
-        for p in &cfg.vnet_prefixes {
-            rs.table.insert(
+        rs.originate(&cfg.vnet_prefixes);
+        for p in &cfg.peers {
+            rs.add_appliance(p);
+        }
+        rs.table.decide();
+        rs
+    }
+
+    /// Originates the VNet prefixes `prefixes`.
+    fn originate(&mut self, prefixes: &[Prefix]) {
+        let attrs = self.table.intern(&local_route_attrs());
+        for p in prefixes {
+            self.table.insert(
                 *p,
                 Path {
-                    source: rs.local.clone(),
+                    source: self.local.clone(),
                     path_id: 0,
                     attrs: attrs.clone(),
                     stale: false,
@@ -230,22 +231,171 @@ impl RouteServer {
                 },
             );
         }
-        for p in &cfg.peers {
-            let id = rs.alloc_id();
-            let mut e = PeerEntry::new(
-                id,
-                p.name.clone(),
-                SourceKind::Appliance,
-                p.address,
-                p.asn,
-                p.max_prefixes,
-            );
-            e.graceful_restart = p.graceful_restart;
-            rs.peers.insert(id, e);
+    }
+
+    /// A configured appliance's entry (no session yet).
+    fn add_appliance(&mut self, p: &PeerConfig) -> PeerId {
+        let id = self.alloc_id();
+        let mut e = PeerEntry::new(
+            id,
+            p.name.clone(),
+            SourceKind::Appliance,
+            p.address,
+            p.asn,
+            p.max_prefixes,
+        );
+        e.graceful_restart = p.graceful_restart;
+        self.peers.insert(id, e);
+        id
+    }
+
+    /// Applies a reload [`Plan`] computed for `new`: removed appliances and
+    /// hosts outside the new ranges get Cease/3 and reset appliances
+    /// Cease/6, their routes withdrawn; new and reset appliances get fresh
+    /// entries, whose ids are returned (start their sessions); limits, the
+    /// VNet prefixes and the host policy change in place, and every path
+    /// they concern is judged again. Unchanged sessions are not touched.
+    pub fn reconfigure(&mut self, new: Arc<ServerConfig>, plan: &Plan) -> Vec<PeerId> {
+        let by_name = |rs: &RouteServer, name: &str| {
+            rs.peers
+                .values()
+                .find(|p| p.kind == SourceKind::Appliance && p.name == name)
+                .map(|p| p.id)
+        };
+        for name in &plan.removed {
+            if let Some(id) = by_name(self, name) {
+                self.remove_peer(id, CeaseSubcode::PeerDeconfigured);
+            }
         }
-        drop(attrs);
-        rs.table.decide();
-        rs
+        for (name, _) in &plan.reset {
+            if let Some(id) = by_name(self, name) {
+                self.remove_peer(id, CeaseSubcode::OtherConfigChange);
+            }
+        }
+        let outside: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|p| p.kind == SourceKind::Host)
+            .filter(|p| !new.hosts.ranges.iter().any(|r| r.contains_addr(p.addr)))
+            .map(|p| p.id)
+            .collect();
+        for id in outside {
+            self.remove_peer(id, CeaseSubcode::PeerDeconfigured);
+        }
+        self.cfg = new.clone();
+        self.host_policy = host_policy_of(&new);
+        let start = plan
+            .added
+            .iter()
+            .chain(plan.reset.iter().map(|(n, _)| n))
+            .filter_map(|name| new.peers.iter().find(|p| &p.name == name))
+            .map(|pc| self.add_appliance(pc))
+            .collect();
+        let limits: Vec<(PeerId, u32, bool)> = self
+            .peers
+            .values()
+            .filter_map(|p| match p.kind {
+                SourceKind::Host => {
+                    Some((p.id, new.hosts.max_prefixes, new.hosts.graceful_restart))
+                }
+                _ => new
+                    .peers
+                    .iter()
+                    .find(|c| c.name == p.name)
+                    .map(|c| (p.id, c.max_prefixes, c.graceful_restart)),
+            })
+            .collect();
+        for (id, max, gr) in limits {
+            let p = self.peers.get_mut(&id).expect("peer");
+            p.max_prefixes = max;
+            p.graceful_restart = gr;
+            if p.received > max && p.live.is_some() {
+                let received = p.received;
+                self.max_prefix_exceeded(id, Family::IPV4_UNICAST, max, received);
+            }
+        }
+        for p in &plan.vnet_removed {
+            self.table.remove(p, LOCAL_PEER, 0);
+        }
+        self.originate(&plan.vnet_added);
+        if !plan.vnet_added.is_empty()
+            || !plan.vnet_removed.is_empty()
+            || plan.hosts.contains(&"allow")
+        {
+            self.reimport();
+        }
+        start
+    }
+
+    /// Ends a peer's session with Cease/`subcode` and forgets it and its
+    /// routes.
+    fn remove_peer(&mut self, id: PeerId, subcode: CeaseSubcode) {
+        let Some(p) = self.peers.get(&id) else { return };
+        let n = Notification::error(subcode, Vec::new());
+        info!(peer = %p.name, "reload: ending the session with {n}");
+        if let Some(c) = &p.cmd {
+            let _ = c.send(SessionCommand::Stop(n));
+        }
+        self.detach(id);
+        self.table.remove_peer_where(id, |_, _| true);
+        self.resync_claims(id);
+        self.peers.remove(&id);
+    }
+
+    /// Judges every learned path again by the prefix rules of import
+    /// policy (after the VNet prefixes or `[[hosts.allow]]` changed).
+    fn reimport(&mut self) {
+        let statically = |r: &Option<Rejection>| {
+            matches!(
+                r,
+                Some(Rejection::OutsideVnet | Rejection::VnetAuthority(_) | Rejection::NotAllowed)
+            )
+        };
+        let paths: Vec<(Prefix, Arc<Source>, u32, Option<Rejection>)> = self
+            .table
+            .iter()
+            .flat_map(|(p, d)| {
+                d.paths
+                    .iter()
+                    .filter(|x| x.source.kind != SourceKind::Local)
+                    .map(move |x| {
+                        (
+                            *p,
+                            x.source.clone(),
+                            x.path_id,
+                            x.rejected.as_deref().cloned(),
+                        )
+                    })
+            })
+            .collect();
+        for (prefix, source, path_id, old) in paths {
+            let c = Claim {
+                peer: source.peer,
+                path_id,
+            };
+            if matches!(
+                old,
+                Some(Rejection::OwnAsInPath | Rejection::ReflectionLoop)
+            ) {
+                continue;
+            }
+            let new = match (source.kind, self.import_check_prefix(&prefix, &source)) {
+                (SourceKind::Host, Some(r)) => {
+                    if !statically(&old) {
+                        self.release_claim(prefix, c);
+                    }
+                    Some(r)
+                }
+                (SourceKind::Host, None) if statically(&old) => {
+                    self.claim(prefix, &source, path_id).err()
+                }
+                (SourceKind::Host, None) => continue,
+                (_, verdict) => verdict,
+            };
+            if new != old {
+                self.set_rejection(prefix, c, new);
+            }
+        }
     }
 
     fn alloc_id(&mut self) -> PeerId {
@@ -1071,6 +1221,20 @@ impl RouteServer {
         v.sort_by_key(|a| (a.prefix, a.path_id));
         Ok(v)
     }
+}
+
+fn host_policy_of(cfg: &ServerConfig) -> HostPolicy {
+    HostPolicy::new(
+        cfg.vnet_prefixes.clone(),
+        cfg.hosts
+            .allow
+            .iter()
+            .map(|a| AllowRule {
+                range: a.range,
+                prefixes: a.prefixes.clone(),
+            })
+            .collect(),
+    )
 }
 
 fn peer_name(peers: &FxHashMap<PeerId, PeerEntry>, id: PeerId) -> String {

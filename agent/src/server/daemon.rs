@@ -4,19 +4,21 @@
 //! Cease/Administrative Shutdown (RFC 8203) to every peer before exiting.
 
 use super::core::{QueryError, RouteServer};
+use super::reload;
 use crate::bgp::capability::{AddPathFamily, Capability, GracefulRestart};
 use crate::bgp::fsm::{Backoff, FsmConfig};
 use crate::bgp::nlri::Family;
 use crate::bgp::peer::{PeerId, PeerMsg, SessionCommand};
 use crate::bgp::session::{self, Security, SendLimits, SessionSpec};
 use crate::bgp::sockopt;
-use crate::config::ServerConfig;
+use crate::config::{ConfigFile, ServerConfig};
 use crate::control::metrics::{self, Exposition};
 use crate::control::socket::{self, Answer, Query};
 use crate::control::{Request, RouteQuery};
 use crate::rib::table::SourceKind;
 use anyhow::Context;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,7 +107,7 @@ async fn listen(addr: SocketAddr, cfg: &ServerConfig) -> anyhow::Result<TcpListe
 /// dropping IPv4 segments below TTL 255 from its peers from the SYN on
 /// (accepted connections inherit it; each also gets its minimum TTL in
 /// the session, which covers IPv6 peers).
-fn protect(s: &TcpSocket, addr: SocketAddr, cfg: &ServerConfig) -> anyhow::Result<()> {
+fn protect(s: &impl AsRawFd, addr: SocketAddr, cfg: &ServerConfig) -> anyhow::Result<()> {
     let reachable = |ip: IpAddr| addr.is_ipv6() || ip.is_ipv4();
     for (i, p) in cfg.peers.iter().enumerate() {
         if let Some(key) = &p.password
@@ -150,10 +152,41 @@ fn protect(s: &TcpSocket, addr: SocketAddr, cfg: &ServerConfig) -> anyhow::Resul
     Ok(())
 }
 
+/// After a reload, the keys and filters of the listeners for `new`: keys
+/// of appliances that left or lost their password are deleted (an empty
+/// key), and the TTL filter is replaced (emptied when no peer uses GTSM).
+fn reprotect(
+    s: &impl AsRawFd,
+    addr: SocketAddr,
+    old: &ServerConfig,
+    new: &ServerConfig,
+) -> anyhow::Result<()> {
+    let reachable = |ip: IpAddr| addr.is_ipv6() || ip.is_ipv4();
+    for p in old.peers.iter().filter(|p| p.password.is_some()) {
+        let kept = new
+            .peers
+            .iter()
+            .any(|n| n.address == p.address && n.password.is_some());
+        if !kept && reachable(p.address) {
+            sockopt::set_md5_key(s, p.address, sockopt::host_prefix_len(p.address), &[])
+                .with_context(|| format!("deleting the TCP-MD5 key of {} on {addr}", p.address))?;
+        }
+    }
+    protect(s, addr, new)?;
+    let gtsm = |c: &ServerConfig| c.hosts.ttl_security || c.peers.iter().any(|p| p.ttl_security);
+    if gtsm(old) && !gtsm(new) {
+        sockopt::set_gtsm_filter(s, &[])
+            .with_context(|| format!("ttl_security: clearing the TTL filter on {addr}"))?;
+    }
+    Ok(())
+}
+
 struct Daemon {
     rs: RouteServer,
     events: mpsc::UnboundedSender<PeerMsg>,
     tasks: Vec<JoinHandle<()>>,
+    config_path: PathBuf,
+    listeners: Vec<(SocketAddr, OwnedFd)>,
 }
 
 impl Daemon {
@@ -272,7 +305,32 @@ impl Daemon {
         }
     }
 
-    fn answer(&self, req: Request) -> Result<Answer, String> {
+    /// `steer reload` and SIGHUP: read the configuration file again and
+    /// apply what changed (see [`crate::server::reload`]); an invalid file,
+    /// or one changing a key that needs a restart, changes nothing.
+    fn reload(&mut self) -> Result<String, String> {
+        let path = self.config_path.display().to_string();
+        let fail = |e: String| {
+            warn!("reload refused: {e}");
+            e
+        };
+        let new = ServerConfig::load(&self.config_path).map_err(|e| fail(e.to_string()))?;
+        let plan =
+            reload::plan(self.rs.config(), &new).map_err(|e| fail(format!("{path}: {e}")))?;
+        for (addr, fd) in &self.listeners {
+            reprotect(fd, *addr, self.rs.config(), &new).map_err(|e| fail(format!("{e:#}")))?;
+        }
+        let start = self.rs.reconfigure(Arc::new(new), &plan);
+        for id in start {
+            self.start_session(id, None);
+        }
+        self.rs.flush();
+        let summary = plan.summary();
+        info!("reloaded {path}: {summary}");
+        Ok(format!("reloaded {path}: {summary}"))
+    }
+
+    fn answer(&mut self, req: Request) -> Result<Answer, String> {
         let to_json = |v: Result<serde_json::Value, serde_json::Error>| {
             v.map(Answer::Json).map_err(|e| e.to_string())
         };
@@ -280,6 +338,9 @@ impl Daemon {
             Request::Peers => to_json(serde_json::to_value(self.rs.show_peers())),
             Request::Routes(q) => self.routes(&q),
             Request::Fib => Err("`show fib` is an agent command; this is a route server".into()),
+            Request::Reload => self
+                .reload()
+                .map(|s| Answer::Json(serde_json::Value::String(s))),
         }
     }
 
@@ -372,18 +433,29 @@ impl Daemon {
 }
 
 /// Run the route server until SIGTERM or SIGINT.
-pub async fn run(cfg: ServerConfig, socket_path: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: ServerConfig,
+    config_path: PathBuf,
+    socket_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let socket_path = socket_path.unwrap_or_else(|| cfg.socket_path());
     let control = socket::bind(&socket_path, cfg.socket_group.as_deref())?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (accept_tx, mut accepted) = mpsc::channel::<(TcpStream, SocketAddr)>(64);
+    let mut listeners = Vec::new();
     for a in &cfg.listen {
         let addr = SocketAddr::new(*a, cfg.port);
         let l = listen(addr, &cfg)
             .await
             .with_context(|| format!("cannot listen for BGP on {addr}"))?;
         info!("listening for BGP on {addr}");
+        listeners.push((
+            addr,
+            l.as_fd()
+                .try_clone_to_owned()
+                .context("keeping the listener for reloads")?,
+        ));
         let tx = accept_tx.clone();
         tokio::spawn(async move {
             loop {
@@ -414,6 +486,8 @@ pub async fn run(cfg: ServerConfig, socket_path: Option<PathBuf>) -> anyhow::Res
         rs: RouteServer::new(cfg.clone()),
         events: events_tx,
         tasks: Vec::new(),
+        config_path,
+        listeners,
     };
     let appliances: Vec<PeerId> =
         d.rs.peers()
@@ -438,6 +512,7 @@ pub async fn run(cfg: ServerConfig, socket_path: Option<PathBuf>) -> anyhow::Res
 
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut buf = Vec::with_capacity(1024);
     loop {
         let deadline = d.rs.next_deadline();
@@ -448,6 +523,10 @@ pub async fn run(cfg: ServerConfig, socket_path: Option<PathBuf>) -> anyhow::Res
             biased;
             _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
             _ = int.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading");
+                let _ = d.reload();
+            }
             n = events.recv_many(&mut buf, 1024) => {
                 if n == 0 {
                     break;

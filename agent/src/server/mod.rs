@@ -3,6 +3,7 @@
 pub mod core;
 pub mod daemon;
 pub mod host_policy;
+pub mod reload;
 pub mod view;
 
 pub use daemon::run;

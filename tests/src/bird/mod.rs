@@ -107,6 +107,21 @@ impl Bird {
         ))?))
     }
 
+    /// When the session to neighbour `peer` last changed state, as `birdc
+    /// show protocols` prints it: unchanged while the session stays up.
+    pub fn since(&self, peer: &str) -> Result<String> {
+        let text = self.birdc(&format!("show protocols {}", protocol_name(peer)))?;
+        let name = protocol_name(peer);
+        text.lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.first() == Some(&name.as_str()))
+                    .then(|| f.get(4..6).map(|s| s.join(" ")))
+                    .flatten()
+            })
+            .with_context(|| format!("no `since` for {name} in: {text}"))
+    }
+
     /// Every route (every path) in BIRD's table; `source` is the neighbour
     /// name for BGP routes, the protocol name otherwise.
     pub fn routes(&self) -> Result<Vec<Route>> {

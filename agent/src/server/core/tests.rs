@@ -8,6 +8,7 @@ use crate::bgp::message::{CodecConfig, Message, decode, frame_len};
 use crate::bgp::nlri::Nlri;
 use crate::bgp::peer::Outbound;
 use crate::config::ConfigFile;
+use crate::server::reload::Plan;
 use std::net::{Ipv4Addr, SocketAddr};
 use tokio::sync::mpsc;
 
@@ -773,4 +774,90 @@ fn a_change_too_large_for_one_core_reaches_hosts_exactly_as_on_one() {
         .iter()
         .find(|(_, g)| g.key.audience == Audience::Hosts);
     assert_eq!(group.unwrap().1.advertised_paths(), 6001);
+}
+
+fn reload(rs: &mut RouteServer, text: &str) -> (Plan, Vec<PeerId>) {
+    let new = ServerConfig::from_str(std::path::Path::new("t.toml"), text).unwrap();
+    let plan = crate::server::reload::plan(rs.config(), &new).unwrap();
+    let start = rs.reconfigure(Arc::new(new), &plan);
+    rs.flush();
+    (plan, start)
+}
+
+#[test]
+fn reload_stops_a_removed_appliance_with_cease_3_and_leaves_the_others_alone() {
+    let mut rs = server("");
+    let mut h = host(&mut rs, "10.1.0.31", false);
+    let mut fw1 = appliance(&mut rs, "fw1");
+    let mut sd = appliance(&mut rs, "sdwan");
+    announce(&mut rs, &fw1, &["0.0.0.0/0"], attrs(&[65020], "10.1.0.20"));
+    announce(
+        &mut rs,
+        &sd,
+        &["10.250.0.0/16"],
+        attrs(&[65010], "10.1.0.10"),
+    );
+    let mut at_host = Default::default();
+    drain(&mut h, &mut at_host);
+    let _ = held(&mut sd);
+    let text = CONFIG
+        .replace(
+            "name = \"fw1\"\naddress = \"10.1.0.20\"\nasn = 65020\nmax_prefixes = 3\n",
+            "name = \"fw3\"\naddress = \"10.1.0.22\"\nasn = 65022\n",
+        )
+        .replace("[\"10.1.0.0/16\"]", "[\"10.1.0.0/16\", \"10.9.0.0/16\"]");
+    let (plan, start) = reload(&mut rs, &text);
+    assert_eq!(plan.removed, ["fw1"]);
+    assert_eq!(plan.added, ["fw3"]);
+    assert_eq!(start.len(), 1);
+    assert_eq!(rs.peer(start[0]).unwrap().name, "fw3");
+    match fw1.cmd.try_recv().unwrap() {
+        SessionCommand::Stop(n) => assert_eq!((n.code, n.subcode), (6, 3)),
+        c => panic!("expected Stop, got {c:?}"),
+    }
+    assert!(sd.cmd.try_recv().is_err(), "sdwan's session is untouched");
+    drain(&mut h, &mut at_host);
+    let at_host: Vec<&str> = at_host.keys().map(|k| k.0.as_str()).collect();
+    assert_eq!(at_host, ["10.1.0.0/16", "10.250.0.0/16", "10.9.0.0/16"]);
+    let at_sd: Vec<String> = held(&mut sd).keys().map(|k| k.0.clone()).collect();
+    assert_eq!(at_sd, ["10.9.0.0/16"], "only the new VNet prefix is sent");
+    let _ = fw1.rx.try_recv();
+}
+
+#[test]
+fn reload_judges_host_routes_again_when_the_vnet_or_the_ranges_shrink() {
+    let mut rs = server("");
+    let mut h1 = host(&mut rs, "10.1.0.31", false);
+    let h2 = host(&mut rs, "10.1.0.200", false);
+    let mut sd = appliance(&mut rs, "sdwan");
+    announce(&mut rs, &h1, &["10.1.1.0/24"], attrs(&[], "10.1.0.31"));
+    announce(&mut rs, &h2, &["10.1.2.0/24"], attrs(&[], "10.1.0.200"));
+    let mut at_sd = Default::default();
+    drain(&mut sd, &mut at_sd);
+    assert_eq!(at_sd.len(), 3);
+    let text = CONFIG
+        .replace("[\"10.1.0.0/16\"]", "[\"10.1.0.0/24\"]")
+        .replace("ranges = [\"10.1.0.0/24\"]", "ranges = [\"10.1.0.0/25\"]");
+    let (plan, _) = reload(&mut rs, &text);
+    assert_eq!(plan.hosts, ["ranges"]);
+    let _ = h1.rx.try_recv();
+    drain(&mut sd, &mut at_sd);
+    let left: Vec<&str> = at_sd.keys().map(|k| k.0.as_str()).collect();
+    assert_eq!(
+        left,
+        ["10.1.0.0/24"],
+        "10.1.1.0/24 is outside the VNet now, and h2 outside the ranges"
+    );
+    assert_eq!(
+        rs.show_routes(&RouteQuery {
+            prefix: Some("10.1.1.0/24".into()),
+            ..RouteQuery::default()
+        })
+        .unwrap()[0]
+            .paths[0]
+            .reason
+            .as_deref(),
+        Some("refused: host route outside the VNet space")
+    );
+    assert!(rs.peers().all(|p| p.addr.to_string() != "10.1.0.200"));
 }
