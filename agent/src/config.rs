@@ -652,6 +652,19 @@ impl Timers {
     }
 }
 
+/// Why a new configuration cannot be applied to a running daemon.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReloadError {
+    /// These keys changed and need a restart of the daemon.
+    #[error("{} changed: restart steer {role} to apply (nothing was changed)", .keys.join(", "))]
+    NeedsRestart {
+        /// `server` or `agent`.
+        role: &'static str,
+        /// The keys.
+        keys: Vec<&'static str>,
+    },
+}
+
 /// A configuration file type: parsed with serde, then checked as a whole.
 pub trait ConfigFile: Sized + for<'de> Deserialize<'de> {
     /// Checks that need more than one key, naming the key at fault.

@@ -25,7 +25,7 @@
 //! 6. operating a daemon (control socket, rendering, metrics): `control`
 //! 7. the configuration file: `config`
 //! 8. the roles' logic: `server::core`, `server::host_policy`,
-//!    `server::reload`, `server::view`, `agent::rib`
+//!    `server::reload`, `server::view`, `agent::rib`, `agent::reload`
 //! 9. the daemons, which own sockets, tasks and threads: `server`,
 //!    `server::daemon`, `agent`, `agent::daemon`, `agent::fib_task`,
 //!    `bgp::session`, `bgp::writer`, `bgp::sockopt`

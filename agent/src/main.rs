@@ -35,7 +35,7 @@ fn server(a: DaemonArgs) -> anyhow::Result<()> {
 fn agent(a: DaemonArgs) -> anyhow::Result<()> {
     let cfg = AgentConfig::load(&a.config)?;
     init_logging(&a.log);
-    runtime()?.block_on(steer::agent::run(cfg, a.socket))
+    runtime()?.block_on(steer::agent::run(cfg, a.config, a.socket))
 }
 
 fn default_socket() -> anyhow::Result<PathBuf> {

@@ -7,19 +7,20 @@
 //! every route server has sent End-of-RIB (or `stale_timeout` passes).
 
 use super::fib_task::{self, FibCmd, FibHandle, FibSetup};
+use super::reload;
 use super::rib::AgentRib;
 use crate::bgp::attribute::{AsPath, Origin, PathAttributes};
 use crate::bgp::capability::{AddPathFamily, Capability, GracefulRestart};
 use crate::bgp::error::Notification;
 use crate::bgp::fsm::{Backoff, FsmConfig};
 use crate::bgp::iana::CeaseSubcode;
-use crate::bgp::message::{encode_announce, encode_end_of_rib};
+use crate::bgp::message::{encode_announce, encode_end_of_rib, encode_withdraw};
 use crate::bgp::negotiate::Negotiated;
 use crate::bgp::nlri::{Family, Nlri};
-use crate::bgp::peer::{Established, PeerMsg, SessionCommand, SessionEvent};
+use crate::bgp::peer::{Outbound, PeerMsg, SessionCommand, SessionEvent};
 use crate::bgp::session::{self, Security, SendLimits, SessionHandle, SessionSpec};
 use crate::bgp::status::PeerStatus;
-use crate::config::{AgentConfig, DataplaneSetting, EcmpSetting};
+use crate::config::{AgentConfig, ConfigFile, DataplaneSetting, EcmpSetting};
 use crate::control::metrics::{self, Exposition};
 use crate::control::socket::{self, Query};
 use crate::control::{Request, RouteQuery};
@@ -40,6 +41,10 @@ struct Server {
     addr: std::net::IpAddr,
     status: Arc<PeerStatus>,
     handle: Option<SessionHandle>,
+    /// Its send queue and our address, while established.
+    out: Option<(Outbound, SocketAddr)>,
+    /// Removed by a reload: its slot stays so indices keep their meaning.
+    removed: bool,
     epoch: u64,
     negotiated: Option<Negotiated>,
     eor: Vec<Family>,
@@ -48,6 +53,9 @@ struct Server {
 
 struct Agent {
     cfg: Arc<AgentConfig>,
+    config_path: PathBuf,
+    events: mpsc::UnboundedSender<PeerMsg>,
+    restarted: bool,
     rib: AgentRib,
     fib: FibHandle,
     servers: Vec<Server>,
@@ -83,22 +91,27 @@ pub fn capabilities(cfg: &AgentConfig, restarted: bool) -> Vec<Capability> {
     caps
 }
 
-/// The UPDATEs announcing this host's VM prefixes on one session, with our
-/// session address as next hop (or `ipv6_next_hop` for IPv6 prefixes on an
-/// IPv4 session), then End-of-RIB for each family.
-fn vm_announcement(cfg: &AgentConfig, e: &Established) -> Vec<u8> {
+/// The UPDATEs announcing `prefixes` (this host's VM prefixes) on one
+/// session, with our session address `local` as next hop (or
+/// `ipv6_next_hop` for IPv6 prefixes on an IPv4 session).
+fn vm_update(
+    cfg: &AgentConfig,
+    prefixes: &[crate::prefix::Prefix],
+    n: &Negotiated,
+    local: std::net::IpAddr,
+    remote: std::net::IpAddr,
+) -> Vec<u8> {
     let mut out = Vec::new();
     for afi in [Afi::Ipv4, Afi::Ipv6] {
-        let nlri: Vec<Nlri> = cfg
-            .vm_prefixes
+        let nlri: Vec<Nlri> = prefixes
             .iter()
             .filter(|p| p.afi() == afi)
             .map(|p| Nlri::new(*p))
             .collect();
-        if nlri.is_empty() || !e.negotiated.has_family(Family::unicast(afi)) {
+        if nlri.is_empty() || !n.has_family(Family::unicast(afi)) {
             continue;
         }
-        let next_hop = match (afi, e.local.ip()) {
+        let next_hop = match (afi, local) {
             (Afi::Ipv4, ip @ std::net::IpAddr::V4(_))
             | (Afi::Ipv6, ip @ std::net::IpAddr::V6(_)) => Some(ip),
             (Afi::Ipv6, _) => cfg.ipv6_next_hop.map(std::net::IpAddr::V6),
@@ -106,9 +119,8 @@ fn vm_announcement(cfg: &AgentConfig, e: &Established) -> Vec<u8> {
         };
         let Some(next_hop) = next_hop else {
             warn!(
-                "{} {afi} VM prefixes not announced: the session to {} is over the other family (set ipv6_next_hop)",
+                "{} {afi} VM prefixes not announced: the session to {remote} is over the other family (set ipv6_next_hop)",
                 nlri.len(),
-                e.remote.ip()
             );
             continue;
         };
@@ -119,12 +131,9 @@ fn vm_announcement(cfg: &AgentConfig, e: &Established) -> Vec<u8> {
             local_pref: Some(crate::rib::decision::DEFAULT_LOCAL_PREF),
             ..PathAttributes::default()
         };
-        if let Err(err) = encode_announce(&e.negotiated.codec, &attrs, &nlri, &mut out) {
+        if let Err(err) = encode_announce(&n.codec, &attrs, &nlri, &mut out) {
             warn!("cannot encode VM prefixes: {err}");
         }
-    }
-    for f in &e.negotiated.families {
-        encode_end_of_rib(*f, &mut out);
     }
     out
 }
@@ -132,7 +141,7 @@ fn vm_announcement(cfg: &AgentConfig, e: &Established) -> Vec<u8> {
 impl Agent {
     fn handle(&mut self, m: PeerMsg) {
         let i = (m.peer - 1) as usize;
-        let Some(s) = self.servers.get_mut(i) else {
+        let Some(s) = self.servers.get_mut(i).filter(|s| !s.removed) else {
             return;
         };
         match m.event {
@@ -140,8 +149,18 @@ impl Agent {
                 s.epoch = m.epoch;
                 s.negotiated = Some(e.negotiated.clone());
                 s.eor.clear();
-                let bytes = vm_announcement(&self.cfg, &e);
+                let mut bytes = vm_update(
+                    &self.cfg,
+                    &self.cfg.vm_prefixes,
+                    &e.negotiated,
+                    e.local.ip(),
+                    e.remote.ip(),
+                );
+                for f in &e.negotiated.families {
+                    encode_end_of_rib(*f, &mut bytes);
+                }
                 e.out.send(Bytes::from(bytes), 1);
+                s.out = Some((e.out.clone(), e.local));
                 self.rib.set_local_addrs(
                     self.servers
                         .iter()
@@ -197,6 +216,7 @@ impl Agent {
                     return;
                 }
                 let n = s.negotiated.take();
+                s.out = None;
                 s.eor.clear();
                 let families: Vec<Family> = match &n {
                     Some(n) if reason.is_graceful_restart_candidate(n.notification_restart()) => n
@@ -236,7 +256,7 @@ impl Agent {
         if self.synced {
             return;
         }
-        let all = self.servers.iter().all(|s| {
+        let all = self.servers.iter().filter(|s| !s.removed).all(|s| {
             s.negotiated
                 .as_ref()
                 .is_some_and(|n| n.families.iter().all(|f| s.eor.contains(f)))
@@ -269,6 +289,115 @@ impl Agent {
         self.push_changes();
     }
 
+    /// Starts a session to the route server at `addr` in a new slot.
+    fn add_server(&mut self, addr: std::net::IpAddr) {
+        let cfg = &self.cfg;
+        let i = self.servers.len();
+        let status = Arc::new(PeerStatus::default());
+        let spec = SessionSpec {
+            id: (i + 1) as u32,
+            name: format!("rs{}", i + 1),
+            fsm: FsmConfig {
+                local_asn: cfg.asn,
+                router_id: cfg.router_id,
+                peer_asn: cfg.asn,
+                hold_time: cfg.hold_time,
+                keepalive: Some(cfg.keepalive),
+                capabilities: capabilities(cfg, self.restarted),
+                passive: false,
+                restart: true,
+                backoff: Backoff {
+                    initial: Duration::from_secs(cfg.connect_retry),
+                    max: Duration::from_secs(cfg.connect_retry_max),
+                },
+            },
+            remote: SocketAddr::new(addr, cfg.port),
+            bind: None,
+            send: SendLimits {
+                send_hold_time: cfg
+                    .send_hold_time
+                    .map(|s| Duration::from_secs(u64::from(s))),
+                queue_limit: cfg.send_queue_limit,
+            },
+            security: Security {
+                password: cfg.password.clone(),
+                ttl_security: cfg.ttl_security,
+            },
+        };
+        let handle = session::spawn(spec, self.events.clone(), None, status.clone());
+        if i >= self.rib.server_count() {
+            self.rib.add_server();
+        }
+        self.servers.push(Server {
+            addr,
+            status,
+            handle: Some(handle),
+            out: None,
+            removed: false,
+            epoch: 0,
+            negotiated: None,
+            eor: Vec::new(),
+            restart_deadline: None,
+        });
+    }
+
+    /// `steer reload` and SIGHUP: read the configuration file again and
+    /// apply the VM interfaces, VM prefixes and route servers it names (see
+    /// [`crate::agent::reload`]); anything else changed refuses the reload.
+    fn reload(&mut self) -> Result<String, String> {
+        let path = self.config_path.display().to_string();
+        let fail = |e: String| {
+            warn!("reload refused: {e}");
+            e
+        };
+        let new = AgentConfig::load(&self.config_path).map_err(|e| fail(e.to_string()))?;
+        let plan = reload::plan(&self.cfg, &new).map_err(|e| fail(format!("{path}: {e}")))?;
+        self.cfg = Arc::new(new);
+        for (i, s) in self.servers.iter_mut().enumerate() {
+            if s.removed || !plan.servers_removed.contains(&s.addr) {
+                continue;
+            }
+            if let Some(h) = s.handle.take() {
+                let _ = h.cmd.send(SessionCommand::Stop(Notification::from(
+                    CeaseSubcode::PeerDeconfigured,
+                )));
+            }
+            s.removed = true;
+            s.out = None;
+            s.negotiated = None;
+            s.restart_deadline = None;
+            self.rib.drop_server(i);
+        }
+        for addr in &plan.servers_added {
+            self.add_server(*addr);
+        }
+        for s in self.servers.iter().filter(|s| !s.removed) {
+            let (Some((out, local)), Some(n)) = (&s.out, &s.negotiated) else {
+                continue;
+            };
+            let mut bytes = vm_update(&self.cfg, &plan.prefixes_added, n, local.ip(), s.addr);
+            let gone: Vec<Nlri> = plan
+                .prefixes_removed
+                .iter()
+                .map(|p| Nlri::new(*p))
+                .collect();
+            if let Err(e) = encode_withdraw(&n.codec, &gone, &mut bytes) {
+                warn!("cannot encode the withdrawal of VM prefixes: {e}");
+            }
+            if !bytes.is_empty() {
+                out.send(Bytes::from(bytes), 1);
+            }
+        }
+        if let Some(interfaces) = &plan.interfaces {
+            self.fib.send(FibCmd::SetInterfaces(interfaces.clone()));
+        }
+        self.check_sync(Instant::now());
+        self.push_changes();
+        let summary = plan.summary();
+        info!("reloaded {path}: {summary}");
+        Ok(format!("reloaded {path}: {summary}"))
+    }
+
     fn push_changes(&mut self) {
         let changes = self.rib.take_changes();
         if !changes.is_empty() {
@@ -281,6 +410,7 @@ impl Agent {
             .servers
             .iter()
             .enumerate()
+            .filter(|(_, s)| !s.removed)
             .map(|(i, s)| {
                 serde_json::json!({
                     "name": format!("rs{}", i + 1),
@@ -365,9 +495,7 @@ impl Agent {
         match req {
             Request::Peers => Ok(self.peers()),
             Request::Routes(q) => self.routes(&q),
-            Request::Reload => Err(
-                "steer agent does not reload its configuration yet: restart it (its routes and eBPF state survive a restart)".into(),
-            ),
+            Request::Reload => Err("reload is handled by the main loop".into()),
             Request::Fib => {
                 let (tx, rx) = oneshot::channel();
                 if !self.fib.send(FibCmd::Show(tx)) {
@@ -383,7 +511,7 @@ impl Agent {
 
     async fn metrics(&self) -> String {
         let mut e = Exposition::default();
-        for (i, s) in self.servers.iter().enumerate() {
+        for (i, s) in self.servers.iter().enumerate().filter(|(_, s)| !s.removed) {
             let name = format!("rs{}", i + 1);
             let addr = s.addr.to_string();
             let l = [("peer", name.as_str()), ("address", addr.as_str())];
@@ -539,7 +667,11 @@ fn fib_setup(cfg: &AgentConfig) -> FibSetup {
 }
 
 /// Run the agent until SIGTERM or SIGINT.
-pub async fn run(cfg: AgentConfig, socket_path: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: AgentConfig,
+    config_path: PathBuf,
+    socket_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let socket_path = socket_path.unwrap_or_else(|| cfg.socket_path());
     let control = socket::bind(&socket_path, cfg.socket_group.as_deref())?;
@@ -570,52 +702,15 @@ pub async fn run(cfg: AgentConfig, socket_path: Option<PathBuf>) -> anyhow::Resu
         ),
         fib,
         servers: Vec::new(),
+        config_path,
+        events: events_tx,
+        restarted,
         synced: false,
         sync_deadline: Instant::now() + Duration::from_secs(cfg.stale_timeout),
         cfg: cfg.clone(),
     };
-    for (i, addr) in cfg.route_servers.iter().enumerate() {
-        let status = Arc::new(PeerStatus::default());
-        let spec = SessionSpec {
-            id: (i + 1) as u32,
-            name: format!("rs{}", i + 1),
-            fsm: FsmConfig {
-                local_asn: cfg.asn,
-                router_id: cfg.router_id,
-                peer_asn: cfg.asn,
-                hold_time: cfg.hold_time,
-                keepalive: Some(cfg.keepalive),
-                capabilities: capabilities(&cfg, restarted),
-                passive: false,
-                restart: true,
-                backoff: Backoff {
-                    initial: Duration::from_secs(cfg.connect_retry),
-                    max: Duration::from_secs(cfg.connect_retry_max),
-                },
-            },
-            remote: SocketAddr::new(*addr, cfg.port),
-            bind: None,
-            send: SendLimits {
-                send_hold_time: cfg
-                    .send_hold_time
-                    .map(|s| Duration::from_secs(u64::from(s))),
-                queue_limit: cfg.send_queue_limit,
-            },
-            security: Security {
-                password: cfg.password.clone(),
-                ttl_security: cfg.ttl_security,
-            },
-        };
-        let handle = session::spawn(spec, events_tx.clone(), None, status.clone());
-        agent.servers.push(Server {
-            addr: *addr,
-            status,
-            handle: Some(handle),
-            epoch: 0,
-            negotiated: None,
-            eor: Vec::new(),
-            restart_deadline: None,
-        });
+    for addr in &cfg.route_servers {
+        agent.add_server(*addr);
     }
     agent.push_changes();
     info!(
@@ -631,6 +726,7 @@ pub async fn run(cfg: AgentConfig, socket_path: Option<PathBuf>) -> anyhow::Resu
 
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut buf = Vec::with_capacity(256);
     let mut reconcile = tokio::time::interval(Duration::from_secs(cfg.reconcile_interval));
     reconcile.tick().await;
@@ -651,7 +747,15 @@ pub async fn run(cfg: AgentConfig, socket_path: Option<PathBuf>) -> anyhow::Resu
                 agent.push_changes();
             }
             Some((req, reply)) = queries.recv() => {
-                let _ = reply.send(agent.answer(req).await.map(socket::Answer::Json));
+                let answer = match req {
+                    Request::Reload => agent.reload().map(serde_json::Value::String),
+                    req => agent.answer(req).await,
+                };
+                let _ = reply.send(answer.map(socket::Answer::Json));
+            }
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading");
+                let _ = agent.reload();
             }
             Some(reply) = scrapes.recv() => {
                 let _ = reply.send(agent.metrics().await);

@@ -49,6 +49,8 @@ pub enum FibCmd {
     Reconcile,
     /// Describe the FIB for `steer show fib`.
     Show(oneshot::Sender<FibView>),
+    /// The VM interfaces changed (a reload): hooks and `ip rule`s follow.
+    SetInterfaces(Vec<String>),
     /// Stop; with `flush`, remove routes, rules and the eBPF hooks first.
     Shutdown {
         /// Remove the dataplane instead of leaving it forwarding.
@@ -579,6 +581,10 @@ pub fn start(setup: FibSetup) -> anyhow::Result<(FibHandle, std::thread::JoinHan
                     s.install(&all, true);
                 }
                 FibCmd::Reconcile => s.reconcile(),
+                FibCmd::SetInterfaces(interfaces) => {
+                    s.setup.interfaces = interfaces;
+                    s.reconcile();
+                }
                 FibCmd::Show(reply) => {
                     let _ = reply.send(s.view());
                 }

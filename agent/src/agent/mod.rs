@@ -2,6 +2,7 @@
 
 pub mod daemon;
 pub mod fib_task;
+pub mod reload;
 pub mod rib;
 
 pub use daemon::run;

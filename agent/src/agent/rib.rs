@@ -80,6 +80,16 @@ impl AgentRib {
         r
     }
 
+    /// Route servers this RIB has room for.
+    pub fn server_count(&self) -> usize {
+        self.servers.len()
+    }
+
+    /// Room for one more route server (added by a reload).
+    pub fn add_server(&mut self) {
+        self.servers.push(ServerRoutes::default());
+    }
+
     /// Addresses of this host: paths whose next hop is one are ignored.
     pub fn set_local_addrs(&mut self, addrs: impl IntoIterator<Item = IpAddr>) {
         self.local_addrs = addrs.into_iter().collect();

@@ -14,13 +14,7 @@
 use crate::config::{PeerConfig, ServerConfig};
 use crate::prefix::Prefix;
 
-/// Why a configuration cannot be applied live.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ReloadError {
-    /// These keys changed and need a restart of `steer server`.
-    #[error("{} changed: restart steer server to apply (nothing was changed)", .0.join(", "))]
-    NeedsRestart(Vec<&'static str>),
-}
+pub use crate::config::ReloadError;
 
 /// What applying a new configuration does.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -126,7 +120,10 @@ pub fn plan(old: &ServerConfig, new: &ServerConfig) -> Result<Plan, ReloadError>
         "hosts.ttl_security",
     );
     if !restart.is_empty() {
-        return Err(ReloadError::NeedsRestart(restart));
+        return Err(ReloadError::NeedsRestart {
+            role: "server",
+            keys: restart,
+        });
     }
 
     let mut p = Plan::default();

@@ -101,7 +101,10 @@ fn keys_the_listeners_or_every_open_depend_on_refuse_the_whole_reload() {
         .replace("name = \"fw1\"", "name = \"fw9\"");
     assert_eq!(
         plan_for(&new),
-        Err(ReloadError::NeedsRestart(vec!["asn", "listen"]))
+        Err(ReloadError::NeedsRestart {
+            role: "server",
+            keys: vec!["asn", "listen"]
+        })
     );
     assert_eq!(
         plan_for(&new).unwrap_err().to_string(),
