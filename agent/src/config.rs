@@ -652,6 +652,19 @@ impl Timers {
     }
 }
 
+/// The names of the fields that differ between two values, for the
+/// fields listed: `changed_keys!(old, new; asn, router_id)`.
+macro_rules! changed_keys {
+    ($old:expr, $new:expr; $($key:ident),* $(,)?) => {{
+        let mut keys: Vec<&'static str> = Vec::new();
+        $(if $old.$key != $new.$key {
+            keys.push(stringify!($key));
+        })*
+        keys
+    }};
+}
+pub(crate) use changed_keys;
+
 /// Why a new configuration cannot be applied to a running daemon.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReloadError {

@@ -8,7 +8,7 @@
 //! established session; the VM interfaces get (or lose) the eBPF hooks and
 //! `ip rule`s. Sessions to unchanged route servers are not touched.
 
-use crate::config::{AgentConfig, ReloadError};
+use crate::config::{AgentConfig, ReloadError, changed_keys};
 use crate::prefix::Prefix;
 use std::net::IpAddr;
 
@@ -63,20 +63,10 @@ impl AgentPlan {
     }
 }
 
-macro_rules! changed {
-    ($old:expr, $new:expr; $($key:ident),* $(,)?) => {{
-        let mut keys = Vec::new();
-        $(if $old.$key != $new.$key {
-            keys.push(stringify!($key));
-        })*
-        keys
-    }};
-}
-
 /// Compares `old` and `new`; every key but the three live ones must be
 /// unchanged (a new key must be added here or below).
 pub fn plan(old: &AgentConfig, new: &AgentConfig) -> Result<AgentPlan, ReloadError> {
-    let keys = changed!(old, new;
+    let keys = changed_keys!(old, new;
         asn, router_id, port, table, ipv6_next_hop, vnet_prefixes, dataplane, xdp,
         xdp_debug, pin_dir, ecmp, rule_priority, flush_on_exit, manage_neighbors,
         stale_timeout, graceful_restart_time, reconcile_interval, flow_idle_timeout,

@@ -11,7 +11,7 @@
 //! every session's OPEN depend on need a restart, and a configuration that
 //! changes one is refused whole, naming them.
 
-use crate::config::{PeerConfig, ServerConfig};
+use crate::config::{PeerConfig, ServerConfig, changed_keys};
 use crate::prefix::Prefix;
 
 pub use crate::config::ReloadError;
@@ -92,32 +92,20 @@ impl Plan {
 
 /// Compares `old` and `new` and says what applying `new` does.
 pub fn plan(old: &ServerConfig, new: &ServerConfig) -> Result<Plan, ReloadError> {
-    let mut restart = Vec::new();
-    let mut need = |changed: bool, key: &'static str| {
-        if changed {
-            restart.push(key);
-        }
-    };
-    need(old.asn != new.asn, "asn");
-    need(old.router_id != new.router_id, "router_id");
-    need(old.listen != new.listen, "listen");
-    need(old.port != new.port, "port");
-    need(
-        old.branch_to_branch != new.branch_to_branch,
-        "branch_to_branch",
+    let mut restart = changed_keys!(old, new;
+        asn, router_id, listen, port, branch_to_branch, ipv6_next_hop,
+        graceful_restart_time, socket, socket_group, metrics_listen,
     );
-    need(old.ipv6_next_hop != new.ipv6_next_hop, "ipv6_next_hop");
-    need(
-        old.graceful_restart_time != new.graceful_restart_time,
-        "graceful_restart_time",
-    );
-    need(old.socket != new.socket, "socket");
-    need(old.socket_group != new.socket_group, "socket_group");
-    need(old.metrics_listen != new.metrics_listen, "metrics_listen");
-    need(old.hosts.password != new.hosts.password, "hosts.password");
-    need(
-        old.hosts.ttl_security != new.hosts.ttl_security,
-        "hosts.ttl_security",
+    restart.extend(
+        changed_keys!(old.hosts, new.hosts; password, ttl_security)
+            .into_iter()
+            .map(|k| {
+                if k == "password" {
+                    "hosts.password"
+                } else {
+                    "hosts.ttl_security"
+                }
+            }),
     );
     if !restart.is_empty() {
         return Err(ReloadError::NeedsRestart {
@@ -126,29 +114,13 @@ pub fn plan(old: &ServerConfig, new: &ServerConfig) -> Result<Plan, ReloadError>
         });
     }
 
-    let mut p = Plan::default();
-    let mut global = |changed: bool, key: &'static str| {
-        if changed {
-            p.global.push(key);
-        }
+    let mut p = Plan {
+        global: changed_keys!(old, new;
+            connect_retry, connect_retry_max, max_prefix_restart, hold_time, keepalive,
+            send_hold_time, send_queue_limit,
+        ),
+        ..Plan::default()
     };
-    global(old.connect_retry != new.connect_retry, "connect_retry");
-    global(
-        old.connect_retry_max != new.connect_retry_max,
-        "connect_retry_max",
-    );
-    global(
-        old.max_prefix_restart != new.max_prefix_restart,
-        "max_prefix_restart",
-    );
-    global(old.hold_time != new.hold_time, "hold_time");
-    global(old.keepalive != new.keepalive, "keepalive");
-    global(old.send_hold_time != new.send_hold_time, "send_hold_time");
-    global(
-        old.send_queue_limit != new.send_queue_limit,
-        "send_queue_limit",
-    );
-
     for o in &old.peers {
         match new.peers.iter().find(|n| n.name == o.name) {
             None => p.removed.push(o.name.clone()),
@@ -171,24 +143,9 @@ pub fn plan(old: &ServerConfig, new: &ServerConfig) -> Result<Plan, ReloadError>
     p.vnet_added = diff(&new.vnet_prefixes, &old.vnet_prefixes);
     p.vnet_removed = diff(&old.vnet_prefixes, &new.vnet_prefixes);
 
-    let (oh, nh) = (&old.hosts, &new.hosts);
-    let mut hosts = |changed: bool, key: &'static str| {
-        if changed {
-            p.hosts.push(key);
-        }
-    };
-    hosts(oh.ranges != nh.ranges, "ranges");
-    hosts(oh.max_prefixes != nh.max_prefixes, "max_prefixes");
-    hosts(oh.hold_time != nh.hold_time, "hold_time");
-    hosts(oh.keepalive != nh.keepalive, "keepalive");
-    hosts(oh.send_hold_time != nh.send_hold_time, "send_hold_time");
-    hosts(
-        oh.send_queue_limit != nh.send_queue_limit,
-        "send_queue_limit",
-    );
-    hosts(
-        oh.graceful_restart != nh.graceful_restart,
-        "graceful_restart",
+    p.hosts = changed_keys!(old.hosts, new.hosts;
+        ranges, max_prefixes, hold_time, keepalive, send_hold_time, send_queue_limit,
+        graceful_restart,
     );
     let allow = |h: &crate::config::HostsConfig| {
         h.allow
@@ -196,7 +153,9 @@ pub fn plan(old: &ServerConfig, new: &ServerConfig) -> Result<Plan, ReloadError>
             .map(|a| (a.range, a.prefixes.clone()))
             .collect::<Vec<_>>()
     };
-    hosts(allow(oh) != allow(nh), "allow");
+    if allow(&old.hosts) != allow(&new.hosts) {
+        p.hosts.push("allow");
+    }
     Ok(p)
 }
 
@@ -208,44 +167,26 @@ fn peer_changes(
     new: &ServerConfig,
     n: &PeerConfig,
 ) -> (Vec<&'static str>, Vec<&'static str>) {
-    let mut reset = Vec::new();
-    let mut add = |changed: bool, key: &'static str| {
-        if changed {
-            reset.push(key);
-        }
+    let timers = |c: &ServerConfig, p: &PeerConfig| {
+        (
+            p.hold_time.unwrap_or(c.hold_time),
+            p.keepalive.unwrap_or(c.keepalive),
+            p.send_hold_time.or(c.send_hold_time),
+            p.send_queue_limit.unwrap_or(c.send_queue_limit),
+        )
     };
-    add(o.address != n.address, "address");
-    add(o.asn != n.asn, "asn");
-    add(o.passive != n.passive, "passive");
-    add(
-        o.hold_time.unwrap_or(old.hold_time) != n.hold_time.unwrap_or(new.hold_time),
-        "hold_time",
-    );
-    add(
-        o.keepalive.unwrap_or(old.keepalive) != n.keepalive.unwrap_or(new.keepalive),
-        "keepalive",
-    );
-    add(
-        o.send_hold_time.or(old.send_hold_time) != n.send_hold_time.or(new.send_hold_time),
-        "send_hold_time",
-    );
-    add(
-        o.send_queue_limit.unwrap_or(old.send_queue_limit)
-            != n.send_queue_limit.unwrap_or(new.send_queue_limit),
-        "send_queue_limit",
-    );
-    add(o.password != n.password, "password");
-    add(o.ttl_security != n.ttl_security, "ttl_security");
-    let mut in_place = Vec::new();
-    if o.max_prefixes != n.max_prefixes {
-        in_place.push("max_prefixes");
-    }
-    if o.graceful_restart != n.graceful_restart {
-        in_place.push("graceful_restart");
-    }
+    let (ot, nt) = (timers(old, o), timers(new, n));
+    let mut reset = changed_keys!(o, n; address, asn, passive, password, ttl_security);
+    let effective = [
+        (ot.0 != nt.0, "hold_time"),
+        (ot.1 != nt.1, "keepalive"),
+        (ot.2 != nt.2, "send_hold_time"),
+        (ot.3 != nt.3, "send_queue_limit"),
+    ];
+    reset.extend(effective.iter().filter(|(c, _)| *c).map(|(_, k)| *k));
+    let in_place = changed_keys!(o, n; max_prefixes, graceful_restart);
     (reset, in_place)
 }
-
 fn diff(a: &[Prefix], b: &[Prefix]) -> Vec<Prefix> {
     a.iter().filter(|p| !b.contains(p)).copied().collect()
 }
