@@ -19,7 +19,8 @@
 //!    `bgp::attribute`, `bgp::message`
 //! 3. BGP sessions as pure logic, and what a session and its owner say to
 //!    each other: `bgp::fsm`, `bgp::negotiate`, `bgp::routes`,
-//!    `bgp::status`, `bgp::peer`
+//!    `bgp::status`, `bgp::peer`; BFD's codec, session state machine and
+//!    status, as pure: `bfd`
 //! 4. the route server's RIB: `rib`
 //! 5. the host's forwarding state (plan, kernel, XDP): `fib`
 //! 6. operating a daemon (control socket, rendering, metrics): `control`
@@ -27,10 +28,11 @@
 //! 8. the roles' logic: `server::core`, `server::view`, `agent::rib`
 //! 9. the daemons, which own sockets, tasks and threads: `server`,
 //!    `server::daemon`, `agent`, `agent::daemon`, `agent::fib_task`,
-//!    `bgp::session`
+//!    `bgp::session`, `bfd::driver`
 //! 10. the command line: `cli`, `main`
 
 pub mod agent;
+pub mod bfd;
 pub mod bgp;
 pub mod cli;
 pub mod config;

@@ -2,7 +2,8 @@
 //! (RFC 4271 §6.8) keep the connection opened by the speaker with the higher
 //! BGP identifier and close the other with Cease/7, and a second connection
 //! to an established session without graceful restart is refused with
-//! Cease/7 while the session stays up.
+//! Cease/7 while the session stays up. Also the hold BFD puts on a
+//! session: Cease/10, then neither connecting nor accepting until released.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -220,4 +221,40 @@ async fn second_connection_to_an_established_session_is_refused_with_cease_7() {
     first.send(Message::Keepalive).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(h.status.state(), steer::bgp::fsm::State::Established);
+}
+
+#[tokio::test]
+async fn hold_sends_cease_10_and_neither_connects_nor_accepts_until_released() {
+    let (h, mut rx, listener) = start(Ipv4Addr::new(10, 1, 0, 4)).await;
+    let (s, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+    let mut first = Wire { s, buf: Vec::new() };
+    first.expect_open().await;
+    first.send(peer_open(Ipv4Addr::new(10, 1, 0, 10))).await;
+    assert!(matches!(first.recv().await, Some(Message::Keepalive)));
+    first.send(Message::Keepalive).await;
+    established(&mut rx).await;
+
+    h.cmd
+        .send(SessionCommand::Hold(Notification::new(6, 10)))
+        .unwrap();
+    assert_eq!(
+        first.recv().await,
+        Some(Message::Notification(Notification::new(6, 10)))
+    );
+    assert_eq!(first.recv().await, None);
+    // Backoff would reconnect within about a second; held, it must not.
+    assert!(
+        timeout(Duration::from_secs(3), listener.accept())
+            .await
+            .is_err(),
+        "a held session connected out"
+    );
+    let mut refused = incoming(&h).await;
+    assert_eq!(refused.recv().await, None, "a held session accepted");
+    assert_eq!(h.status.state(), steer::bgp::fsm::State::Idle);
+
+    h.cmd.send(SessionCommand::Release).unwrap();
+    let (s, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+    let mut again = Wire { s, buf: Vec::new() };
+    again.expect_open().await;
 }

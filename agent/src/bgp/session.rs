@@ -191,6 +191,7 @@ struct Driver {
     epoch: u64,
     established: Option<(Negotiated, SocketAddr)>,
     refuse_until: Option<Instant>,
+    held: bool,
     stopping: bool,
     closing: Vec<JoinHandle<()>>,
     pending: Vec<RouteBatch>,
@@ -257,6 +258,7 @@ impl Driver {
             epoch: 0,
             established: None,
             refuse_until: None,
+            held: false,
             stopping: false,
             closing: Vec::new(),
             pending: Vec::new(),
@@ -326,6 +328,7 @@ impl Driver {
         }
         self.primary.fsm.state() == State::Idle
             && !self.primary.fsm.config().restart
+            && !self.held
             && self.primary.timers.iter().all(Option::is_none)
             && self.primary.conn.is_none()
     }
@@ -352,10 +355,38 @@ impl Driver {
                     .set_error(format!("sent {text}; peer held down for {}s", d.as_secs()));
             }
             SessionCommand::Incoming(s) => self.accept(s),
+            SessionCommand::Hold(n) => {
+                if self.held || self.stopping {
+                    return;
+                }
+                self.held = true;
+                self.connecting = None;
+                if let Some(mut s) = self.collision.take() {
+                    let outs = s.fsm.process(Input::Stop(n.clone()));
+                    self.collision = Some(s);
+                    self.apply(Which::Collision, outs);
+                    self.collision = None;
+                }
+                let text = n.to_string();
+                self.input(Which::Primary, Input::Stop(n));
+                self.status
+                    .set_error(format!("sent {text}; held down until BFD is Up again"));
+            }
+            SessionCommand::Release => {
+                if self.held && !self.stopping {
+                    self.held = false;
+                    info!("BFD is Up: starting again");
+                    self.input(Which::Primary, Input::Start);
+                }
+            }
         }
     }
 
     fn accept(&mut self, stream: TcpStream) {
+        if self.held {
+            info!("refusing connection: BFD to this peer is Down");
+            return;
+        }
         if self.stopping || self.refuse_until.is_some_and(|t| Instant::now() < t) {
             info!("refusing connection: peer is held down");
             return;

@@ -15,6 +15,8 @@ pub enum Request {
     Routes(RouteQuery),
     /// The agent's kernel table and XDP maps side by side.
     Fib,
+    /// BFD sessions (route server).
+    Bfd,
 }
 
 /// A route query from `steer show routes`.

@@ -1,9 +1,12 @@
 //! The `steer server` process: listeners on port 179, one session task per
 //! appliance and per connected host, and the main task that owns the
-//! [`RouteServer`] and answers the control socket. SIGTERM/SIGINT send
-//! Cease/Administrative Shutdown (RFC 8203) to every peer before exiting.
+//! [`RouteServer`] and answers the control socket; BFD runs on its own
+//! thread and its Up/Down events reach the main task as messages.
+//! SIGTERM/SIGINT send Cease/Administrative Shutdown (RFC 8203) to every
+//! peer, and BFD AdminDown, before exiting.
 
 use super::core::RouteServer;
+use crate::bfd::driver::Event as BfdEvent;
 use crate::bgp::capability::{AddPathFamily, Capability, GracefulRestart};
 use crate::bgp::fsm::{Backoff, FsmConfig};
 use crate::bgp::nlri::Family;
@@ -190,6 +193,7 @@ impl Daemon {
             Request::Peers => to_json(serde_json::to_value(self.rs.show_peers())),
             Request::Routes(q) => self.routes(&q),
             Request::Fib => Err("`show fib` is an agent command; this is a route server".into()),
+            Request::Bfd => to_json(serde_json::to_value(self.rs.show_bfd())),
         }
     }
 
@@ -272,7 +276,15 @@ impl Daemon {
                 f64::from(p.max_prefix_trips),
             );
         }
+        super::bfd::metrics(&self.rs, &mut e);
         e.finish()
+    }
+}
+
+async fn recv_bfd(rx: &mut Option<mpsc::UnboundedReceiver<BfdEvent>>) -> Option<BfdEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -325,6 +337,10 @@ pub async fn run(cfg: ServerConfig, socket_path: Option<PathBuf>) -> anyhow::Res
             .filter(|p| p.kind == SourceKind::Appliance)
             .map(|p| p.id)
             .collect();
+    let (bfd, mut bfd_events) = match super::bfd::start(&mut d.rs)? {
+        Some((b, rx)) => (Some(b), Some(rx)),
+        None => (None, None),
+    };
     for id in appliances {
         d.start_session(id, None);
     }
@@ -368,6 +384,10 @@ pub async fn run(cfg: ServerConfig, socket_path: Option<PathBuf>) -> anyhow::Res
                 d.rs.flush();
                 d.rs.tick(Instant::now());
             }
+            Some(ev) = recv_bfd(&mut bfd_events) => {
+                d.rs.bfd_signal(ev.id, ev.signal);
+                d.rs.flush();
+            }
             Some((s, remote)) = accepted.recv() => d.accept(s, remote),
             Some((req, reply)) = queries.recv() => {
                 d.rs.flush();
@@ -390,6 +410,9 @@ pub async fn run(cfg: ServerConfig, socket_path: Option<PathBuf>) -> anyhow::Res
         }
     }
     d.rs.shutdown("steer server shutting down");
+    if let Some(b) = bfd {
+        b.shutdown();
+    }
     for t in d.tasks.drain(..) {
         if tokio::time::timeout(Duration::from_secs(3), t)
             .await
