@@ -70,8 +70,9 @@ pub mod defaults {
     pub const BFD_INTERVAL_MS: u32 = 300;
     /// BFD Detect Mult.
     pub const BFD_MULTIPLIER: u8 = 3;
-    /// Lowest TTL accepted on multihop BFD: one router between.
-    pub const BFD_MIN_TTL: u8 = 254;
+    /// Lowest TTL accepted on multihop BFD: any. FRR and routers send 255
+    /// (so 254 allows one router between), BIRD the system default of 64.
+    pub const BFD_MIN_TTL: u8 = 1;
 }
 
 fn d_port() -> u16 {
@@ -910,7 +911,7 @@ xdp = "native"                            # native | generic | off
                 interval_ms: 50,
                 multiplier: 3,
                 multihop: Some(true),
-                min_ttl: 254
+                min_ttl: 1
             })
         );
         let c = server(&format!(

@@ -126,9 +126,21 @@ impl Netns {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        self.thread(f)?
+            .join()
+            .map_err(|_| anyhow!("thread in netns {} panicked", self.name))?
+    }
+
+    /// Starts `f` on a thread that has entered this namespace and returns
+    /// at once; join the handle for its result.
+    pub fn thread<T, F>(&self, f: F) -> Result<std::thread::JoinHandle<Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
         let ns = self.open()?;
         let name = self.name.clone();
-        std::thread::spawn(move || {
+        Ok(std::thread::spawn(move || {
             // SAFETY: plain syscall on a valid fd; affects this thread only.
             if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                 return Err(anyhow!(
@@ -137,8 +149,15 @@ impl Netns {
                 ));
             }
             Ok(f())
-        })
-        .join()
-        .map_err(|_| anyhow!("thread in netns {} panicked", self.name))?
+        }))
+    }
+
+    /// The index of interface `ifname` in this namespace.
+    pub fn ifindex(&self, ifname: &str) -> Result<u32> {
+        let out = self.ip(&format!("-o link show dev {ifname}"))?;
+        out.split(':')
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| anyhow!("no index for {ifname} in {}: {out}", self.name))
     }
 }

@@ -7,7 +7,7 @@ use super::packet::State;
 use super::session::SessionView;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How a session reaches its peer.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -36,6 +36,9 @@ struct Inner {
     last_discard: Option<String>,
     send_errors: u64,
     last_send_error: Option<String>,
+    last_rx: Option<Instant>,
+    rx_gap_max: Duration,
+    timer_late_max: Duration,
 }
 
 /// The status of one session.
@@ -69,6 +72,12 @@ pub struct BfdSnapshot {
     pub send_errors: u64,
     /// The last send error.
     pub last_send_error: Option<String>,
+    /// The longest time between two accepted packets while the session
+    /// was Up (µs): how close the peer came to the Detection Time.
+    pub rx_gap_max_us: u64,
+    /// The latest a timer of this session fired after its deadline (µs):
+    /// how late the BFD thread ran.
+    pub timer_late_max_us: u64,
 }
 
 impl BfdStatus {
@@ -86,6 +95,9 @@ impl BfdStatus {
                 last_discard: None,
                 send_errors: 0,
                 last_send_error: None,
+                last_rx: None,
+                rx_gap_max: Duration::ZERO,
+                timer_late_max: Duration::ZERO,
             }),
         }
     }
@@ -107,12 +119,28 @@ impl BfdStatus {
         });
     }
 
-    /// Count packets received and sent.
-    pub fn count(&self, received: u64, sent: u64) {
+    /// Count packets sent.
+    pub fn sent(&self, n: u64) {
+        self.with(|i| i.packets_out += n);
+    }
+
+    /// An accepted packet arrived at `at`; `up` says the session was Up
+    /// before it (the gap counts only then).
+    pub fn received(&self, at: Instant, up: bool) {
         self.with(|i| {
-            i.packets_in += received;
-            i.packets_out += sent;
+            i.packets_in += 1;
+            if let Some(last) = i.last_rx
+                && up
+            {
+                i.rx_gap_max = i.rx_gap_max.max(at.saturating_duration_since(last));
+            }
+            i.last_rx = Some(at);
         });
+    }
+
+    /// A timer due at `due` fired at `now`.
+    pub fn timer_fired(&self, due: Instant, now: Instant) {
+        self.with(|i| i.timer_late_max = i.timer_late_max.max(now.saturating_duration_since(due)));
     }
 
     /// Count a discarded packet.
@@ -152,6 +180,8 @@ impl BfdStatus {
             last_discard: i.last_discard.clone(),
             send_errors: i.send_errors,
             last_send_error: i.last_send_error.clone(),
+            rx_gap_max_us: i.rx_gap_max.as_micros() as u64,
+            timer_late_max_us: i.timer_late_max.as_micros() as u64,
         })
     }
 }

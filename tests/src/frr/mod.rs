@@ -1,5 +1,6 @@
-//! FRR 8.4 as a lab peer: zebra + bgpd per namespace, each instance with its
-//! own paths (`--vty_socket DIR -z DIR/zserv.api -i DIR/<d>.pid`), run as
+//! FRR 8.4 as a lab peer: zebra + bgpd per namespace (and bfdd when a
+//! neighbour runs BFD, with its own `--bfdctl DIR/bfdd.sock`), each instance
+//! with its own paths (`--vty_socket DIR -z DIR/zserv.api -i DIR/<d>.pid`), run as
 //! `-u root -g frrvty` (root is not in FRR's compiled-in vty group, and the
 //! daemons refuse `-g root`), queried with `vtysh --vty_socket DIR -c ... json`.
 
@@ -23,10 +24,12 @@ use crate::wait::{TAIL_LINES, default_timeout, tail, wait_for};
 
 const ZEBRA: &str = "/usr/lib/frr/zebra";
 const BGPD: &str = "/usr/lib/frr/bgpd";
+const BFDD: &str = "/usr/lib/frr/bfdd";
 
-/// A running zebra + bgpd pair; both stopped on drop.
+/// A running zebra + bgpd pair (+ bfdd); all stopped on drop.
 pub struct Frr {
     bgpd: Process,
+    bfdd: Option<Process>,
     zebra: Process,
     ns: Netns,
     config: FrrConfig,
@@ -56,9 +59,19 @@ impl Frr {
             },
         )
         .map_err(|e| anyhow::anyhow!("{e:#}; zebra output:\n{}", zebra.log_tail()))?;
+        let bfdd = if config.needs_bfdd() {
+            require_tool(BFDD, "frr")?;
+            let conf = crate::tmp::write(&d, "bfdd.conf", &config.render_bfdd(&log(&d, "bfdd")))?;
+            let mut cmd = command(ns, &d, "bfdd", BFDD, &conf, &zserv)?;
+            cmd.arg("--bfdctl").arg(d.join("bfdd.sock"));
+            Some(ns.spawn("bfdd", cmd, &d.join("bfdd.stdout"))?)
+        } else {
+            None
+        };
         let bgpd = spawn(ns, &d, "bgpd", BGPD, &bgpd_conf, &zserv)?;
         let mut frr = Frr {
             bgpd,
+            bfdd,
             zebra,
             ns: ns.clone(),
             config,
@@ -71,8 +84,12 @@ impl Frr {
         wait_for(&what, default_timeout(), || {
             frr.zebra.ensure_running()?;
             frr.bgpd.ensure_running()?;
+            if let Some(b) = frr.bfdd.as_mut() {
+                b.ensure_running()?;
+            }
             let out = frr.vtysh(&["show daemons"])?;
-            Ok((out.contains("zebra") && out.contains("bgpd")).then_some(()))
+            let bfdd = frr.bfdd.is_none() || out.contains("bfdd");
+            Ok((out.contains("zebra") && out.contains("bgpd") && bfdd).then_some(()))
         })
         .map_err(|e| frr.with_logs(e))?;
         Ok(frr)
@@ -127,6 +144,38 @@ impl Frr {
         )
     }
 
+    /// bfdd's view of its session with `peer` (`show bfd peer PEER json`):
+    /// `status`, `diagnostic`, `remote-diagnostic`, `uptime`, intervals.
+    pub fn bfd_peer(&self, peer: &str) -> Result<Value> {
+        self.show_json(&format!("show bfd peer {peer} json"))
+    }
+
+    /// bfdd's counters for its session with `peer` (`show bfd peer PEER
+    /// counters json`): `session-up`, `session-down` events and packets.
+    pub fn bfd_counters(&self, peer: &str) -> Result<Value> {
+        self.show_json(&format!("show bfd peer {peer} counters json"))
+    }
+
+    /// bfdd's process id, when it runs.
+    pub fn bfdd_pid(&self) -> Option<u32> {
+        self.bfdd.as_ref().map(Process::pid)
+    }
+
+    /// Sends `sig` to bfdd (SIGSTOP freezes BFD while bgpd and TCP go
+    /// on; SIGCONT resumes it); fails when bfdd is not running.
+    pub fn signal_bfdd(&self, sig: libc::c_int) -> Result<()> {
+        match &self.bfdd {
+            Some(b) => {
+                b.signal(sig);
+                Ok(())
+            }
+            None => bail!(
+                "bfdd is not running: no neighbour of {} has BFD",
+                self.ns.name()
+            ),
+        }
+    }
+
     /// Every path in the BGP table (all peers, ADD-PATH paths included).
     pub fn routes(&self) -> Result<Vec<Route>> {
         Ok(parse_paths(&self.show_json("show bgp ipv4 unicast json")?))
@@ -176,9 +225,12 @@ impl Frr {
         self.dir.path()
     }
 
-    /// Stops bgpd, then zebra.
+    /// Stops bgpd, bfdd, then zebra.
     pub fn stop(&mut self) {
         self.bgpd.stop();
+        if let Some(b) = self.bfdd.as_mut() {
+            b.stop();
+        }
         self.zebra.stop();
     }
 }
@@ -212,8 +264,16 @@ impl BgpDaemon for Frr {
 
     fn log_tail(&self) -> String {
         let d = self.dir.path();
+        let bfdd = match &self.bfdd {
+            Some(b) => format!(
+                "\n--- bfdd.log\n{}\n--- bfdd stdout\n{}",
+                tail(Path::new(&log(d, "bfdd")), TAIL_LINES),
+                b.log_tail()
+            ),
+            None => String::new(),
+        };
         format!(
-            "--- bgpd.log\n{}\n--- bgpd stdout\n{}\n--- zebra.log\n{}\n--- zebra stdout\n{}",
+            "--- bgpd.log\n{}\n--- bgpd stdout\n{}\n--- zebra.log\n{}\n--- zebra stdout\n{}{bfdd}",
             tail(Path::new(&log(d, "bgpd")), TAIL_LINES),
             self.bgpd.log_tail(),
             tail(Path::new(&log(d, "zebra")), 10),
@@ -224,9 +284,12 @@ impl BgpDaemon for Frr {
 
 impl Drop for Frr {
     fn drop(&mut self) {
-        let pids = [self.bgpd.pid(), self.zebra.pid()];
+        let mut pids = vec![("bgpd", self.bgpd.pid()), ("zebra", self.zebra.pid())];
+        if let Some(b) = &self.bfdd {
+            pids.push(("bfdd", b.pid()));
+        }
         self.stop();
-        for (daemon, pid) in ["bgpd", "zebra"].iter().zip(pids) {
+        for (daemon, pid) in pids {
             let _ = std::fs::remove_dir_all(format!("/var/tmp/frr/{daemon}.{pid}"));
         }
     }
@@ -244,6 +307,19 @@ fn spawn(
     conf: &Path,
     zserv: &Path,
 ) -> Result<Process> {
+    let cmd = command(ns, dir, daemon, bin, conf, zserv)?;
+    let stdout: PathBuf = dir.join(format!("{daemon}.stdout"));
+    ns.spawn(daemon, cmd, &stdout)
+}
+
+fn command(
+    ns: &Netns,
+    dir: &Path,
+    daemon: &str,
+    bin: &str,
+    conf: &Path,
+    zserv: &Path,
+) -> Result<std::process::Command> {
     let mut cmd = ns.command(bin)?;
     cmd.args(["-u", "root", "-g", "frrvty"])
         .arg("--vty_socket")
@@ -254,6 +330,5 @@ fn spawn(
         .arg(dir.join(format!("{daemon}.pid")))
         .arg("-f")
         .arg(conf);
-    let stdout: PathBuf = dir.join(format!("{daemon}.stdout"));
-    ns.spawn(daemon, cmd, &stdout)
+    Ok(cmd)
 }

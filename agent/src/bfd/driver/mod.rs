@@ -246,13 +246,47 @@ impl Bfd {
     }
 }
 
+/// The thread's scheduling, raised where the system allows: real-time
+/// (SCHED_FIFO) first, else a negative nice value. Both need
+/// CAP_SYS_NICE; without it the thread competes with the RIB's threads
+/// for the CPU like any other, and a loaded machine delays its timers.
+fn raise_priority() -> Result<&'static str, String> {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: changes the scheduling of the calling thread only (pid 0).
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } == 0 {
+        return Ok("real-time (SCHED_FIFO 10)");
+    }
+    let fifo = io::Error::last_os_error();
+    // SAFETY: gettid has no preconditions; setpriority on our own thread id.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10)
+    };
+    if rc == 0 {
+        return Ok("nice -10");
+    }
+    Err(format!(
+        "SCHED_FIFO: {fifo}; nice -10: {}",
+        io::Error::last_os_error()
+    ))
+}
+
 impl Thread {
     fn run(mut self) {
+        match raise_priority() {
+            Ok(how) => info!("BFD thread scheduling: {how}"),
+            Err(e) => warn!(
+                "BFD thread runs at normal priority ({e}): grant CAP_SYS_NICE so that CPU load cannot delay BFD timers"
+            ),
+        }
         let mut buf = [0u8; 512];
         loop {
             let now = Instant::now();
             for i in 0..self.slots.len() {
-                if self.slots[i].fsm.next_deadline().is_some_and(|t| t <= now) {
+                if let Some(due) = self.slots[i].fsm.next_deadline()
+                    && due <= now
+                {
+                    self.slots[i].status.timer_fired(due, now);
                     self.input(i, Input::Tick, now);
                 }
             }
@@ -314,7 +348,8 @@ impl Thread {
             let now = Instant::now();
             match self.demux(&buf[..d.len], d.from.ip(), multihop, d.ttl) {
                 Ok((i, c)) => {
-                    self.slots[i].status.count(1, 0);
+                    let up = self.slots[i].fsm.state() == State::Up;
+                    self.slots[i].status.received(now, up);
                     self.input(i, Input::Received(c), now);
                 }
                 Err((slot, why)) => {
@@ -389,7 +424,7 @@ impl Thread {
                 }
             }
         }
-        slot.status.count(0, sent);
+        slot.status.sent(sent);
         slot.status.set_view(slot.fsm.view());
     }
 }
