@@ -48,6 +48,7 @@ pub mod netns;
 pub mod process;
 pub mod rawpeer;
 pub mod route;
+pub mod rtmon;
 pub mod steer;
 pub mod tmp;
 pub mod traffic;

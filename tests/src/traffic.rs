@@ -59,6 +59,9 @@ pub struct Sent {
     pub start_ns: u64,
     /// When the last was sent.
     pub end_ns: u64,
+    /// The longest a single send blocked (a full socket buffer: the
+    /// path held the datagrams instead of dropping them).
+    pub longest_send: Duration,
 }
 
 /// A running sender.
@@ -95,6 +98,7 @@ fn send(spec: &StreamSpec) -> Result<Sent> {
     let total = spec.duration.as_nanos() as u64 / gap;
     let mut per_flow = vec![0u64; usize::from(spec.flows)];
     let mut refused = 0;
+    let mut longest_send = Duration::ZERO;
     let start = now_ns();
     let mut buf = [0u8; PAYLOAD];
     for i in 0..total {
@@ -106,17 +110,20 @@ fn send(spec: &StreamSpec) -> Result<Sent> {
         let f = (i % u64::from(spec.flows)) as usize;
         buf[0..4].copy_from_slice(&(f as u32).to_be_bytes());
         buf[4..12].copy_from_slice(&per_flow[f].to_be_bytes());
-        buf[12..20].copy_from_slice(&now_ns().to_be_bytes());
+        let t = now_ns();
+        buf[12..20].copy_from_slice(&t.to_be_bytes());
         match sockets[f].send_to(&buf, spec.dst) {
             Ok(_) => per_flow[f] += 1,
             Err(_) => refused += 1,
         }
+        longest_send = longest_send.max(Duration::from_nanos(now_ns() - t));
     }
     Ok(Sent {
         per_flow,
         refused,
         start_ns: start,
         end_ns: now_ns(),
+        longest_send,
     })
 }
 
@@ -377,6 +384,7 @@ mod tests {
             refused: 0,
             start_ns: 0,
             end_ns: 10_000_000,
+            longest_send: Duration::ZERO,
         };
         let mut a: Vec<Arrival> = [0, 1, 2, 6, 7, 9]
             .iter()

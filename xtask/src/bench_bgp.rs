@@ -9,11 +9,11 @@
 //! P×N (prefix, path id) pairs. The generator and receiver run in this
 //! process, so it re-runs itself as a release build first.
 
-mod cargo;
+pub(crate) mod cargo;
 mod configs;
 mod daemon;
 mod input;
-mod interrupt;
+pub(crate) mod interrupt;
 mod paths;
 mod prefixes;
 mod recv;

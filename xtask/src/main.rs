@@ -1,6 +1,7 @@
-//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|fib>`.
+//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|fib|failover>`.
 
 mod bench_bgp;
+mod bench_failover;
 mod bench_fib;
 mod bench_xdp;
 mod ebpf;
@@ -39,6 +40,9 @@ enum Bench {
     Bgp(bench_bgp::Args),
     /// Host FIB: kernel programming vs `ip -batch`, XDP map rate and cost.
     Fib,
+    /// Silent deaths of an appliance: the VM's outage with BFD at 300 ms x
+    /// 3 and 50 ms x 3 beside BGP's hold time alone.
+    Failover(bench_failover::Args),
 }
 
 fn script(name: &str, args: &[String]) -> Result<()> {
@@ -60,5 +64,8 @@ fn main() -> Result<()> {
             which: Bench::Bgp(args),
         } => bench_bgp::run(args),
         Cmd::Bench { which: Bench::Fib } => bench_fib::run().and_then(|()| bench_xdp::run()),
+        Cmd::Bench {
+            which: Bench::Failover(args),
+        } => bench_failover::run(args),
     }
 }
