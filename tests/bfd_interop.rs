@@ -103,10 +103,10 @@ fn assert_bgp_untouched(rs: &Steer, name: &str) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn frr_bfdd_reaches_up_with_steer_server_single_hop() -> Result<()> {
-    let mut lab = Lab::new()?;
-    let (lan, rs_ns) = lan_with_rs(&mut lab)?;
+/// The route server and FRR as appliance `fw` (10.1.0.21) with BFD at
+/// 300 ms × 3, BGP Established.
+fn rs_and_frr(lab: &mut Lab) -> Result<(Steer, Frr)> {
+    let (lan, rs_ns) = lan_with_rs(lab)?;
     let fw = lab.on_lan(&lan, "fw", "10.1.0.21/24")?;
     let rs = Steer::start(
         &rs_ns,
@@ -120,6 +120,13 @@ fn frr_bfdd_reaches_up_with_steer_server_single_hop() -> Result<()> {
             .announce(Announce::new("0.0.0.0/0")),
     )?;
     frr.wait_established("10.1.0.4")?;
+    Ok((rs, frr))
+}
+
+#[test]
+fn frr_bfdd_reaches_up_with_steer_server_single_hop() -> Result<()> {
+    let mut lab = Lab::new()?;
+    let (rs, frr) = rs_and_frr(&mut lab)?;
     let b = wait_bfd_up_300x3(&rs, "fw")?;
     assert_up_300x3(&b);
     assert_eq!(b["multihop"], false);
@@ -309,22 +316,9 @@ fn a_peer_without_bfd_still_establishes_and_show_peers_says_bfd_is_not_running()
 #[test]
 fn bfd_down_while_tcp_works_sends_cease_10_and_holds_bgp_until_bfd_is_up() -> Result<()> {
     let mut lab = Lab::new()?;
-    let (lan, rs_ns) = lan_with_rs(&mut lab)?;
-    let fw = lab.on_lan(&lan, "fw", "10.1.0.21/24")?;
-    let rs = Steer::start(
-        &rs_ns,
-        Role::Server,
-        &rs_config(&peer("fw", "10.1.0.21", 65021, "bfd = true")),
-    )?;
-    let frr = Frr::start(
-        &fw,
-        FrrConfig::new("fw", "10.1.0.21", 65021)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515).bfd(300, 3))
-            .announce(Announce::new("0.0.0.0/0")),
-    )?;
-    frr.wait_established("10.1.0.4")?;
+    let (rs, frr) = rs_and_frr(&mut lab)?;
     wait_bfd_up_300x3(&rs, "fw")?;
-    let mut cap = Capture::start(&rs_ns, "eth0", "tcp port 179")?;
+    let mut cap = Capture::start(rs.ns(), "eth0", "tcp port 179")?;
 
     // FRR's bfdd hangs; bgpd and TCP keep working.
     frr.signal_bfdd(libc::SIGSTOP)?;

@@ -201,8 +201,9 @@ async fn collision_keeps_the_peers_connection_when_its_router_id_is_higher() {
     assert_ne!(addrs.local, 0);
 }
 
-#[tokio::test]
-async fn second_connection_to_an_established_session_is_refused_with_cease_7() {
+/// A session Established over the connection it opened; returns its
+/// handle, the peer's end, and the listener it connects to.
+async fn established_session() -> (SessionHandle, Wire, TcpListener) {
     let (h, mut rx, listener) = start(Ipv4Addr::new(10, 1, 0, 4)).await;
     let (s, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
     let mut first = Wire { s, buf: Vec::new() };
@@ -211,6 +212,12 @@ async fn second_connection_to_an_established_session_is_refused_with_cease_7() {
     assert!(matches!(first.recv().await, Some(Message::Keepalive)));
     first.send(Message::Keepalive).await;
     established(&mut rx).await;
+    (h, first, listener)
+}
+
+#[tokio::test]
+async fn second_connection_to_an_established_session_is_refused_with_cease_7() {
+    let (h, mut first, _listener) = established_session().await;
 
     let mut second = incoming(&h).await;
     assert_eq!(
@@ -225,14 +232,7 @@ async fn second_connection_to_an_established_session_is_refused_with_cease_7() {
 
 #[tokio::test]
 async fn hold_sends_cease_10_and_neither_connects_nor_accepts_until_released() {
-    let (h, mut rx, listener) = start(Ipv4Addr::new(10, 1, 0, 4)).await;
-    let (s, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
-    let mut first = Wire { s, buf: Vec::new() };
-    first.expect_open().await;
-    first.send(peer_open(Ipv4Addr::new(10, 1, 0, 10))).await;
-    assert!(matches!(first.recv().await, Some(Message::Keepalive)));
-    first.send(Message::Keepalive).await;
-    established(&mut rx).await;
+    let (h, mut first, listener) = established_session().await;
 
     h.cmd
         .send(SessionCommand::Hold(Notification::new(6, 10)))

@@ -286,10 +286,14 @@ fn table(results: &[(Option<BfdTimers>, Vec<Death>)], hold: u16) -> String {
     out.push_str(&"---|".repeat(results.len()));
     out.push('\n');
     type Pick = fn(&Death) -> f64;
-    let rows: [(&str, Pick); 6] = [
+    let rows: [(&str, Pick); 7] = [
         ("VM outage", |d| d.outage),
         ("detected (route server's log)", |d| d.detected),
         ("route server's UPDATE at the host", |d| d.update),
+        (
+            "route server's share (detected to UPDATE on the wire)",
+            |d| d.update - d.detected,
+        ),
         ("host kernel route changed", |d| d.kernel),
         ("agent's share (UPDATE on the wire to kernel change)", |d| {
             d.kernel - d.update
@@ -310,7 +314,7 @@ fn table(results: &[(Option<BfdTimers>, Vec<Death>)], hold: u16) -> String {
     }
     let n = results.first().map_or(0, |(_, d)| d.len());
     out.push_str(&format!(
-        "\n{n} silent deaths each; times after the cut except the outage and the agent's share; p99 of {n} is the worst.\n"
+        "\n{n} silent deaths each; times after the cut except the outage and the two shares; p99 of {n} is the worst.\n"
     ));
     out
 }

@@ -15,9 +15,10 @@
 //! side that went Up on the remote's Init may still see a Down the remote
 //! sent before; FRR's bfdd, for one, drops from Init to Down on it), and
 //! Down only after such an Up, except when the remote re-created its
-//! session (a Down from a new discriminator: its packets arrive, so the
-//! path works; FRR does this when bgpd registers the session again once
-//! BGP is up). Demand mode and
+//! session (a Down from a new discriminator, or with No Diagnostic: the
+//! remote saw no failure, and its packets arrive, so the path works; FRR
+//! does this when bgpd registers the session again once BGP is up).
+//! Demand mode and
 //! Echo are not used: we never set D and always advertise a zero Required
 //! Min Echo RX Interval.
 
@@ -81,8 +82,9 @@ pub enum Signal {
     /// protocol action".
     AdminDown,
     /// The session left Up because the remote started a new session (a
-    /// new discriminator): its packets arrive, so the path works and the
-    /// client takes no action; the handshake runs again.
+    /// new discriminator, or Down with No Diagnostic: it saw no failure):
+    /// its packets arrive, so the path works and the client takes no
+    /// action; the handshake runs again.
     RemoteRestarted,
 }
 
@@ -413,7 +415,8 @@ impl Session {
     /// and was matched to this session.
     fn receive(&mut self, c: Control, now: Instant, out: &mut Vec<Output>) {
         let old_tx = self.tx_interval();
-        let restarted = self.remote.disc != 0 && c.my_disc != self.remote.disc;
+        let restarted = (self.remote.disc != 0 && c.my_disc != self.remote.disc)
+            || (c.state == State::Down && c.diag == Diag::None);
         self.remote = Remote {
             state: c.state,
             disc: c.my_disc,

@@ -337,14 +337,7 @@ impl Driver {
         match c {
             SessionCommand::Stop(n) => {
                 self.stopping = true;
-                self.connecting = None;
-                if let Some(mut s) = self.collision.take() {
-                    let outs = s.fsm.process(Input::Stop(n.clone()));
-                    self.collision = Some(s);
-                    self.apply(Which::Collision, outs);
-                    self.collision = None;
-                }
-                self.input(Which::Primary, Input::Stop(n));
+                self.stop_both(n);
             }
             SessionCommand::StopFor(n, d) => {
                 self.refuse_until = Some(Instant::now() + d);
@@ -360,15 +353,8 @@ impl Driver {
                     return;
                 }
                 self.held = true;
-                self.connecting = None;
-                if let Some(mut s) = self.collision.take() {
-                    let outs = s.fsm.process(Input::Stop(n.clone()));
-                    self.collision = Some(s);
-                    self.apply(Which::Collision, outs);
-                    self.collision = None;
-                }
                 let text = n.to_string();
-                self.input(Which::Primary, Input::Stop(n));
+                self.stop_both(n);
                 self.status
                     .set_error(format!("sent {text}; held down until BFD is Up again"));
             }
@@ -380,6 +366,19 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Send `n` on both connections (if any), close them, and go Idle
+    /// without a restart of our own.
+    fn stop_both(&mut self, n: Notification) {
+        self.connecting = None;
+        if let Some(mut s) = self.collision.take() {
+            let outs = s.fsm.process(Input::Stop(n.clone()));
+            self.collision = Some(s);
+            self.apply(Which::Collision, outs);
+            self.collision = None;
+        }
+        self.input(Which::Primary, Input::Stop(n));
     }
 
     fn accept(&mut self, stream: TcpStream) {

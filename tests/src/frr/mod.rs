@@ -48,7 +48,7 @@ impl Frr {
             crate::tmp::write(&d, "zebra.conf", &config.render_zebra(&log(&d, "zebra")))?;
         let bgpd_conf = crate::tmp::write(&d, "bgpd.conf", &config.render_bgpd(&log(&d, "bgpd")))?;
         let zserv = d.join("zserv.api");
-        let zebra = spawn(ns, &d, "zebra", ZEBRA, &zebra_conf, &zserv)?;
+        let zebra = spawn(ns, &d, "zebra", ZEBRA, &zebra_conf, &zserv, &[])?;
         let mut zebra = zebra;
         wait_for(
             &format!("FRR zebra in {}: zserv socket missing", ns.name()),
@@ -62,13 +62,13 @@ impl Frr {
         let bfdd = if config.needs_bfdd() {
             require_tool(BFDD, "frr")?;
             let conf = crate::tmp::write(&d, "bfdd.conf", &config.render_bfdd(&log(&d, "bfdd")))?;
-            let mut cmd = command(ns, &d, "bfdd", BFDD, &conf, &zserv)?;
-            cmd.arg("--bfdctl").arg(d.join("bfdd.sock"));
-            Some(ns.spawn("bfdd", cmd, &d.join("bfdd.stdout"))?)
+            let ctl = d.join("bfdd.sock");
+            let extra = [std::ffi::OsStr::new("--bfdctl"), ctl.as_os_str()];
+            Some(spawn(ns, &d, "bfdd", BFDD, &conf, &zserv, &extra)?)
         } else {
             None
         };
-        let bgpd = spawn(ns, &d, "bgpd", BGPD, &bgpd_conf, &zserv)?;
+        let bgpd = spawn(ns, &d, "bgpd", BGPD, &bgpd_conf, &zserv, &[])?;
         let mut frr = Frr {
             bgpd,
             bfdd,
@@ -306,20 +306,8 @@ fn spawn(
     bin: &str,
     conf: &Path,
     zserv: &Path,
+    extra: &[&std::ffi::OsStr],
 ) -> Result<Process> {
-    let cmd = command(ns, dir, daemon, bin, conf, zserv)?;
-    let stdout: PathBuf = dir.join(format!("{daemon}.stdout"));
-    ns.spawn(daemon, cmd, &stdout)
-}
-
-fn command(
-    ns: &Netns,
-    dir: &Path,
-    daemon: &str,
-    bin: &str,
-    conf: &Path,
-    zserv: &Path,
-) -> Result<std::process::Command> {
     let mut cmd = ns.command(bin)?;
     cmd.args(["-u", "root", "-g", "frrvty"])
         .arg("--vty_socket")
@@ -329,6 +317,8 @@ fn command(
         .arg("-i")
         .arg(dir.join(format!("{daemon}.pid")))
         .arg("-f")
-        .arg(conf);
-    Ok(cmd)
+        .arg(conf)
+        .args(extra);
+    let stdout: PathBuf = dir.join(format!("{daemon}.stdout"));
+    ns.spawn(daemon, cmd, &stdout)
 }

@@ -410,7 +410,9 @@ fn remote_down_takes_up_down_with_diag_3_and_remote_admin_down_is_not_a_failure(
     };
     let mut s = Session::new(1, timers(300, 3), now, 3);
     up(&mut s);
-    let out = s.process(Input::Received(remote(State::Down, 1, 300, 3)), now);
+    let mut failed = remote(State::Down, 1, 300, 3);
+    failed.diag = Diag::PathDown;
+    let out = s.process(Input::Received(failed), now);
     assert_eq!(transitions(&out)[0].diag, Diag::NeighborSignaledDown);
     assert_eq!(
         signals(&out),
@@ -453,6 +455,16 @@ fn remote_restart_with_a_new_discriminator_takes_up_down_then_init_without_a_fai
     assert_eq!(s.view().remote_disc, 0xcafe);
     let t = transitions(&s.process(Input::Received(restarted), now));
     assert_eq!(t[0].to, State::Init);
+}
+
+#[test]
+fn a_down_with_no_diagnostic_from_the_same_discriminator_is_a_restart_too() {
+    let now = Instant::now();
+    let mut s = Session::new(1, timers(300, 3), now, 3);
+    s.process(Input::Received(remote(State::Down, 0, 300, 3)), now);
+    s.process(Input::Received(remote(State::Up, 1, 300, 3)), now);
+    let out = s.process(Input::Received(remote(State::Down, 0, 1000, 3)), now);
+    assert_eq!(signals(&out), vec![Signal::RemoteRestarted]);
 }
 
 #[test]

@@ -705,6 +705,15 @@ fn bfd_pair(extra: &str) -> (RouteServer, Peer, Peer, Peer) {
     (rs, h, fw1, fw2)
 }
 
+/// fw1's BFD detection time expired; the daemon flushes right after.
+fn bfd_down(rs: &mut RouteServer, id: PeerId) {
+    rs.bfd_signal(
+        id,
+        Signal::Down(crate::bfd::packet::Diag::DetectionTimeExpired),
+    );
+    rs.flush();
+}
+
 fn default_route_next_hops(
     h: &mut Peer,
     state: &mut std::collections::BTreeMap<(String, u32), PathAttributes>,
@@ -725,11 +734,7 @@ fn bfd_down_sends_cease_10_withdraws_at_once_and_holds_the_session() {
         default_route_next_hops(&mut h, &mut state),
         vec!["10.1.0.20"]
     );
-    rs.bfd_signal(
-        fw1.id,
-        Signal::Down(crate::bfd::packet::Diag::DetectionTimeExpired),
-    );
-    rs.flush();
+    bfd_down(&mut rs, fw1.id);
     assert_eq!(
         default_route_next_hops(&mut h, &mut state),
         vec!["10.1.0.21"],
@@ -825,11 +830,7 @@ fn bfd_down_withdraws_even_with_graceful_restart_configured() {
         default_route_next_hops(&mut h, &mut state),
         vec!["10.1.0.20"]
     );
-    rs.bfd_signal(
-        fw1.id,
-        Signal::Down(crate::bfd::packet::Diag::DetectionTimeExpired),
-    );
-    rs.flush();
+    bfd_down(&mut rs, fw1.id);
     assert!(default_route_next_hops(&mut h, &mut state).is_empty());
     assert!(rs.next_deadline().is_none(), "nothing kept as stale");
 }
