@@ -49,6 +49,7 @@ pub mod process;
 pub mod rawpeer;
 pub mod route;
 pub mod rtmon;
+pub mod sockopt;
 pub mod steer;
 pub mod tmp;
 pub mod traffic;

@@ -152,6 +152,34 @@ impl Netns {
         }))
     }
 
+    /// Starts a worker thread in this namespace: `setup` runs first and
+    /// this returns once it has (with its error, if any); then `run` gets
+    /// what it made. Join the handle for `run`'s result.
+    pub fn worker<S, T>(
+        &self,
+        setup: impl FnOnce() -> Result<S> + Send + 'static,
+        run: impl FnOnce(S) -> Result<T> + Send + 'static,
+    ) -> Result<std::thread::JoinHandle<Result<Result<T>>>>
+    where
+        T: Send + 'static,
+    {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = self.thread(move || match setup() {
+            Ok(s) => {
+                let _ = ready_tx.send(Ok(()));
+                run(s)
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(anyhow!("{e:#}")));
+                Err(e)
+            }
+        })?;
+        ready_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .map_err(|_| anyhow!("worker in {} did not start", self.name))??;
+        Ok(thread)
+    }
+
     /// The index of interface `ifname` in this namespace.
     pub fn ifindex(&self, ifname: &str) -> Result<u32> {
         let out = self.ip(&format!("-o link show dev {ifname}"))?;

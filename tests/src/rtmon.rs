@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
 use crate::netns::Netns;
+use crate::sockopt::{set, set_int};
 use crate::traffic::now_ns;
 
 const RTNLGRP_IPV4_ROUTE: u32 = 7;
@@ -59,11 +60,7 @@ impl RouteWatch {
     pub fn start(ns: &Netns) -> Result<RouteWatch> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = ns.thread(move || watch(&flag, &ready_tx))?;
-        ready_rx
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .map_err(|_| anyhow!("route watcher did not start"))??;
+        let thread = ns.worker(subscribe, move |fd| Ok(watch(&fd, &flag)))?;
         Ok(RouteWatch { stop, thread })
     }
 
@@ -105,57 +102,20 @@ fn subscribe() -> Result<std::os::fd::OwnedFd> {
         bail!("netlink bind: {}", std::io::Error::last_os_error());
     }
     for group in [RTNLGRP_IPV4_ROUTE, RTNLGRP_NEXTHOP] {
-        // SAFETY: an int option on our socket.
-        let rc = unsafe {
-            libc::setsockopt(
-                raw,
-                libc::SOL_NETLINK,
-                libc::NETLINK_ADD_MEMBERSHIP,
-                (&group as *const u32).cast(),
-                4,
-            )
-        };
-        if rc != 0 {
-            bail!("netlink group {group}: {}", std::io::Error::last_os_error());
-        }
+        set(raw, libc::SOL_NETLINK, libc::NETLINK_ADD_MEMBERSHIP, &group)
+            .with_context(|| format!("netlink group {group}"))?;
     }
     let tv = libc::timeval {
         tv_sec: 0,
         tv_usec: 50_000,
     };
-    let size: libc::c_int = 8 << 20;
-    // SAFETY: a timeval and an int option on our socket.
-    unsafe {
-        libc::setsockopt(
-            raw,
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        );
-        libc::setsockopt(
-            raw,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&size as *const libc::c_int).cast(),
-            4,
-        );
-    }
+    set(raw, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv).context("SO_RCVTIMEO")?;
+    set_int(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 8 << 20).context("SO_RCVBUFFORCE")?;
     Ok(fd)
 }
 
-fn watch(stop: &AtomicBool, ready: &std::sync::mpsc::Sender<Result<()>>) -> Result<Vec<Event>> {
+fn watch(fd: &std::os::fd::OwnedFd, stop: &AtomicBool) -> Vec<Event> {
     use std::os::fd::AsRawFd;
-    let fd = match subscribe() {
-        Ok(fd) => {
-            let _ = ready.send(Ok(()));
-            fd
-        }
-        Err(e) => {
-            let _ = ready.send(Err(anyhow!("{e:#}")));
-            return Err(e);
-        }
-    };
     let mut events = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
     while !stop.load(Ordering::SeqCst) {
@@ -167,7 +127,7 @@ fn watch(stop: &AtomicBool, ready: &std::sync::mpsc::Sender<Result<()>>) -> Resu
         }
         events.extend(parse(&buf[..n as usize], at_ns));
     }
-    Ok(events)
+    events
 }
 
 /// The route and nexthop changes in one netlink datagram.

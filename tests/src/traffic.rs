@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 
 use crate::netns::Netns;
+use crate::sockopt::set_int;
 
 /// Bytes of a datagram: flow (4), sequence (8), send time (8).
 const PAYLOAD: usize = 20;
@@ -154,11 +155,7 @@ impl Sink {
     pub fn start(ns: &Netns, bind: SocketAddrV4) -> Result<Sink> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = ns.thread(move || receive(bind, &flag, &ready_tx))?;
-        ready_rx
-            .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| anyhow!("sink on {bind} did not start"))??;
+        let thread = ns.worker(move || sink_socket(bind), move |s| receive(&s, &flag))?;
         Ok(Sink { stop, thread })
     }
 
@@ -172,59 +169,29 @@ impl Sink {
     }
 }
 
-fn receive(
-    bind: SocketAddrV4,
-    stop: &AtomicBool,
-    ready: &std::sync::mpsc::Sender<Result<()>>,
-) -> Result<Vec<Arrival>> {
-    let setup = || -> Result<UdpSocket> {
-        let s = UdpSocket::bind(bind).with_context(|| format!("binding the sink on {bind}"))?;
-        s.set_read_timeout(Some(Duration::from_millis(50)))?;
-        let one: libc::c_int = 1;
-        // SAFETY: sets an int option on a valid socket.
-        let rc = unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_PKTINFO,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            bail!("IP_PKTINFO: {}", std::io::Error::last_os_error());
-        }
-        // A deep queue: a busy machine must not drop at the sink.
-        let size: libc::c_int = 4 << 20;
-        // SAFETY: as above.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        Ok(s)
-    };
-    let s = match setup() {
-        Ok(s) => {
-            let _ = ready.send(Ok(()));
-            s
-        }
-        Err(e) => {
-            let _ = ready.send(Err(anyhow!("{e:#}")));
-            return Err(e);
-        }
-    };
+fn sink_socket(bind: SocketAddrV4) -> Result<UdpSocket> {
+    let s = UdpSocket::bind(bind).with_context(|| format!("binding the sink on {bind}"))?;
+    s.set_read_timeout(Some(Duration::from_millis(50)))?;
+    set_int(s.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, 1).context("IP_PKTINFO")?;
+    // A deep queue: a busy machine must not drop at the sink.
+    set_int(
+        s.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        4 << 20,
+    )
+    .context("SO_RCVBUFFORCE")?;
+    Ok(s)
+}
+
+fn receive(s: &UdpSocket, stop: &AtomicBool) -> Result<Vec<Arrival>> {
     let mut out = Vec::new();
     while !stop.load(Ordering::SeqCst) {
-        if let Some(a) = recv_one(&s)? {
+        if let Some(a) = recv_one(s)? {
             out.push(a);
         }
     }
-    while let Some(a) = recv_one(&s)? {
+    while let Some(a) = recv_one(s)? {
         out.push(a);
     }
     Ok(out)

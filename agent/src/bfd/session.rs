@@ -53,7 +53,7 @@ pub enum Input {
     AdminDown,
     /// Leave AdminDown (§6.8.16: to Down).
     Enable,
-    /// New local timers (a reload): a Poll Sequence while Up (§6.8.3).
+    /// New local timers: a Poll Sequence while Up (§6.8.3).
     SetTimers(Timers),
 }
 

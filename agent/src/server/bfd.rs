@@ -106,3 +106,61 @@ pub fn metrics(rs: &RouteServer, e: &mut Exposition) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bfd::session::Session;
+    use crate::bfd::status::{BfdStatus, Path};
+    use crate::config::{ConfigFile, ServerConfig};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    #[test]
+    fn metrics_give_each_bfd_appliance_its_state_and_transitions() {
+        let text = r#"
+asn = 65515
+router_id = "10.1.0.4"
+
+[[peer]]
+name = "fw1"
+address = "10.1.0.20"
+asn = 65020
+bfd = true
+
+[[peer]]
+name = "fw2"
+address = "10.1.0.21"
+asn = 65021
+"#;
+        let cfg = ServerConfig::from_str(std::path::Path::new("t.toml"), text).unwrap();
+        let mut rs = RouteServer::new(Arc::new(cfg));
+        let id = rs.appliance_by_addr("10.1.0.20".parse().unwrap()).unwrap();
+        let timers = Timers {
+            desired_min_tx: Duration::from_millis(300),
+            required_min_rx: Duration::from_millis(300),
+            detect_mult: 3,
+        };
+        let view = Session::new(1, timers, Instant::now(), 1).view();
+        let path = Path {
+            remote: "10.1.0.20".parse().unwrap(),
+            local: None,
+            multihop: false,
+            min_ttl: 255,
+            source_port: 49152,
+        };
+        rs.peer_mut(id).unwrap().bfd = Some(Arc::new(BfdStatus::new(view, path)));
+        let mut e = Exposition::default();
+        metrics(&rs, &mut e);
+        let text = e.finish();
+        assert!(
+            text.contains("steer_bfd_session_up{peer=\"fw1\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("steer_bfd_transitions_total{peer=\"fw1\"} 0\n"),
+            "{text}"
+        );
+        assert!(!text.contains("fw2"), "no BFD, no sample: {text}");
+    }
+}
