@@ -11,10 +11,11 @@
 //! timer change (§6.5, §6.8.3: an increase of our transmit interval and a
 //! decrease of our receive interval take effect only when the Final
 //! arrives), the answer to a Poll (§6.8.6), AdminDown (§6.8.16), and what
-//! a client is told (RFC 5882 §3.2, §4.2): Up once both ends say Up (a
-//! side that went Up on the remote's Init may still see a Down the remote
-//! sent before; FRR's bfdd, for one, drops from Init to Down on it), and
-//! Down only after such an Up, except when the remote re-created its
+//! a client is told (RFC 5882 §3.2, §4.2): Up once both ends have said Up
+//! for a Detection Time (a session that falls straight back was never a
+//! working path: FRR's bfdd, for one, drops from Init to Down when a Down
+//! of ours crosses its Init, sometimes right after it said Up), and Down
+//! only after such an Up, except when the remote re-created its
 //! session (a Down from a new discriminator, or with No Diagnostic: the
 //! remote saw no failure, and its packets arrive, so the path works; FRR
 //! does this when bgpd registers the session again once BGP is up).
@@ -68,12 +69,17 @@ pub struct Transition {
     pub diag: Diag,
     /// The remote's state as last received.
     pub remote: State,
+    /// The remote's diagnostic as last received.
+    pub remote_diag: Diag,
+    /// The remote's discriminator (0 once forgotten).
+    pub remote_disc: u32,
 }
 
 /// What a transition means to a client such as BGP (RFC 5882).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Signal {
-    /// The session came Up: the path works.
+    /// The session came Up, and stayed Up with the remote saying Up for a
+    /// Detection Time: the path works.
     Up,
     /// The session left Up because the path failed: act at once.
     Down(Diag),
@@ -194,6 +200,8 @@ pub struct Session {
     ever_up: bool,
     /// The client was told Up for the current Up period.
     signaled_up: bool,
+    /// Both ends say Up: tell the client Up at this time if still so.
+    confirm_at: Option<Instant>,
     last_down_diag: Option<Diag>,
 }
 
@@ -239,6 +247,7 @@ impl Session {
             downs: 0,
             ever_up: false,
             signaled_up: false,
+            confirm_at: None,
             last_down_diag: None,
         }
     }
@@ -260,10 +269,10 @@ impl Session {
 
     /// When [`Input::Tick`] next has work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        match (self.next_tx, self.detect_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.next_tx, self.detect_at, self.confirm_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The transmit interval before jitter (§6.8.2, §6.8.7): the greater
@@ -386,6 +395,14 @@ impl Session {
         if self.detect_at.is_some_and(|t| t <= now) {
             self.detection_expired(now, out);
         }
+        if self.confirm_at.is_some_and(|t| t <= now) {
+            self.confirm_at = None;
+            if self.state == State::Up && self.remote.state == State::Up && !self.signaled_up {
+                self.signaled_up = true;
+                self.ever_up = true;
+                out.push(Output::Signal(Signal::Up));
+            }
+        }
         if self.next_tx.is_some_and(|t| t <= now) {
             out.push(Output::Send(self.packet(self.poll, false)));
             self.last_tx = Some(now);
@@ -451,10 +468,12 @@ impl Session {
             }
             _ => {}
         }
-        if self.state == State::Up && c.state == State::Up && !self.signaled_up {
-            self.signaled_up = true;
-            self.ever_up = true;
-            out.push(Output::Signal(Signal::Up));
+        if self.state == State::Up
+            && c.state == State::Up
+            && !self.signaled_up
+            && self.confirm_at.is_none()
+        {
+            self.confirm_at = Some(now + self.detection_time().unwrap_or(SLOW_TX));
         }
         if c.poll {
             out.push(Output::Send(self.packet(false, true)));
@@ -565,7 +584,10 @@ impl Session {
             to,
             diag,
             remote: self.remote.state,
+            remote_diag: self.remote.diag,
+            remote_disc: self.remote.disc,
         }));
+        self.confirm_at = None;
         if from == State::Up && std::mem::take(&mut self.signaled_up) {
             let signal = if to == State::AdminDown || self.remote.state == State::AdminDown {
                 Signal::AdminDown

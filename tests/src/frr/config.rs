@@ -118,7 +118,7 @@ impl FrrConfig {
         let mut c = String::new();
         let _ = writeln!(
             c,
-            "hostname {}\nlog file {log} debugging\n!\nbfd",
+            "hostname {}\nlog file {log} debugging\ndebug bfd peer\ndebug bfd zebra\n!\nbfd",
             self.hostname
         );
         for n in &self.neighbors {

@@ -407,8 +407,15 @@ impl Thread {
                 },
                 Output::Transition(t) => {
                     let line = format!(
-                        "BFD session to {} ({}): {} -> {}, diagnostic {} (remote says {})",
-                        slot.spec.remote, slot.spec.name, t.from, t.to, t.diag, t.remote
+                        "BFD session to {} ({}): {} -> {}, diagnostic {} (remote {:#x} says {}, diagnostic {})",
+                        slot.spec.remote,
+                        slot.spec.name,
+                        t.from,
+                        t.to,
+                        t.diag,
+                        t.remote_disc,
+                        t.remote,
+                        t.remote_diag
                     );
                     if t.from == State::Up {
                         warn!("{line}");

@@ -55,6 +55,25 @@ fn remote(state: State, your_disc: u32, ms: u32, mult: u8) -> Control {
     }
 }
 
+/// A session the remote brought Up (Down, then Up) that stayed Up with
+/// the remote saying Up for a Detection Time, so its client was told Up;
+/// returns it and the time of that signal.
+fn confirmed_up(now: Instant) -> (Session, Instant) {
+    let mut s = Session::new(1, timers(300, 3), now, 3);
+    s.process(Input::Received(remote(State::Down, 0, 300, 3)), now);
+    let out = s.process(Input::Received(remote(State::Up, 1, 300, 3)), now);
+    assert!(signals(&out).is_empty(), "not before a Detection Time");
+    s.process(
+        Input::Received(remote(State::Up, 1, 300, 3)),
+        now + MS * 500,
+    );
+    let later = now + MS * 900;
+    let out = s.process(Input::Tick, later);
+    assert_eq!(s.state(), State::Up);
+    assert_eq!(signals(&out), vec![Signal::Up]);
+    (s, later)
+}
+
 /// Two sessions joined by a lossless wire, on a virtual clock.
 struct Pair {
     a: Session,
@@ -136,10 +155,12 @@ fn three_way_handshake_brings_both_sides_up_through_init() {
     assert!(p.log.iter().all(|(_, t)| t.diag == Diag::None));
     assert_eq!(p.a.view().transitions, 1);
     assert!(p.a.view().ever_up);
+    let mut got = p.signals.clone();
+    got.sort_by_key(|(w, _)| *w);
     assert_eq!(
-        p.signals,
-        vec![('b', Signal::Up), ('a', Signal::Up)],
-        "each side tells its client once it hears the other say Up"
+        got,
+        vec![('a', Signal::Up), ('b', Signal::Up)],
+        "each side tells its client once, a Detection Time after both say Up"
     );
 }
 
@@ -157,13 +178,72 @@ fn up_is_signalled_only_when_the_remote_says_up_and_a_race_back_to_down_is_silen
     assert_eq!(transitions(&out)[0].to, State::Down);
     assert!(signals(&out).is_empty(), "no Up was signalled, so no Down");
     assert!(!s.view().ever_up);
-    // The handshake completes: Down -> Init -> Up, signalled on the
-    // remote's Up.
+    // The handshake completes: Down -> Init -> Up; Up is signalled once
+    // both ends have said Up for a Detection Time (3 × 1 s here).
     s.process(Input::Received(remote(State::Down, 0, 1000, 3)), now);
     let out = s.process(Input::Received(remote(State::Up, 1, 1000, 3)), now);
-    assert_eq!(signals(&out), vec![Signal::Up]);
-    let out = s.process(Input::Received(remote(State::Up, 1, 1000, 3)), now);
+    assert!(signals(&out).is_empty());
+    s.process(
+        Input::Received(remote(State::Up, 1, 1000, 3)),
+        now + MS * 2000,
+    );
+    assert!(signals(&s.process(Input::Tick, now + MS * 2999)).is_empty());
+    assert_eq!(
+        signals(&s.process(Input::Tick, now + MS * 3000)),
+        vec![Signal::Up]
+    );
+    let out = s.process(
+        Input::Received(remote(State::Up, 1, 1000, 3)),
+        now + MS * 3100,
+    );
     assert!(signals(&out).is_empty(), "once per Up period");
+}
+
+#[test]
+fn an_up_that_falls_straight_back_is_never_signalled() {
+    // FRR's bfdd may say Up and then, on a Down of ours that crossed its
+    // Init, Down again a few milliseconds later.
+    let now = Instant::now();
+    let mut s = Session::new(1, timers(300, 3), now, 3);
+    s.process(Input::Received(remote(State::Init, 1, 1000, 3)), now);
+    let out = s.process(Input::Received(remote(State::Up, 1, 300, 3)), now + MS);
+    assert!(signals(&out).is_empty());
+    let mut back = remote(State::Down, 1, 1000, 3);
+    back.diag = Diag::NeighborSignaledDown;
+    let out = s.process(Input::Received(back), now + MS * 3);
+    assert_eq!(transitions(&out)[0].to, State::Down);
+    assert!(
+        signals(&out).is_empty(),
+        "no Up was told, so no Down either"
+    );
+    assert!(signals(&s.process(Input::Tick, now + MS * 2000)).is_empty());
+}
+
+#[test]
+fn up_is_signalled_only_if_the_remote_still_says_up_when_the_detection_time_ends() {
+    let now = Instant::now();
+    let mut s = Session::new(1, timers(300, 3), now, 3);
+    s.process(Input::Received(remote(State::Down, 0, 300, 3)), now);
+    s.process(Input::Received(remote(State::Up, 1, 300, 3)), now);
+    s.process(
+        Input::Received(remote(State::Init, 1, 300, 3)),
+        now + MS * 300,
+    );
+    assert_eq!(s.state(), State::Up, "§6.8.6: Init received in Up stays Up");
+    assert!(signals(&s.process(Input::Tick, now + MS * 900)).is_empty());
+    s.process(
+        Input::Received(remote(State::Up, 1, 300, 3)),
+        now + MS * 1000,
+    );
+    assert!(signals(&s.process(Input::Tick, now + MS * 1899)).is_empty());
+    s.process(
+        Input::Received(remote(State::Up, 1, 300, 3)),
+        now + MS * 1500,
+    );
+    assert_eq!(
+        signals(&s.process(Input::Tick, now + MS * 1900)),
+        vec![Signal::Up]
+    );
 }
 
 #[test]
@@ -177,7 +257,9 @@ fn both_sides_in_down_both_go_init_then_up() {
             from: State::Down,
             to: State::Init,
             diag: Diag::None,
-            remote: State::Down
+            remote: State::Down,
+            remote_diag: Diag::None,
+            remote_disc: 0xbeef,
         }]
     );
     let out = a.process(Input::Received(remote(State::Init, 1, 1000, 3)), now);
@@ -401,15 +483,7 @@ fn recovery_after_a_cut_goes_through_the_handshake_again() {
 
 #[test]
 fn remote_down_takes_up_down_with_diag_3_and_remote_admin_down_is_not_a_failure() {
-    let now = Instant::now();
-    let up = |s: &mut Session| {
-        s.process(Input::Received(remote(State::Down, 0, 300, 3)), now);
-        let out = s.process(Input::Received(remote(State::Up, 1, 300, 3)), now);
-        assert_eq!(s.state(), State::Up);
-        assert_eq!(signals(&out), vec![Signal::Up]);
-    };
-    let mut s = Session::new(1, timers(300, 3), now, 3);
-    up(&mut s);
+    let (mut s, now) = confirmed_up(Instant::now());
     let mut failed = remote(State::Down, 1, 300, 3);
     failed.diag = Diag::PathDown;
     let out = s.process(Input::Received(failed), now);
@@ -419,8 +493,7 @@ fn remote_down_takes_up_down_with_diag_3_and_remote_admin_down_is_not_a_failure(
         vec![Signal::Down(Diag::NeighborSignaledDown)]
     );
 
-    let mut s = Session::new(1, timers(300, 3), now, 3);
-    up(&mut s);
+    let (mut s, now) = confirmed_up(Instant::now());
     let out = s.process(Input::Received(remote(State::AdminDown, 1, 300, 3)), now);
     let t = transitions(&out)[0];
     assert_eq!((t.to, t.diag), (State::Down, Diag::NeighborSignaledDown));
@@ -435,10 +508,7 @@ fn remote_down_takes_up_down_with_diag_3_and_remote_admin_down_is_not_a_failure(
 
 #[test]
 fn remote_restart_with_a_new_discriminator_takes_up_down_then_init_without_a_failure() {
-    let now = Instant::now();
-    let mut s = Session::new(1, timers(300, 3), now, 3);
-    s.process(Input::Received(remote(State::Down, 0, 300, 3)), now);
-    s.process(Input::Received(remote(State::Up, 1, 300, 3)), now);
+    let (mut s, now) = confirmed_up(Instant::now());
     let mut restarted = remote(State::Down, 0, 1000, 3);
     restarted.my_disc = 0xcafe;
     let out = s.process(Input::Received(restarted), now);
@@ -459,20 +529,14 @@ fn remote_restart_with_a_new_discriminator_takes_up_down_then_init_without_a_fai
 
 #[test]
 fn a_down_with_no_diagnostic_from_the_same_discriminator_is_a_restart_too() {
-    let now = Instant::now();
-    let mut s = Session::new(1, timers(300, 3), now, 3);
-    s.process(Input::Received(remote(State::Down, 0, 300, 3)), now);
-    s.process(Input::Received(remote(State::Up, 1, 300, 3)), now);
+    let (mut s, now) = confirmed_up(Instant::now());
     let out = s.process(Input::Received(remote(State::Down, 0, 1000, 3)), now);
     assert_eq!(signals(&out), vec![Signal::RemoteRestarted]);
 }
 
 #[test]
 fn the_same_remote_saying_down_is_a_failure() {
-    let now = Instant::now();
-    let mut s = Session::new(1, timers(300, 3), now, 3);
-    s.process(Input::Received(remote(State::Down, 0, 300, 3)), now);
-    s.process(Input::Received(remote(State::Up, 1, 300, 3)), now);
+    let (mut s, now) = confirmed_up(Instant::now());
     // The remote stopped hearing us (a one-way failure): Down, diag 1,
     // its own discriminator unchanged, ours forgotten.
     let mut c = remote(State::Down, 0, 1000, 3);
@@ -606,10 +670,7 @@ fn a_slower_transmit_interval_waits_for_the_final_and_a_faster_receive_one_too()
 
 #[test]
 fn a_change_during_a_poll_is_polled_again_after_the_final() {
-    let now = Instant::now();
-    let mut s = Session::new(1, timers(300, 3), now, 3);
-    s.process(Input::Received(remote(State::Down, 0, 300, 3)), now);
-    s.process(Input::Received(remote(State::Up, 1, 300, 3)), now);
+    let (mut s, now) = confirmed_up(Instant::now());
     assert!(s.view().polling);
     s.process(Input::SetTimers(timers(200, 3)), now);
     let mut fin = remote(State::Up, 1, 300, 3);
@@ -622,10 +683,7 @@ fn a_change_during_a_poll_is_polled_again_after_the_final() {
 
 #[test]
 fn a_new_detect_mult_while_up_is_polled() {
-    let now = Instant::now();
-    let mut s = Session::new(1, timers(300, 3), now, 3);
-    s.process(Input::Received(remote(State::Down, 0, 300, 3)), now);
-    s.process(Input::Received(remote(State::Up, 1, 300, 3)), now);
+    let (mut s, now) = confirmed_up(Instant::now());
     let mut fin = remote(State::Up, 1, 300, 3);
     fin.final_ = true;
     s.process(Input::Received(fin), now);
