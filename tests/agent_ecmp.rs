@@ -1,7 +1,8 @@
 //! ECMP: two firewall appliances announce 0.0.0.0/0 with equal AS paths;
 //! the agent installs both next hops, and many UDP flows from a VM spread
-//! over both firewalls while every flow stays on one of them — through XDP
-//! (flow hash over the 5-tuple) and through the kernel path.
+//! over both firewalls while every flow stays on one of them — through TC
+//! (the default; flow hash over the 5-tuple), through XDP, and through the
+//! kernel path.
 
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,8 +70,9 @@ fn send_flows(vm: &Netns) -> Result<()> {
 /// Datagrams received per source port at one firewall.
 type PortCounts = BTreeMap<u16, u32>;
 
-/// What each firewall received, and how many packets XDP forwarded.
-fn run(xdp: &str) -> Result<(PortCounts, PortCounts, u64)> {
+/// What each firewall received, and how many packets `hook` forwarded,
+/// with `dataplane` (`auto`, `xdp`, `kernel`).
+fn run(dataplane: &str, hook: &str) -> Result<(PortCounts, PortCounts, u64)> {
     let mut lab = Lab::new()?;
     let lan = lab.lan("vnet")?;
     let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
@@ -80,8 +82,11 @@ fn run(xdp: &str) -> Result<(PortCounts, PortCounts, u64)> {
     let vm = lab.node("vm1")?;
     lab.link(&host, "vm1", "10.1.1.1/24", &vm, "eth0", "10.1.1.10/24")?;
     vm.ip("route add default via 10.1.1.1")?;
-    // Guests that compute their own checksums can be forwarded by native XDP.
-    vm.exec("ethtool", &["-K", "eth0", "tx", "off"])?;
+    if dataplane == "xdp" {
+        // Guests that compute their own checksums can be forwarded by native
+        // XDP; TC forwards them either way.
+        vm.exec("ethtool", &["-K", "eth0", "tx", "off"])?;
+    }
     for ns in [&fw1_ns, &fw2_ns] {
         ns.ip("addr add 203.0.113.1/24 dev lo")?;
     }
@@ -103,7 +108,7 @@ fn run(xdp: &str) -> Result<(PortCounts, PortCounts, u64)> {
         &host,
         Role::Agent,
         &format!(
-            "asn = 65515\nrouter_id = \"10.1.0.31\"\nroute_servers = [\"10.1.0.4\"]\nvm_interfaces = [\"vm1\"]\nvm_prefixes = [\"10.1.1.0/24\"]\nxdp = \"{xdp}\"\npin_dir = \"{}\"\nconnect_retry = 1\n",
+            "asn = 65515\nrouter_id = \"10.1.0.31\"\nroute_servers = [\"10.1.0.4\"]\nvm_interfaces = [\"vm1\"]\nvm_prefixes = [\"10.1.1.0/24\"]\ndataplane = \"{dataplane}\"\npin_dir = \"{}\"\nconnect_retry = 1\n",
             pins.display()
         ),
     )?;
@@ -129,7 +134,7 @@ fn run(xdp: &str) -> Result<(PortCounts, PortCounts, u64)> {
     send_flows(&vm)?;
     std::thread::sleep(Duration::from_secs(1));
     let after: serde_json::Value = agent.show(&["fib"])?;
-    let fwd = |v: &serde_json::Value| v["xdp_counters"]["forwarded"][0].as_u64().unwrap_or(0);
+    let fwd = |v: &serde_json::Value| v["counters"][hook]["forwarded"][0].as_u64().unwrap_or(0);
     Ok((ports(&s1)?, ports(&s2)?, fwd(&after) - fwd(&before)))
 }
 
@@ -162,8 +167,19 @@ fn check(a: &PortCounts, b: &PortCounts) {
 }
 
 #[test]
+fn flows_spread_over_two_equal_firewalls_and_each_stays_on_one_through_tc() -> Result<()> {
+    let (a, b, forwarded) = run("auto", "tc")?;
+    check(&a, &b);
+    assert!(
+        forwarded >= u64::from(FLOWS * PER_FLOW),
+        "TC forwarded only {forwarded}"
+    );
+    Ok(())
+}
+
+#[test]
 fn flows_spread_over_two_equal_firewalls_and_each_stays_on_one_through_xdp() -> Result<()> {
-    let (a, b, forwarded) = run("native")?;
+    let (a, b, forwarded) = run("xdp", "xdp")?;
     check(&a, &b);
     assert!(
         forwarded >= u64::from(FLOWS * PER_FLOW),
@@ -174,7 +190,8 @@ fn flows_spread_over_two_equal_firewalls_and_each_stays_on_one_through_xdp() -> 
 
 #[test]
 fn flows_spread_over_two_equal_firewalls_and_each_stays_on_one_through_the_kernel() -> Result<()> {
-    let (a, b, _) = run("off")?;
+    let (a, b, forwarded) = run("kernel", "tc")?;
     check(&a, &b);
+    assert_eq!(forwarded, 0);
     Ok(())
 }

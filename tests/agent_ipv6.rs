@@ -1,9 +1,10 @@
 //! IPv6 end to end: an appliance (GoBGP) announces an IPv6 prefix with an
 //! IPv6 next hop over its IPv4 session (MP-BGP, RFC 4760); the route server
 //! passes it to the host over iBGP with ADD-PATH; the agent installs it in
-//! the kernel table and the XDP IPv6 map, and a VM's IPv6 ping reaches the
-//! appliance through XDP. The host's IPv6 VM prefix and the VNet's IPv6
-//! space reach the appliance with the configured IPv6 next hops.
+//! the kernel table and the eBPF IPv6 map, and a VM's IPv6 ping reaches the
+//! appliance through the TC program (the default dataplane). The host's
+//! IPv6 VM prefix and the VNet's IPv6 space reach the appliance with the
+//! configured IPv6 next hops.
 
 use anyhow::Result;
 use serde_json::Value;
@@ -29,7 +30,8 @@ ranges = ["10.1.0.0/24"]
 "#;
 
 #[test]
-fn ipv6_route_over_an_ipv4_session_reaches_kernel_and_xdp_and_carries_vm_traffic() -> Result<()> {
+fn ipv6_route_over_an_ipv4_session_reaches_kernel_and_ebpf_map_and_carries_vm_traffic_through_tc()
+-> Result<()> {
     let mut lab = Lab::new()?;
     let lan = lab.lan("vnet")?;
     let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
@@ -60,7 +62,7 @@ fn ipv6_route_over_an_ipv4_session_reaches_kernel_and_xdp_and_carries_vm_traffic
         &host,
         Role::Agent,
         &format!(
-            "asn = 65515\nrouter_id = \"10.1.0.31\"\nroute_servers = [\"10.1.0.4\"]\nvm_interfaces = [\"vm1\"]\nvm_prefixes = [\"10.1.1.0/24\", \"2001:db8:a001::/64\"]\nipv6_next_hop = \"2001:db8:1::31\"\nxdp = \"native\"\npin_dir = \"{}\"\nconnect_retry = 1\n",
+            "asn = 65515\nrouter_id = \"10.1.0.31\"\nroute_servers = [\"10.1.0.4\"]\nvm_interfaces = [\"vm1\"]\nvm_prefixes = [\"10.1.1.0/24\", \"2001:db8:a001::/64\"]\nipv6_next_hop = \"2001:db8:1::31\"\npin_dir = \"{}\"\nconnect_retry = 1\n",
             pins.display()
         ),
     )?;
@@ -102,7 +104,7 @@ fn ipv6_route_over_an_ipv4_session_reaches_kernel_and_xdp_and_carries_vm_traffic
     );
 
     vm.output("ping", &["-6", "-c", "2", "-W", "1", "2001:db8:250::1"])?;
-    let before = fib["xdp_counters"]["forwarded"][0].as_u64().unwrap_or(0);
+    let before = fib["counters"]["tc"]["forwarded"][0].as_u64().unwrap_or(0);
     let out = vm.output(
         "ping",
         &["-6", "-c", "10", "-i", "0.05", "-W", "1", "2001:db8:250::1"],
@@ -110,7 +112,10 @@ fn ipv6_route_over_an_ipv4_session_reaches_kernel_and_xdp_and_carries_vm_traffic
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("10 received"), "{text}");
     let after: Value = agent.show(&["fib"])?;
-    let forwarded = after["xdp_counters"]["forwarded"][0].as_u64().unwrap_or(0) - before;
-    assert!(forwarded >= 10, "XDP forwarded {forwarded} IPv6 packets");
+    let forwarded = after["counters"]["tc"]["forwarded"][0]
+        .as_u64()
+        .unwrap_or(0)
+        - before;
+    assert!(forwarded >= 10, "TC forwarded {forwarded} IPv6 packets");
     Ok(())
 }

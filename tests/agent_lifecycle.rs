@@ -1,17 +1,18 @@
 //! Routes leave the host's dataplane when they go away upstream, and the
 //! dataplane survives the agent: a withdrawn prefix and an appliance whose
-//! session ends leave the kernel table and the XDP map; a route server that
+//! session ends leave the kernel table and the eBPF map; a route server that
 //! dies is bridged by graceful restart, then swept; `kill -9` of the agent
-//! under a steady flow loses no packet and a route withdrawn while it was
-//! down is swept after it resyncs; SIGTERM keeps the dataplane unless
-//! `flush_on_exit` asks to remove it.
+//! under a steady flow loses no packet, with the default dataplane (TC) and
+//! with XDP, and a route withdrawn while it was down is swept after it
+//! resyncs; SIGTERM keeps the dataplane unless `flush_on_exit` asks to
+//! remove it.
 
 use anyhow::Result;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use steer_tests::{
     Announce, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Role, Steer, default_timeout,
-    wait_for,
+    hooks, wait_for,
 };
 
 fn rs_config(gr_time: u16) -> String {
@@ -59,7 +60,7 @@ fn agent_config(pins: &std::path::Path, extra: &str) -> String {
         "vm_interfaces = [\"vm1\"]\n"
     };
     format!(
-        "asn = 65515\nrouter_id = \"10.1.0.31\"\nroute_servers = [\"10.1.0.4\"]\n{interfaces}vm_prefixes = [\"10.1.1.0/24\"]\nxdp = \"native\"\npin_dir = \"{}\"\nconnect_retry = 1\nstale_timeout = 30\n{extra}",
+        "asn = 65515\nrouter_id = \"10.1.0.31\"\nroute_servers = [\"10.1.0.4\"]\n{interfaces}vm_prefixes = [\"10.1.1.0/24\"]\npin_dir = \"{}\"\nconnect_retry = 1\nstale_timeout = 30\n{extra}",
         pins.display()
     )
 }
@@ -222,8 +223,25 @@ fn loss(child: std::process::Child) -> Result<(u32, u32)> {
 
 #[test]
 fn kill_9_of_the_agent_loses_no_packet_and_a_route_withdrawn_meanwhile_is_swept() -> Result<()> {
-    let mut h = setup(120, "")?;
+    kill_9_loses_no_packet("", "tc")
+}
+
+#[test]
+fn kill_9_of_the_agent_loses_no_packet_with_the_xdp_dataplane() -> Result<()> {
+    kill_9_loses_no_packet("dataplane = \"xdp\"\n", "xdp")
+}
+
+fn forwarded(agent: &Steer, hook: &str) -> Result<u64> {
+    let fib: Value = agent.show(&["fib"])?;
+    Ok(fib["counters"][hook]["forwarded"][0].as_u64().unwrap_or(0))
+}
+
+/// Pings through the host while the agent is killed and restarted: none is
+/// lost, and `hook` forwarded (at least) every echo request meanwhile.
+fn kill_9_loses_no_packet(dataplane: &str, hook: &str) -> Result<()> {
+    let mut h = setup(120, dataplane)?;
     h.vm.output("ping", &["-c", "3", "-i", "0.1", "10.250.0.1"])?;
+    let before = forwarded(&h.agent, hook)?;
     let ping = steady_ping(&h.vm, "10.250.0.1", 800)?;
     std::thread::sleep(Duration::from_secs(1));
     h.agent.kill9();
@@ -245,6 +263,8 @@ fn kill_9_of_the_agent_loses_no_packet_and_a_route_withdrawn_meanwhile_is_swept(
         (800, 800),
         "packets lost across kill -9 and restart"
     );
+    let carried = forwarded(&h.agent, hook)? - before;
+    assert!(carried >= 800, "{hook} forwarded only {carried} of 800");
     wait_state(&h, |t, x| {
         !t.contains("10.251.0.0/16") && !x.contains("10.251.0.0/16") && t.contains("10.250.0.0/16")
     })?;
@@ -288,7 +308,7 @@ fn state_without_agent(h: &Host) -> Result<(String, String)> {
 }
 
 #[test]
-fn reconcile_repairs_a_deleted_route_and_attaches_xdp_to_a_vm_interface_that_appears() -> Result<()>
+fn reconcile_repairs_a_deleted_route_and_attaches_tc_to_a_vm_interface_that_appears() -> Result<()>
 {
     let mut h = setup(
         120,
@@ -299,13 +319,11 @@ fn reconcile_repairs_a_deleted_route_and_attaches_xdp_to_a_vm_interface_that_app
     let vm9 = h.lab.node("vm9")?;
     h.lab
         .link(&h.host, "vm9", "10.1.9.1/24", &vm9, "eth0", "10.1.9.10/24")?;
-    wait_for("XDP on vm9", default_timeout(), || {
+    wait_for("the TC program on vm9", default_timeout(), || {
         let fib: Value = h.agent.show(&["fib"])?;
-        Ok(fib["xdp_attached"]
-            .to_string()
-            .contains("vm9")
-            .then_some(()))
+        Ok(fib["attached"].to_string().contains("vm9").then_some(()))
     })?;
+    assert_eq!(hooks::tcx_programs(&h.host, "vm9")?.len(), 1);
     Ok(())
 }
 
@@ -315,8 +333,11 @@ fn sigterm_keeps_the_dataplane_and_flush_on_exit_removes_it() -> Result<()> {
     h.agent.terminate();
     let t = h.host.ip("route show table 200")?;
     assert!(t.contains("10.250.0.0/16"), "{t}");
-    let link = h.host.ip("-d link show vm1")?;
-    assert!(link.contains("xdp"), "XDP must stay attached: {link}");
+    assert_eq!(
+        hooks::tcx_programs(&h.host, "vm1")?.len(),
+        1,
+        "the TC program must stay attached"
+    );
     assert!(h.host.ip("rule show")?.contains("lookup 200"));
     assert_eq!(
         h.vm.output("ping", &["-c", "3", "-i", "0.1", "-W", "1", "10.250.0.1"])?
@@ -332,7 +353,9 @@ fn sigterm_keeps_the_dataplane_and_flush_on_exit_removes_it() -> Result<()> {
     h.agent.terminate();
     assert_eq!(h.host.ip("route show table 200")?.trim(), "");
     assert!(!h.host.ip("rule show")?.contains("lookup 200"));
-    assert!(!h.host.ip("-d link show vm1")?.contains("prog/xdp"));
+    assert!(hooks::tcx_programs(&h.host, "vm1")?.is_empty());
+    assert_eq!(hooks::xdp_program(&h.host, "vm1")?, None);
+    assert!(!h.pins.exists(), "pins removed");
     let _ = h.lab.dir();
     Ok(())
 }

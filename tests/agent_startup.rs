@@ -127,7 +127,7 @@ fn a_second_agent_on_a_held_pin_dir_is_refused_and_a_killed_agents_pins_are_adop
     first.restart()?;
     let log = first.log();
     assert!(
-        log.contains(&format!("XDP pins in {}: adopted", pins.display())),
+        log.contains(&format!("eBPF pins in {}: adopted", pins.display())),
         "the restarted agent says what it adopted:\n{}",
         first.log_tail()
     );

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use steer_tests::failover::{FW1, FailoverLab, FailoverSpec, SINK};
-use steer_tests::traffic::{FlowReport, Sender, Sink, StreamSpec, analyze, now_ns};
+use steer_tests::stream::{FlowReport, Sender, Sink, StreamSpec, analyze, now_ns};
 use steer_tests::wait_for;
 
 fn stream(flows: u16, secs: u64) -> StreamSpec {

@@ -5,7 +5,7 @@
 
 use crate::prefix::Prefix;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
@@ -334,16 +334,63 @@ impl Default for HostsConfig {
     }
 }
 
-/// XDP attach mode of the agent.
+/// The agent's forwarding path on the VM interfaces (`dataplane`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataplaneSetting {
+    /// Per interface kind, the hooks that measured fastest.
+    #[default]
+    Auto,
+    /// The TC program alone (on the skb: keeps GSO and checksum offload).
+    Tc,
+    /// Native XDP, with the TC program behind it for what XDP passes.
+    Xdp,
+    /// No eBPF program: table 200 and the `ip rule`s only.
+    Kernel,
+}
+
+/// The deprecated `xdp` key, an alias of `dataplane`.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum XdpSetting {
-    /// Driver (native) mode.
+    /// `dataplane = "xdp"`.
     Native,
-    /// Generic (skb) mode.
+    /// `dataplane = "tc"`: generic XDP's point was to keep the skb's
+    /// offload state, which the TC program does, faster.
     Generic,
-    /// No XDP: the kernel table forwards everything.
+    /// `dataplane = "kernel"`.
     Off,
+}
+
+impl XdpSetting {
+    /// The `dataplane` value this alias stands for.
+    pub fn dataplane(self) -> DataplaneSetting {
+        match self {
+            XdpSetting::Native => DataplaneSetting::Xdp,
+            XdpSetting::Generic => DataplaneSetting::Tc,
+            XdpSetting::Off => DataplaneSetting::Kernel,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            XdpSetting::Native => "native",
+            XdpSetting::Generic => "generic",
+            XdpSetting::Off => "off",
+        }
+    }
+}
+
+impl DataplaneSetting {
+    /// The key's value as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataplaneSetting::Auto => "auto",
+            DataplaneSetting::Tc => "tc",
+            DataplaneSetting::Xdp => "xdp",
+            DataplaneSetting::Kernel => "kernel",
+        }
+    }
 }
 
 /// How the agent installs ECMP routes.
@@ -375,7 +422,7 @@ pub struct AgentConfig {
     /// Kernel table for learned routes.
     #[serde(default = "d_table")]
     pub table: u32,
-    /// VM-facing interfaces: XDP attaches here and their traffic uses `table`.
+    /// VM-facing interfaces: the eBPF hooks attach here and their traffic uses `table`.
     #[serde(default)]
     pub vm_interfaces: Vec<String>,
     /// The host's VM prefixes, announced so appliances can route back.
@@ -390,10 +437,13 @@ pub struct AgentConfig {
     /// Learned from the route servers when empty.
     #[serde(default)]
     pub vnet_prefixes: Vec<Prefix>,
-    /// XDP mode: native, generic or off.
-    #[serde(default = "d_xdp")]
-    pub xdp: XdpSetting,
-    /// aya-log debug events from the XDP program.
+    /// Forwarding path: auto, tc, xdp or kernel.
+    #[serde(default)]
+    pub dataplane: Option<DataplaneSetting>,
+    /// Deprecated alias of `dataplane`: native, generic or off.
+    #[serde(default)]
+    pub xdp: Option<XdpSetting>,
+    /// aya-log debug events from the eBPF programs.
     #[serde(default)]
     pub xdp_debug: bool,
     /// bpffs directory for pinned maps and links (per instance).
@@ -405,11 +455,11 @@ pub struct AgentConfig {
     /// Priority of the first of the three `ip rule`s per VM interface.
     #[serde(default = "d_rule_priority")]
     pub rule_priority: u32,
-    /// On SIGTERM remove routes, rules and XDP instead of keeping the
+    /// On SIGTERM remove routes, rules and the eBPF hooks instead of keeping the
     /// dataplane forwarding while the agent is down.
     #[serde(default)]
     pub flush_on_exit: bool,
-    /// Keep resolved neighbour entries for next hops so XDP can forward
+    /// Keep resolved neighbour entries for next hops so the fast path can forward
     /// the first packet of a flow.
     #[serde(default = "d_true")]
     pub manage_neighbors: bool,
@@ -421,7 +471,7 @@ pub struct AgentConfig {
     #[serde(default = "d_gr_time")]
     pub graceful_restart_time: u16,
     /// Seconds between FIB reconciles: re-read the kernel table, repair
-    /// differences, retry refused changes, attach XDP to VM interfaces that
+    /// differences, retry refused changes, attach the eBPF hooks to VM interfaces that
     /// appeared.
     #[serde(default = "d_reconcile")]
     pub reconcile_interval: u64,
@@ -443,10 +493,6 @@ pub struct AgentConfig {
     /// Address:port for Prometheus metrics over HTTP (off by default).
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
-}
-
-fn d_xdp() -> XdpSetting {
-    XdpSetting::Native
 }
 
 fn read(file: &Path) -> Result<String, ConfigError> {
@@ -539,7 +585,7 @@ impl Check<'_> {
     }
 
     fn prefixes(&self, key: &str, list: &[Prefix]) -> Result<(), ConfigError> {
-        let mut seen = HashSet::new();
+        let mut seen = BTreeSet::new();
         for (i, p) in list.iter().enumerate() {
             if !seen.insert(p) {
                 return Err(self.fail(format!("{key}[{i}]"), format!("{p} is listed twice")));
@@ -627,8 +673,8 @@ impl ServerConfig {
             self.bfd.multiplier,
             self.bfd.min_ttl,
         )?;
-        let mut names = HashSet::new();
-        let mut addrs = HashSet::new();
+        let mut names = BTreeSet::new();
+        let mut addrs = BTreeSet::new();
         for (i, p) in self.peers.iter().enumerate() {
             let k = |f: &str| format!("peer[{i}].{f}");
             if p.name.is_empty() || p.name.contains(char::is_whitespace) {
@@ -715,7 +761,7 @@ impl AgentConfig {
         if self.route_servers.is_empty() {
             return Err(c.fail("route_servers", "needs at least one route server address"));
         }
-        let mut seen = HashSet::new();
+        let mut seen = BTreeSet::new();
         for (i, a) in self.route_servers.iter().enumerate() {
             if !seen.insert(a) {
                 return Err(c.fail(
@@ -735,7 +781,7 @@ impl AgentConfig {
         }
         c.prefixes("vm_prefixes", &self.vm_prefixes)?;
         c.prefixes("vnet_prefixes", &self.vnet_prefixes)?;
-        let mut ifs = HashSet::new();
+        let mut ifs = BTreeSet::new();
         for (i, name) in self.vm_interfaces.iter().enumerate() {
             if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
                 return Err(c.fail(
@@ -755,6 +801,18 @@ impl AgentConfig {
         if self.reconcile_interval == 0 {
             return Err(c.fail("reconcile_interval", "must be at least 1 second"));
         }
+        if let (Some(d), Some(x)) = (self.dataplane, self.xdp) {
+            return Err(c.fail(
+                "xdp",
+                format!(
+                    "`xdp` is the deprecated alias of `dataplane`, which is set too (`{}`); \
+                     keep only `dataplane` (`xdp = \"{}\"` means `dataplane = \"{}\"`)",
+                    d.name(),
+                    x.name(),
+                    x.dataplane().name()
+                ),
+            ));
+        }
         if self.rule_priority == 0 || self.rule_priority > 32000 {
             return Err(c.fail(
                 "rule_priority",
@@ -769,6 +827,24 @@ impl AgentConfig {
         self.socket
             .clone()
             .unwrap_or_else(|| PathBuf::from("/run/steer/agent.sock"))
+    }
+
+    /// The forwarding path, and what to log when the deprecated `xdp` key
+    /// chose it.
+    pub fn dataplane(&self) -> (DataplaneSetting, Option<String>) {
+        match (self.dataplane, self.xdp) {
+            (Some(d), _) => (d, None),
+            (None, Some(x)) => (
+                x.dataplane(),
+                Some(format!(
+                    "config key `xdp` is deprecated: `xdp = \"{}\"` now means `dataplane = \"{}\"`; \
+                     write that instead (or leave it out: the default `auto` measured fastest)",
+                    x.name(),
+                    x.dataplane().name()
+                )),
+            ),
+            (None, None) => (DataplaneSetting::Auto, None),
+        }
     }
 
     /// The bpffs directory for this agent's pinned objects.
@@ -810,9 +886,9 @@ asn = 65515
 router_id = "10.1.0.31"
 route_servers = ["10.1.0.4", "10.1.0.5"]  # iBGP to each; both are used
 table = 200                               # kernel table for learned routes
-vm_interfaces = ["vm1"]                   # XDP attaches here; their traffic looks up `table`
+vm_interfaces = ["vm1"]                   # the eBPF hooks attach here; their traffic looks up `table`
 vm_prefixes = ["10.1.1.0/24"]             # announced, so appliances can route back
-xdp = "native"                            # native | generic | off
+dataplane = "auto"                        # auto | tc | xdp | kernel
 "#;
 
     fn server(text: &str) -> Result<ServerConfig, ConfigError> {
@@ -841,7 +917,7 @@ xdp = "native"                            # native | generic | off
         let c = agent(ISSUE_AGENT).unwrap();
         assert_eq!(c.route_servers.len(), 2);
         assert_eq!(c.table, 200);
-        assert_eq!(c.xdp, XdpSetting::Native);
+        assert_eq!(c.dataplane(), (DataplaneSetting::Auto, None));
         assert!(!c.flush_on_exit);
         assert_eq!(c.rule_priority, 1000);
     }
@@ -962,9 +1038,44 @@ xdp = "native"                            # native | generic | off
     }
 
     #[test]
-    fn bad_xdp_mode_is_refused() {
-        let e = agent(&ISSUE_AGENT.replace("\"native\"", "\"turbo\"")).unwrap_err();
+    fn bad_dataplane_is_refused_naming_the_value() {
+        let e = agent(&ISSUE_AGENT.replace("\"auto\"", "\"turbo\"")).unwrap_err();
         assert!(e.to_string().contains("turbo"), "{e}");
+        assert!(e.to_string().starts_with("agent.toml: "), "{e}");
+    }
+
+    #[test]
+    fn the_dataplane_defaults_to_auto() {
+        let c = agent(&ISSUE_AGENT.replace("dataplane = \"auto\"", "")).unwrap();
+        assert_eq!(c.dataplane(), (DataplaneSetting::Auto, None));
+    }
+
+    #[test]
+    fn the_deprecated_xdp_key_maps_onto_dataplane_with_a_note() {
+        for (old, new) in [
+            ("native", DataplaneSetting::Xdp),
+            ("generic", DataplaneSetting::Tc),
+            ("off", DataplaneSetting::Kernel),
+        ] {
+            let text = ISSUE_AGENT.replace("dataplane = \"auto\"", &format!("xdp = \"{old}\""));
+            let (got, note) = agent(&text).unwrap().dataplane();
+            assert_eq!(got, new, "xdp = {old}");
+            let note = note.expect("a deprecation note");
+            assert!(
+                note.contains(&format!("dataplane = \"{}\"", new.name())),
+                "{note}"
+            );
+        }
+    }
+
+    #[test]
+    fn both_dataplane_and_xdp_are_refused() {
+        let e = agent(&format!("xdp = \"off\"\n{ISSUE_AGENT}")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "agent.toml: key `xdp`: `xdp` is the deprecated alias of `dataplane`, which is set \
+             too (`auto`); keep only `dataplane` (`xdp = \"off\"` means `dataplane = \"kernel\"`)"
+        );
     }
 
     #[test]

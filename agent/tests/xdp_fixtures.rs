@@ -1,16 +1,20 @@
-//! BPF_PROG_TEST_RUN fixtures for the XDP program (katran / cilium
-//! `bpf/tests` style): {frame in, map contents, expected action, frame out,
-//! counter reason}, run in a fresh network namespace whose routes and
-//! permanent neighbour entries make `bpf_fib_lookup`'s answers known.
-//! Needs root; fails (never skips) without it.
+//! BPF_PROG_TEST_RUN fixtures for both programs (katran / cilium
+//! `bpf/tests` style): {name, packet in, map contents, expected action,
+//! packet out, counter reason}, run in a fresh network namespace whose
+//! routes and permanent neighbour entries make `bpf_fib_lookup`'s answers
+//! known. The XDP cases come first, then the TC table, where the packet in
+//! is an skb with the `__sk_buff` fields of a real one (ingress device, GSO
+//! size and segments). Needs root; fails (never skips) without it.
 
 mod xdp_support;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use steer::fib::xdp::testrun::XdpAction;
-use steer::fib::xdp::{Reason, XdpConfig, XdpCounters, XdpDataplane, XdpMode, XdpTarget};
+use steer::fib::xdp::testrun::{SkbMeta, TcAction, XdpAction};
+use steer::fib::xdp::{
+    DataplaneCounters, DataplaneMode, Hook, Reason, XdpConfig, XdpDataplane, XdpMode, XdpTarget,
+};
 use steer::prefix::Prefix;
 use xdp_support::netns::{Netns, PinDir, ip, require_root_and, sysctl};
 use xdp_support::packet::{Mac, V4, V6, ipv4_checksum, partial_csum};
@@ -110,13 +114,12 @@ fn open(pin: &PinDir) -> XdpDataplane {
 }
 
 fn open_in(pin: &PinDir, mode: XdpMode) -> XdpDataplane {
-    XdpDataplane::open(&XdpConfig {
-        pin_dir: pin.0.clone(),
-        interfaces: vec![],
-        mode,
-        debug: false,
-    })
-    .expect("open the XDP dataplane")
+    XdpDataplane::open(&XdpConfig::new(
+        pin.0.clone(),
+        &[],
+        DataplaneMode::Xdp(mode),
+    ))
+    .expect("open the eBPF dataplane")
 }
 
 /// `p`'s frame with its UDP checksum left to offload.
@@ -151,20 +154,27 @@ fn check(
     let after = dp.counters().unwrap();
     assert_eq!(got.action, action, "{name}: action");
     assert_eq!(got.frame, out, "{name}: frame out");
-    assert_counted(name, &before, &after, reason, 1, frame.len() as u64);
+    assert_counted(
+        name,
+        &before,
+        &after,
+        (Hook::Xdp, reason),
+        1,
+        frame.len() as u64,
+    );
 }
 
 fn assert_counted(
     name: &str,
-    before: &XdpCounters,
-    after: &XdpCounters,
-    reason: Reason,
+    before: &DataplaneCounters,
+    after: &DataplaneCounters,
+    (hook, reason): (Hook, Reason),
     packets: u64,
     bytes: u64,
 ) {
     for (b, a) in before.values.iter().zip(&after.values) {
         let (dp, db) = (a.packets - b.packets, a.bytes - b.bytes);
-        if a.name == reason.name() {
+        if a.hook == hook.name() && a.name == reason.name() {
             assert_eq!((dp, db), (packets, bytes), "{name}: counter {}", a.name);
         } else {
             assert_eq!((dp, db), (0, 0), "{name}: counter {} must not move", a.name);
@@ -392,7 +402,7 @@ fn fixtures_give_the_expected_action_frame_and_counter() {
 
         let f = offloaded_v4(&base);
         case(
-            "udp checksum left to offload",
+            "udp checksum left to offload (on to TC)",
             f.clone(),
             p,
             f,
@@ -438,6 +448,266 @@ fn generic_mode_forwards_checksums_left_to_offload() {
             &out,
             Reason::Forwarded,
         );
+    });
+}
+
+/// One TC fixture: an skb in, what must come out.
+struct TcCase {
+    name: &'static str,
+    frame: Vec<u8>,
+    /// `(gso_size, gso_segs)` for a GSO superpacket.
+    gso: Option<(u32, u32)>,
+    action: TcAction,
+    out: Vec<u8>,
+    reason: Reason,
+}
+
+/// `p` with TTL - 1 and the IPv4 checksum recomputed, MACs as given.
+fn routed_v4(p: &V4, dst_mac: Mac, src_mac: Mac) -> Vec<u8> {
+    let mut out = p.clone();
+    out.ttl -= 1;
+    out.dst_mac = dst_mac;
+    out.src_mac = src_mac;
+    out.frame()
+}
+
+/// `frame` (IPv4 at 14) with TTL - 1, the IPv4 checksum recomputed and the
+/// MACs replaced; the rest (an offloaded L4 checksum) untouched.
+fn routed_raw_v4(frame: &[u8], dst_mac: Mac) -> Vec<u8> {
+    let mut out = frame.to_vec();
+    out[0..6].copy_from_slice(&dst_mac);
+    out[6..12].copy_from_slice(&HOST_UP0_MAC);
+    out[14 + 8] -= 1;
+    out[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+    let sum = ipv4_checksum(&out[14..34]);
+    out[14 + 10..14 + 12].copy_from_slice(&sum.to_be_bytes());
+    out
+}
+
+fn tc_cases() -> Vec<TcCase> {
+    let base = V4::udp(VM_MAC, HOST_VM0_MAC, v4("10.1.1.10"), v4("203.0.113.5"));
+    let base6 = V6::udp(
+        VM_MAC,
+        HOST_VM0_MAC,
+        v6("2001:db8:1::10"),
+        v6("2001:db8:aaaa::5"),
+    );
+    let fwd = |name, frame: Vec<u8>, out: Vec<u8>, gso| TcCase {
+        name,
+        frame,
+        gso,
+        action: TcAction::Redirect,
+        out,
+        reason: Reason::Forwarded,
+    };
+    let pass = |name, frame: Vec<u8>, reason| TcCase {
+        name,
+        out: frame.clone(),
+        frame,
+        gso: None,
+        action: TcAction::Ok,
+        reason,
+    };
+    let with = |f: &dyn Fn(&mut V4)| {
+        let mut p = base.clone();
+        f(&mut p);
+        p
+    };
+    let with6 = |f: &dyn Fn(&mut V6)| {
+        let mut p = base6.clone();
+        f(&mut p);
+        p
+    };
+    let mut out6 = base6.clone();
+    out6.hop_limit = 63;
+    out6.dst_mac = NVA6_MAC;
+    out6.src_mac = HOST_UP0_MAC;
+    let mut out6_offloaded = offloaded_v6(&base6);
+    out6_offloaded[0..6].copy_from_slice(&NVA6_MAC);
+    out6_offloaded[6..12].copy_from_slice(&HOST_UP0_MAC);
+    out6_offloaded[14 + 7] = 63;
+    let over6 = with(&|p| p.dst = v4("100.64.3.9"));
+    let big = with(&|p| p.payload = 1600);
+    let no_neigh = with(&|p| p.dst = v4("100.64.1.1"));
+    let other_host = with(&|p| p.dst_mac = [0x02, 0, 0, 0, 0x99, 0x99]);
+    let mut arp = base.frame();
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    let mut vlan = base.frame();
+    vlan.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
+    let mut lying = base.frame();
+    lying.truncate(lying.len() - 8);
+    vec![
+        fwd(
+            "ipv4 forward",
+            base.frame(),
+            routed_v4(&base, NVA_MACS[0], HOST_UP0_MAC),
+            None,
+        ),
+        fwd(
+            "ipv4 over an ipv6 next hop",
+            over6.frame(),
+            routed_v4(&over6, NVA6_MAC, HOST_UP0_MAC),
+            None,
+        ),
+        fwd("ipv6 forward", base6.frame(), out6.frame(), None),
+        fwd(
+            "udp checksum left to offload is forwarded untouched",
+            offloaded_v4(&base),
+            routed_raw_v4(&offloaded_v4(&base), NVA_MACS[0]),
+            None,
+        ),
+        fwd(
+            "ipv6 udp checksum left to offload is forwarded untouched",
+            offloaded_v6(&base6),
+            out6_offloaded,
+            None,
+        ),
+        fwd(
+            "gso superpacket larger than the egress mtu",
+            big.frame(),
+            routed_v4(&big, NVA_MACS[0], HOST_UP0_MAC),
+            Some((1448, 2)),
+        ),
+        fwd(
+            "next hop without neighbour: the kernel resolves it on the way out",
+            no_neigh.frame(),
+            routed_v4(&no_neigh, HOST_VM0_MAC, VM_MAC),
+            None,
+        ),
+        pass("the same size without gso", big.frame(), Reason::FragNeeded),
+        pass(
+            "next hop without route",
+            with(&|p| p.dst = v4("100.64.2.1")).frame(),
+            Reason::FibFailed,
+        ),
+        pass("ttl 1", with(&|p| p.ttl = 1).frame(), Reason::TtlExpired),
+        pass(
+            "hop limit 1",
+            with6(&|p| p.hop_limit = 1).frame(),
+            Reason::TtlExpired,
+        ),
+        pass(
+            "no route",
+            with(&|p| p.dst = v4("192.0.2.99")).frame(),
+            Reason::NoRoute,
+        ),
+        pass(
+            "no ipv6 route",
+            with6(&|p| p.dst = v6("2001:db8:bbbb::1")).frame(),
+            Reason::NoRoute,
+        ),
+        pass(
+            "pass entry",
+            with(&|p| p.dst = v4("10.1.2.10")).frame(),
+            Reason::PassEntry,
+        ),
+        pass(
+            "ipv6 pass entry",
+            with6(&|p| p.dst = v6("2001:db8:1::20")).frame(),
+            Reason::PassEntry,
+        ),
+        pass(
+            "ipv4 options",
+            with(&|p| p.options = vec![1, 1, 1, 0]).frame(),
+            Reason::Ipv4Options,
+        ),
+        pass(
+            "first fragment (MF)",
+            with(&|p| p.frag = 0x2000).frame(),
+            Reason::Ipv4Fragment,
+        ),
+        pass(
+            "ipv6 hop-by-hop header",
+            with6(&|p| p.next_header = 0).frame(),
+            Reason::Ipv6ExtHeader,
+        ),
+        pass("arp", arp, Reason::NotIp),
+        pass("vlan tagged", vlan, Reason::NotIp),
+        pass(
+            "broadcast frame",
+            with(&|p| p.dst_mac = [0xff; 6]).frame(),
+            Reason::NotUnicast,
+        ),
+        pass(
+            "frame for another host's mac",
+            other_host.frame(),
+            Reason::NotUnicast,
+        ),
+        pass(
+            "multicast destination",
+            with(&|p| p.dst = v4("224.0.0.5")).frame(),
+            Reason::NotUnicast,
+        ),
+        pass("total length beyond the packet", lying, Reason::Truncated),
+    ]
+}
+
+#[test]
+fn tc_fixtures_give_the_expected_action_packet_and_counter() {
+    require_root_and(&["ip"]);
+    let ns = Netns::new().unwrap();
+    let pin = PinDir::new("tc-fixtures");
+    ns.run(|| {
+        let ifindex = lab().unwrap();
+        let mut dp = XdpDataplane::open(&XdpConfig::new(pin.0.clone(), &[], DataplaneMode::Tc))
+            .expect("open the eBPF dataplane");
+        dp.apply(&routes()).unwrap();
+        for case in tc_cases() {
+            let (gso_size, gso_segs) = case.gso.unwrap_or((0, 0));
+            let meta = SkbMeta {
+                ifindex,
+                gso_size,
+                gso_segs,
+            };
+            let before = dp.counters().unwrap();
+            let got = dp.tc_test_run(&case.frame, meta).unwrap();
+            let after = dp.counters().unwrap();
+            assert_eq!(got.action, case.action, "{}: action", case.name);
+            assert_eq!(got.frame, case.out, "{}: packet out", case.name);
+            assert_counted(
+                case.name,
+                &before,
+                &after,
+                (Hook::Tc, case.reason),
+                1,
+                case.frame.len() as u64,
+            );
+        }
+    });
+}
+
+#[test]
+fn tc_ipv4_checksum_matches_a_recomputed_one_for_every_ttl() {
+    require_root_and(&["ip"]);
+    let ns = Netns::new().unwrap();
+    let pin = PinDir::new("tc-checksum");
+    ns.run(|| {
+        let ifindex = lab().unwrap();
+        let mut dp =
+            XdpDataplane::open(&XdpConfig::new(pin.0.clone(), &[], DataplaneMode::Tc)).unwrap();
+        dp.apply(&routes()).unwrap();
+        let meta = SkbMeta {
+            ifindex,
+            ..SkbMeta::default()
+        };
+        for ttl in 2..=255u8 {
+            for host in [1u8, 10, 254] {
+                let mut p = V4::udp(
+                    VM_MAC,
+                    HOST_VM0_MAC,
+                    Ipv4Addr::new(10, 1, 1, host),
+                    v4("203.0.113.5"),
+                );
+                p.ttl = ttl;
+                let got = dp.tc_test_run(&p.frame(), meta).unwrap();
+                assert_eq!(got.action, TcAction::Redirect);
+                assert_eq!(
+                    got.frame,
+                    routed_v4(&p, NVA_MACS[0], HOST_UP0_MAC),
+                    "ttl {ttl}"
+                );
+            }
+        }
     });
 }
 
@@ -531,12 +801,12 @@ fn counters_split_repeated_runs_between_forwarded_and_ttl_expired() {
         let after = dp.counters().unwrap();
         for (b, a) in before.values.iter().zip(&after.values) {
             let delta = (a.packets - b.packets, a.bytes - b.bytes);
-            let want = match a.name {
-                "forwarded" => (63, 63 * len),
-                "pass_ttl_expired" => (37, 37 * len),
+            let want = match (a.hook, a.name) {
+                ("xdp", "forwarded") => (63, 63 * len),
+                ("xdp", "pass_ttl_expired") => (37, 37 * len),
                 _ => (0, 0),
             };
-            assert_eq!(delta, want, "counter {}", a.name);
+            assert_eq!(delta, want, "counter {} {}", a.hook, a.name);
         }
         let dump = xdp_support::netns::cmd(
             "bpftool",
@@ -552,8 +822,14 @@ fn counters_split_repeated_runs_between_forwarded_and_ttl_expired() {
             "bpftool reads the same per-CPU counters: {dump}"
         );
         let text = after.to_string();
-        assert!(text.lines().any(|l| l.starts_with("forwarded ")), "{text}");
-        assert_eq!(text.lines().count(), 1 + steer_common::REASON_COUNT);
+        assert!(
+            text.lines().any(|l| l.starts_with("xdp   forwarded ")),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines().count(),
+            1 + steer_common::HOOK_COUNT * steer_common::REASON_COUNT
+        );
     });
 }
 
@@ -599,7 +875,7 @@ impl log::Log for Capture {
 fn debug_records() -> Vec<String> {
     let all = RECORDS.lock().unwrap();
     all.iter()
-        .filter(|r| r.starts_with("steer_xdp: "))
+        .filter(|r| r.starts_with("steer_xdp: ") || r.starts_with("steer_tc: "))
         .cloned()
         .collect()
 }
@@ -629,10 +905,26 @@ fn debug_events_reach_the_log_facade_only_while_switched_on() {
             Reason::PassEntry.index()
         );
         assert_eq!(debug_records(), vec![want]);
+        let meta = SkbMeta {
+            ifindex,
+            ..SkbMeta::default()
+        };
+        dp.tc_test_run(&frame, meta).unwrap();
+        let want_tc = format!(
+            "steer_tc: ifindex {ifindex} len {} reason {} egress 0",
+            frame.len(),
+            Reason::PassEntry.index()
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while debug_records().len() < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(debug_records()[1..], [want_tc]);
 
         dp.set_debug(false).unwrap();
         dp.test_run(&frame, ifindex).unwrap();
+        dp.tc_test_run(&frame, meta).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(600));
-        assert_eq!(debug_records().len(), 1, "no events while debug is off");
+        assert_eq!(debug_records().len(), 2, "no events while debug is off");
     });
 }

@@ -1,14 +1,19 @@
-//! Pinned state across agent restarts: maps and links outlive the process
-//! (a dropped `XdpDataplane` is a crash: nothing is cleaned up), the next
-//! open adopts them and swaps its program onto the same links, interfaces
-//! leaving the config are detached, and `remove` leaves nothing behind.
-//! Needs root; fails (never skips) without it.
+//! Pinned state across agent restarts: maps and links of both hooks
+//! outlive the process (a dropped `XdpDataplane` is a crash: nothing is
+//! cleaned up), the next open adopts them and swaps its programs onto the
+//! same XDP and tcx links (or the same clsact filter), hooks no longer
+//! wanted are detached, and `remove` leaves nothing behind. What is on an
+//! interface is read from the kernel (`ip -d link`, tcx queries, `tc
+//! filter`), not from the agent. Needs root; fails (never skips) without it.
 
 mod xdp_support;
 
 use std::net::IpAddr;
 
-use steer::fib::xdp::{XdpConfig, XdpDataplane, XdpError, XdpMode, XdpTarget};
+use aya::programs::{SchedClassifier, TcAttachType};
+use steer::fib::xdp::{
+    AttachMode, DataplaneMode, Hook, XdpConfig, XdpDataplane, XdpError, XdpMode, XdpTarget,
+};
 use steer::prefix::Prefix;
 use xdp_support::netns::{Netns, PinDir, ip, require_root_and};
 
@@ -21,12 +26,43 @@ fn fwd(hops: &[&str]) -> XdpTarget {
 }
 
 fn cfg(pin: &PinDir, interfaces: &[&str], mode: XdpMode) -> XdpConfig {
-    XdpConfig {
-        pin_dir: pin.0.clone(),
-        interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
-        mode,
-        debug: false,
-    }
+    XdpConfig::new(pin.0.clone(), interfaces, DataplaneMode::Xdp(mode))
+}
+
+fn cfg_tc(pin: &PinDir, interfaces: &[&str]) -> XdpConfig {
+    XdpConfig::new(pin.0.clone(), interfaces, DataplaneMode::Tc)
+}
+
+/// The programs on `dev`'s tcx ingress, as the kernel lists them.
+fn tcx_on(dev: &str) -> Vec<u32> {
+    let (_, progs) = SchedClassifier::query_tcx(dev, TcAttachType::Ingress).unwrap();
+    progs.iter().map(|p| p.id()).collect()
+}
+
+/// The bpf filters on `dev`'s clsact ingress: (name, program id).
+fn clsact_on(dev: &str) -> Vec<(String, u32)> {
+    let out = xdp_support::netns::cmd("tc", &format!("-j filter show dev {dev} ingress"))
+        .unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or(serde_json::Value::Null);
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| {
+            let o = f.get("options")?;
+            Some((
+                o.get("bpf_name")?.as_str()?.to_string(),
+                o.get("prog")?.get("id")?.as_u64()? as u32,
+            ))
+        })
+        .collect()
+}
+
+fn link_ids(dp: &XdpDataplane, hook: Hook) -> Vec<(String, u32)> {
+    dp.attached()
+        .into_iter()
+        .filter(|a| a.mode.hook() == hook)
+        .map(|a| (a.interface, a.link_id))
+        .collect()
 }
 
 fn veths(names: &[&str]) {
@@ -82,7 +118,7 @@ fn expected_entries() -> Vec<(Prefix, XdpTarget)> {
 }
 
 #[test]
-fn state_and_links_survive_a_crash_and_a_new_program_replaces_the_old_on_the_same_link() {
+fn state_and_links_survive_a_crash_and_new_programs_replace_the_old_on_the_same_links() {
     require_root_and(&["ip"]);
     let ns = Netns::new().unwrap();
     let pin = PinDir::new("crash");
@@ -90,23 +126,30 @@ fn state_and_links_survive_a_crash_and_a_new_program_replaces_the_old_on_the_sam
         veths(&["h0", "h1"]);
         let mut dp = XdpDataplane::open(&cfg(&pin, &["h0", "h1"], XdpMode::Native)).unwrap();
         dp.apply(&table()).unwrap();
-        let prog1 = dp.program_id().unwrap();
-        let links1 = dp.attached();
-        assert_eq!(links1.len(), 2);
-        assert!(
-            links1
+        let (xdp1, tc1) = (dp.program_id().unwrap(), dp.tc_program_id().unwrap());
+        let attached = dp.attached();
+        assert_eq!(
+            attached
                 .iter()
-                .all(|a| a.prog_id == prog1 && a.mode == XdpMode::Native)
+                .map(|a| (a.interface.as_str(), a.mode))
+                .collect::<Vec<_>>(),
+            [
+                ("h0", AttachMode::Native),
+                ("h0", AttachMode::Tcx),
+                ("h1", AttachMode::Native),
+                ("h1", AttachMode::Tcx)
+            ],
+            "XDP with TC behind it on every interface"
         );
-        assert_eq!(xdp_on("h0"), Some((prog1, "native")));
+        let (xdp_links, tc_links) = (link_ids(&dp, Hook::Xdp), link_ids(&dp, Hook::Tc));
+        assert_eq!(xdp_on("h0"), Some((xdp1, "native")));
+        assert_eq!(tcx_on("h0"), [tc1]);
         drop(dp);
 
-        assert_eq!(
-            xdp_on("h0"),
-            Some((prog1, "native")),
-            "still attached after the crash"
-        );
-        assert_eq!(xdp_on("h1"), Some((prog1, "native")));
+        for dev in ["h0", "h1"] {
+            assert_eq!(xdp_on(dev), Some((xdp1, "native")), "{dev}: XDP stays");
+            assert_eq!(tcx_on(dev), [tc1], "{dev}: TC stays");
+        }
 
         let dp = XdpDataplane::open(&cfg(&pin, &["h0", "h1"], XdpMode::Native)).unwrap();
         assert_eq!(
@@ -119,23 +162,79 @@ fn state_and_links_survive_a_crash_and_a_new_program_replaces_the_old_on_the_sam
             3,
             "sets adopted with their sharing intact"
         );
-        let prog2 = dp.program_id().unwrap();
-        assert_ne!(prog1, prog2);
-        let links2 = dp.attached();
+        let (xdp2, tc2) = (dp.program_id().unwrap(), dp.tc_program_id().unwrap());
+        assert_ne!(xdp1, xdp2);
+        assert_ne!(tc1, tc2);
+        assert_eq!(link_ids(&dp, Hook::Xdp), xdp_links, "the same XDP links");
+        assert_eq!(link_ids(&dp, Hook::Tc), tc_links, "the same tcx links");
+        for dev in ["h0", "h1"] {
+            assert_eq!(xdp_on(dev), Some((xdp2, "native")), "{dev}");
+            assert_eq!(tcx_on(dev), [tc2], "{dev}: swapped, not added");
+        }
+    });
+}
+
+#[test]
+fn tc_mode_attaches_tc_alone_and_switching_from_xdp_detaches_xdp() {
+    require_root_and(&["ip"]);
+    let ns = Netns::new().unwrap();
+    let pin = PinDir::new("tcmode");
+    ns.run(|| {
+        veths(&["h0"]);
+        drop(XdpDataplane::open(&cfg(&pin, &["h0"], XdpMode::Native)).unwrap());
+        assert!(xdp_on("h0").is_some());
+        let tc_link = {
+            let dp = XdpDataplane::open(&cfg_tc(&pin, &["h0"])).unwrap();
+            assert_eq!(xdp_on("h0"), None, "XDP detached");
+            assert_eq!(tcx_on("h0"), [dp.tc_program_id().unwrap()]);
+            assert!(!pin.0.join("links/native/h0").exists());
+            link_ids(&dp, Hook::Tc)
+        };
+        let dp = XdpDataplane::open(&cfg_tc(&pin, &["h0"])).unwrap();
+        assert_eq!(link_ids(&dp, Hook::Tc), tc_link, "the tcx link survives");
+        assert_eq!(tcx_on("h0"), [dp.tc_program_id().unwrap()]);
+    });
+}
+
+#[test]
+fn the_clsact_fallback_replaces_its_filter_in_place_and_remove_takes_it_away() {
+    require_root_and(&["ip", "tc"]);
+    let ns = Netns::new().unwrap();
+    let pin = PinDir::new("clsact");
+    ns.run(|| {
+        veths(&["h0"]);
+        let mut c = cfg_tc(&pin, &["h0"]);
+        c.force_clsact = true;
+        let dp = XdpDataplane::open(&c).unwrap();
+        let first = dp.tc_program_id().unwrap();
+        assert_eq!(clsact_on("h0"), [("steer_tc".to_string(), first)]);
+        assert!(tcx_on("h0").is_empty());
+        assert_eq!(dp.attached()[0].mode, AttachMode::Clsact);
+        drop(dp);
+        assert_eq!(clsact_on("h0"), [("steer_tc".to_string(), first)], "kept");
+
+        let dp = XdpDataplane::open(&c).unwrap();
+        let second = dp.tc_program_id().unwrap();
+        assert_ne!(first, second);
         assert_eq!(
-            links2
-                .iter()
-                .map(|a| (a.interface.as_str(), a.link_id))
-                .collect::<Vec<_>>(),
-            links1
-                .iter()
-                .map(|a| (a.interface.as_str(), a.link_id))
-                .collect::<Vec<_>>(),
-            "the same links, updated in place"
+            clsact_on("h0"),
+            [("steer_tc".to_string(), second)],
+            "replaced in place, not added"
         );
-        assert!(links2.iter().all(|a| a.prog_id == prog2));
-        assert_eq!(xdp_on("h0"), Some((prog2, "native")));
-        assert_eq!(xdp_on("h1"), Some((prog2, "native")));
+        drop(dp);
+
+        let dp = XdpDataplane::open(&cfg_tc(&pin, &["h0"])).unwrap();
+        assert_eq!(tcx_on("h0"), [dp.tc_program_id().unwrap()], "moved to tcx");
+        assert!(clsact_on("h0").is_empty(), "and off clsact");
+        drop(dp);
+
+        let dp = XdpDataplane::open(&c).unwrap();
+        assert_eq!(clsact_on("h0").len(), 1);
+        assert!(tcx_on("h0").is_empty());
+        XdpDataplane::remove(&pin.0).unwrap();
+        assert!(clsact_on("h0").is_empty());
+        assert!(!pin.0.exists());
+        drop(dp);
     });
 }
 
@@ -151,13 +250,15 @@ fn interfaces_dropped_from_the_config_are_detached_on_reopen() {
         let prog = dp.program_id().unwrap();
         assert_eq!(xdp_on("h0"), Some((prog, "native")));
         assert_eq!(xdp_on("h1"), None);
+        assert!(tcx_on("h1").is_empty());
         assert!(!pin.0.join("links/native/h1").exists());
+        assert!(!pin.0.join("links/tcx/h1").exists());
         assert_eq!(
             dp.attached()
                 .iter()
                 .map(|a| a.interface.as_str())
                 .collect::<Vec<_>>(),
-            ["h0"]
+            ["h0", "h0"]
         );
     });
 }
@@ -185,15 +286,26 @@ fn a_recreated_interface_gets_a_fresh_link() {
     ns.run(|| {
         veths(&["h0"]);
         let dp = XdpDataplane::open(&cfg(&pin, &["h0"], XdpMode::Native)).unwrap();
-        let old = dp.attached()[0].clone();
-        drop(dp);
+        let old = dp.attached();
         ip("link del h0").unwrap();
         veths(&["h0"]);
+        assert!(
+            dp.attached().iter().all(|a| a.ifindex == 0),
+            "both hooks report their interface gone"
+        );
+        assert!(dp.live_interfaces().is_empty());
+        drop(dp);
         let dp = XdpDataplane::open(&cfg(&pin, &["h0"], XdpMode::Native)).unwrap();
-        let new = dp.attached()[0].clone();
-        assert_ne!(new.ifindex, old.ifindex);
-        assert_ne!(new.link_id, old.link_id);
+        let new = dp.attached();
+        assert_eq!(new.len(), 2);
+        for (o, n) in old.iter().zip(&new) {
+            assert_eq!(o.mode, n.mode);
+            assert_ne!(n.ifindex, o.ifindex);
+            assert_ne!(n.link_id, o.link_id, "{:?}: a fresh link", n.mode);
+        }
         assert_eq!(xdp_on("h0"), Some((dp.program_id().unwrap(), "native")));
+        assert_eq!(tcx_on("h0"), [dp.tc_program_id().unwrap()]);
+        assert_eq!(dp.live_interfaces(), ["h0"]);
     });
 }
 
@@ -214,6 +326,7 @@ fn remove_detaches_everything_and_leaves_no_pins() {
             "detached although this process still holds the link"
         );
         assert_eq!(xdp_on("h1"), None);
+        assert!(tcx_on("h0").is_empty() && tcx_on("h1").is_empty());
         drop(dp);
         XdpDataplane::remove(&pin.0).unwrap();
     });
@@ -307,12 +420,11 @@ fn open_fails_on_a_missing_interface_and_outside_bpffs() {
         );
     });
     let tmp = std::env::temp_dir().join(format!("steer-not-bpffs-{}", std::process::id()));
-    let err = XdpDataplane::open(&XdpConfig {
-        pin_dir: tmp.clone(),
-        interfaces: vec![],
-        mode: XdpMode::Native,
-        debug: false,
-    })
+    let err = XdpDataplane::open(&XdpConfig::new(
+        tmp.clone(),
+        &[],
+        DataplaneMode::Xdp(XdpMode::Native),
+    ))
     .err()
     .unwrap();
     let _ = std::fs::remove_dir(&tmp);

@@ -1,9 +1,10 @@
-//! Real traffic through the attached program: a "VM" namespace sends UDP
-//! to an internet address; the host namespace has the program on the
-//! VM-facing veth and NO kernel route for that address, so only the XDP
-//! redirect can deliver it to the NVA namespace, where it must arrive with
-//! TTL 63 and a valid checksum. Needs root, `ip`, `ethtool` and `ping`;
-//! fails without them.
+//! Real traffic through the attached programs: a "VM" namespace sends UDP
+//! to an internet address; the host namespace has the hooks on the
+//! VM-facing veth and NO kernel route for that address, so only a redirect
+//! by one of the programs can deliver it to the NVA namespace, where it must
+//! arrive with TTL 63 and a valid checksum. Which hook forwarded it is read
+//! from the counters. Needs root, `ip`, `ethtool` and `ping`; fails without
+//! them.
 
 mod xdp_support;
 
@@ -11,7 +12,9 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use steer::fib::xdp::{Reason, XdpConfig, XdpDataplane, XdpMode, XdpTarget};
+use steer::fib::xdp::{
+    DataplaneMode, Hook, Reason, XdpConfig, XdpDataplane, XdpMode, XdpTarget, redirect_targets,
+};
 use xdp_support::netns::{Netns, PinDir, cmd, ip, require_root_and, sysctl};
 
 const DATAGRAMS: usize = 10;
@@ -50,14 +53,40 @@ fn recv_ttl(sock: &UdpSocket) -> std::io::Result<(usize, u8)> {
     Err(std::io::Error::other("no IP_TTL control message"))
 }
 
-/// Sends UDP from the VM namespace through the host's XDP program (in
-/// `mode`) to the NVA and checks TTL, delivery and the `forwarded` counter.
-/// `guest_csum_offload`: whether the VM's veth leaves checksums to offload
-/// (CHECKSUM_PARTIAL), as a virtio guest does by default. `expect`: the
-/// counter every datagram must land in; for anything but `Forwarded` the
-/// host gets the kernel route (as the agent always installs it) so the
-/// kernel delivers what XDP passes up.
-fn forward_through_xdp(mode: XdpMode, guest_csum_offload: bool, expect: Reason) {
+/// Log lines written while a closure ran on this thread.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// What a run should show.
+struct Expect {
+    /// Every datagram arrives at the NVA.
+    delivered: bool,
+    /// Counters that each rise by exactly one per datagram.
+    counted: &'static [(Hook, Reason)],
+}
+
+/// Sends UDP from the VM namespace through the host's hooks (in `mode`) to
+/// the NVA and checks TTL, delivery and the counters. `guest_csum_offload`:
+/// whether the VM's veth leaves checksums to offload (CHECKSUM_PARTIAL), as
+/// a virtio guest does by default. `nva_napi`: whether the NVA's end of the
+/// uplink veth has NAPI (GRO on), without which XDP redirects into it fail.
+fn forward(mode: DataplaneMode, guest_csum_offload: bool, nva_napi: bool, expect: Expect) {
     require_root_and(&["ip", "ethtool", "ping"]);
     let host = Netns::new().unwrap();
     let vm = Netns::new().unwrap();
@@ -94,7 +123,8 @@ fn forward_through_xdp(mode: XdpMode, guest_csum_offload: bool, expect: Reason) 
         ip("addr add 203.0.113.5/32 dev lo").unwrap();
         ip("link set eth0 up").unwrap();
         ip("route add 10.1.0.0/16 via 192.0.2.1").unwrap();
-        cmd("ethtool", "-K eth0 gro on").unwrap();
+        let gro = if nva_napi { "on" } else { "off" };
+        cmd("ethtool", &format!("-K eth0 gro {gro}")).unwrap();
         let sock = UdpSocket::bind("203.0.113.5:9999").unwrap();
         let on: libc::c_int = 1;
         // SAFETY: setting an int socket option on a valid socket.
@@ -114,21 +144,36 @@ fn forward_through_xdp(mode: XdpMode, guest_csum_offload: bool, expect: Reason) 
 
     let mut dp = host.run(|| {
         cmd("ping", "-c 1 -W 2 192.0.2.2").expect("host reaches the NVA (resolves its MAC)");
-        if expect == Reason::Forwarded {
-            assert!(
-                ip("route get 203.0.113.5").is_err(),
-                "the host has no kernel route to 203.0.113.5: only XDP can deliver"
-            );
-        } else {
-            ip("route add 203.0.113.0/24 via 192.0.2.2").unwrap();
-        }
-        let mut dp = XdpDataplane::open(&XdpConfig {
-            pin_dir: pin.0.clone(),
-            interfaces: vec!["vmtap".into()],
-            mode,
-            debug: false,
-        })
-        .unwrap();
+        assert!(
+            ip("route get 203.0.113.5").is_err(),
+            "the host has no kernel route to 203.0.113.5: only a program can deliver"
+        );
+        let nva0 = std::ffi::CString::new("nva0").unwrap();
+        // SAFETY: a valid C string.
+        let index = unsafe { libc::if_nametoindex(nva0.as_ptr()) };
+        assert_eq!(
+            redirect_targets::accepts_redirects(index).unwrap(),
+            nva_napi,
+            "the kernel says whether nva0 takes XDP redirects (what the agent warns about)"
+        );
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        let mut dp = XdpDataplane::open(&XdpConfig::new(pin.0.clone(), &["vmtap"], mode)).unwrap();
+        drop(guard);
+        let warned = log
+            .text()
+            .contains("XDP redirects into veth nva0 will be dropped");
+        assert_eq!(
+            warned,
+            matches!(mode, DataplaneMode::Xdp(_)) && !nva_napi,
+            "the attach-time warning about nva0:\n{}",
+            log.text()
+        );
         dp.apply(&[(
             "203.0.113.0/24".parse().unwrap(),
             Some(XdpTarget::Forward(vec![
@@ -138,7 +183,7 @@ fn forward_through_xdp(mode: XdpMode, guest_csum_offload: bool, expect: Reason) 
         .unwrap();
         dp
     });
-    let before = dp.counters().unwrap();
+    let before = host.run(|| dp.counters().unwrap());
 
     vm.run(|| {
         let sock = UdpSocket::bind("10.1.1.10:0").unwrap();
@@ -149,33 +194,50 @@ fn forward_through_xdp(mode: XdpMode, guest_csum_offload: bool, expect: Reason) 
         }
     });
 
-    let got: Vec<(usize, u8)> = (0..DATAGRAMS)
-        .map(|_| {
-            recv_ttl(&receiver).unwrap_or_else(|e| {
-                let udp = nva.run(|| cmd("grep", "^Udp: /proc/thread-self/net/snmp").unwrap());
-                panic!(
-                    "datagram lost ({e}); NVA {udp}XDP counters:\n{}",
-                    dp.counters().unwrap()
-                )
+    if expect.delivered {
+        let got: Vec<(usize, u8)> = (0..DATAGRAMS)
+            .map(|_| {
+                recv_ttl(&receiver).unwrap_or_else(|e| {
+                    let udp = nva.run(|| cmd("grep", "^Udp: /proc/thread-self/net/snmp").unwrap());
+                    panic!(
+                        "datagram lost ({e}); NVA {udp}counters:\n{}",
+                        host.run(|| dp.counters().unwrap())
+                    )
+                })
             })
-        })
-        .collect();
-    assert_eq!(got, vec![(PAYLOAD, 63); DATAGRAMS]);
+            .collect();
+        assert_eq!(got, vec![(PAYLOAD, 63); DATAGRAMS]);
+    } else {
+        assert!(recv_ttl(&receiver).is_err(), "nothing arrives");
+    }
 
-    let after = dp.counters().unwrap();
+    let after = host.run(|| dp.counters().unwrap());
+    let links = host.run(|| ip("-s link show").unwrap_or_default());
     let frame = (14 + 20 + 8 + PAYLOAD) as u64;
-    assert_eq!(
-        after.packets(expect) - before.packets(expect),
-        DATAGRAMS as u64
-    );
-    assert_eq!(
-        after.get(expect).bytes - before.get(expect).bytes,
-        DATAGRAMS as u64 * frame
-    );
-    if expect != Reason::Forwarded {
+    for v in &after.values {
+        let b = before
+            .values
+            .iter()
+            .find(|b| b.hook == v.hook && b.name == v.name)
+            .unwrap();
+        let listed = expect
+            .counted
+            .iter()
+            .any(|(h, r)| h.name() == v.hook && r.name() == v.name);
+        let want = if listed {
+            (DATAGRAMS as u64, DATAGRAMS as u64 * frame)
+        } else {
+            (0, 0)
+        };
+        if v.name == "pass_not_ip" || v.name == "pass_not_unicast" || v.name == "pass_no_route" {
+            continue; // ARP, IPv6 neighbour discovery and router solicitations
+        }
         assert_eq!(
-            after.packets(Reason::Forwarded),
-            before.packets(Reason::Forwarded)
+            (v.packets - b.packets, v.bytes - b.bytes),
+            want,
+            "counter {} {}:\n{after}host interfaces:\n{links}",
+            v.hook,
+            v.name
         );
     }
     host.run(|| dp.set_interfaces(&[]).unwrap());
@@ -183,20 +245,76 @@ fn forward_through_xdp(mode: XdpMode, guest_csum_offload: bool, expect: Reason) 
 
 #[test]
 fn native_xdp_forwards_udp_from_a_vm_with_ttl_decremented() {
-    forward_through_xdp(XdpMode::Native, false, Reason::Forwarded);
+    forward(
+        DataplaneMode::Xdp(XdpMode::Native),
+        false,
+        true,
+        Expect {
+            delivered: true,
+            counted: &[(Hook::Xdp, Reason::Forwarded)],
+        },
+    );
 }
 
 /// Generic XDP redirects the skb itself, so a checksum left to offload is
 /// still completed on the way out.
 #[test]
 fn generic_xdp_forwards_udp_from_a_vm_that_offloads_checksums() {
-    forward_through_xdp(XdpMode::Generic, true, Reason::Forwarded);
+    forward(
+        DataplaneMode::Xdp(XdpMode::Generic),
+        true,
+        true,
+        Expect {
+            delivered: true,
+            counted: &[(Hook::Xdp, Reason::Forwarded)],
+        },
+    );
 }
 
 /// Native XDP would redirect a bare frame and lose the offload state, so
-/// the program hands such datagrams to the kernel, which delivers them
-/// with a finished checksum.
+/// the program passes such datagrams on, and the TC program behind it
+/// forwards them with their offload state.
 #[test]
-fn native_xdp_passes_offloaded_checksums_to_the_kernel_which_delivers_them() {
-    forward_through_xdp(XdpMode::Native, true, Reason::CsumPartial);
+fn native_xdp_passes_offloaded_checksums_to_tc_which_forwards_them() {
+    forward(
+        DataplaneMode::Xdp(XdpMode::Native),
+        true,
+        true,
+        Expect {
+            delivered: true,
+            counted: &[
+                (Hook::Xdp, Reason::CsumPartial),
+                (Hook::Tc, Reason::Forwarded),
+            ],
+        },
+    );
+}
+
+#[test]
+fn tc_alone_forwards_udp_from_a_vm_that_offloads_checksums() {
+    forward(
+        DataplaneMode::Tc,
+        true,
+        true,
+        Expect {
+            delivered: true,
+            counted: &[(Hook::Tc, Reason::Forwarded)],
+        },
+    );
+}
+
+/// A veth whose peer has no NAPI refuses XDP redirects: the kernel drops
+/// the frames (and counts them at the ingress), and so do the counters, as
+/// redirect_failed, not as forwarded.
+#[test]
+fn xdp_redirects_a_veth_refuses_are_warned_about_at_attach_and_counted_as_redirect_failed() {
+    forward(
+        DataplaneMode::Xdp(XdpMode::Native),
+        false,
+        false,
+        Expect {
+            delivered: false,
+            counted: &[(Hook::Xdp, Reason::RedirectFailed)],
+        },
+    );
 }

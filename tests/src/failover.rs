@@ -31,7 +31,7 @@ use crate::lab::{Lab, Lan};
 use crate::netns::Netns;
 use crate::route::{Announce, BfdTimers, Neighbor};
 use crate::steer::{Role, Steer};
-use crate::traffic::now_ns;
+use crate::stream::now_ns;
 use crate::wait::{default_timeout, wait_for};
 use crate::{Bird, BirdConfig, Frr, FrrConfig};
 
@@ -56,8 +56,8 @@ pub struct FailoverSpec {
     pub bfd: Option<BfdTimers>,
     /// BGP hold time everywhere (s); keepalive is a third of it.
     pub hold_time: u16,
-    /// The agent's `xdp` setting.
-    pub xdp: String,
+    /// The agent's `dataplane` setting.
+    pub dataplane: String,
     /// Raw speakers the route server also accepts (passive, no BFD), for
     /// load.
     pub feeds: usize,
@@ -72,7 +72,7 @@ impl Default for FailoverSpec {
                 multiplier: 3,
             }),
             hold_time: 9,
-            xdp: "native".into(),
+            dataplane: "xdp".into(),
             feeds: 0,
         }
     }
@@ -151,14 +151,14 @@ router_id = "10.1.0.31"
 route_servers = ["10.1.0.4"]
 vm_interfaces = ["vm1"]
 vm_prefixes = ["10.1.1.0/24"]
-xdp = "{xdp}"
+dataplane = "{dataplane}"
 pin_dir = "{pins}"
 hold_time = 9
 keepalive = 3
 connect_retry = 1
 stale_timeout = 5
 "#,
-        xdp = spec.xdp,
+        dataplane = spec.dataplane,
         pins = pin_dir.display()
     )
 }

@@ -72,12 +72,19 @@ fn delete_netns(name: &str) {
 impl Lab {
     /// A new, empty lab. Fails unless running as root with `ip` available.
     pub fn new() -> Result<Lab> {
+        let n = LABS.fetch_add(1, Ordering::SeqCst);
+        Lab::named(&format!("{NETNS_PREFIX}{}-{n}", std::process::id()))
+    }
+
+    /// A lab whose namespaces are `<prefix>-<name>`: for a lab people poke
+    /// at by name (the demo's `sd-*`). Namespaces left under that prefix by
+    /// an earlier run of it are deleted first.
+    pub fn named(prefix: &str) -> Result<Lab> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             bail!("the netns lab needs root (network namespaces, veth, daemons on port 179)");
         }
-        let n = LABS.fetch_add(1, Ordering::SeqCst);
-        let prefix = format!("{NETNS_PREFIX}{}-{n}", std::process::id());
+        let prefix = prefix.to_string();
         for stale in existing_netns() {
             if stale.starts_with(&format!("{prefix}-")) {
                 delete_netns(&stale);
@@ -172,6 +179,37 @@ impl Lab {
         self.pin_dirs.push(dir.clone());
         Ok(dir)
     }
+}
+
+/// What a lab named `prefix` (see [`Lab::named`]) left behind after its
+/// process went away without dropping it (a kept demo, a `kill -9`): the
+/// processes inside its namespaces are killed, the namespaces deleted, its
+/// bpffs pin dirs and temp dirs removed. Returns the namespaces deleted.
+pub fn remove_named(prefix: &str) -> Vec<String> {
+    let mine = |n: &str| n.starts_with(&format!("{prefix}-"));
+    let namespaces: Vec<String> = existing_netns().into_iter().filter(|n| mine(n)).collect();
+    for ns in &namespaces {
+        kill_remaining(ns);
+    }
+    for ns in &namespaces {
+        delete_netns(ns);
+    }
+    let remove_matching = |dir: &str, start: &str| {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(start) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    };
+    let pins = Path::new(BPF_PIN_PREFIX);
+    if let (Some(dir), Some(name)) = (pins.parent(), pins.file_name()) {
+        remove_matching(
+            &dir.to_string_lossy(),
+            &format!("{}{prefix}-", name.to_string_lossy()),
+        );
+    }
+    remove_matching("/tmp", &format!("{}{prefix}-", crate::tmp::PREFIX));
+    namespaces
 }
 
 impl Drop for Lab {

@@ -1,5 +1,5 @@
 //! A route watcher: a netlink socket in a namespace subscribed to IPv4
-//! route and nexthop changes, each timestamped ([`crate::traffic::now_ns`])
+//! route and nexthop changes, each timestamped ([`crate::stream::now_ns`])
 //! the moment it is read. It tells when the kernel's table really changed,
 //! whatever the program that changed it says.
 
@@ -11,7 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::netns::Netns;
 use crate::sockopt::{set, set_int};
-use crate::traffic::now_ns;
+use crate::stream::now_ns;
 
 const RTNLGRP_IPV4_ROUTE: u32 = 7;
 const RTNLGRP_NEXTHOP: u32 = 32;

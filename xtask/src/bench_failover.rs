@@ -23,7 +23,7 @@ use anyhow::{Context, Result, bail, ensure};
 use steer_tests::capture::bgp_messages_timed;
 use steer_tests::failover::{FailoverLab, FailoverSpec, SINK};
 use steer_tests::rtmon::{Change, RouteWatch};
-use steer_tests::traffic::{Sender, Sink, StreamSpec, analyze, now_ns};
+use steer_tests::stream::{Sender, Sink, StreamSpec, analyze, now_ns};
 use steer_tests::wire::Message;
 use steer_tests::{BfdTimers, Capture};
 

@@ -1,17 +1,12 @@
-//! `cargo xtask bench fib`, XDP section. Three measurements, each the
-//! median of RUNS, each beside a competitor run on the same input:
-//! (1) map programming: 100,000 IPv4 prefix upserts through
+//! `cargo xtask bench fib`, eBPF map section. Two measurements, each the
+//! median of RUNS: (1) map programming: 100,000 IPv4 prefix upserts through
 //! `XdpDataplane::apply` (over 4 shared next-hop sets), a re-point of all
 //! of them, and their removal, beside `bpftool batch` writing the same LPM
-//! entries; (2) the program's own cost per packet through
+//! entries; (2) the XDP program's own cost per packet through
 //! BPF_PROG_TEST_RUN with repeat (forward, pass entry, no route), beside a
-//! constant XDP_PASS program (the harness floor); (3) end to end on live
-//! frames (BPF_F_TEST_XDP_LIVE_FRAMES) in a namespace: the XDP redirect
-//! path against the kernel's own forwarding of the same frames (a constant
-//! XDP_PASS program hands them to the stack), both out of a veth whose peer
-//! drops in XDP; the ratio is printed. Every run checks, from the program's
-//! counters or the kernel's ForwDatagrams, that all frames took the path
-//! being measured.
+//! constant XDP_PASS program (the harness floor). Forwarding with real
+//! traffic, every path against the kernel's, is `cargo xtask bench
+//! forward`.
 
 #[path = "../../agent/tests/xdp_support/mod.rs"]
 mod xdp_support;
@@ -22,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 use steer::fib::xdp::testrun::{self, XdpAction};
-use steer::fib::xdp::{Reason, XdpConfig, XdpDataplane, XdpMode, XdpTarget};
+use steer::fib::xdp::{DataplaneMode, XdpConfig, XdpDataplane, XdpMode, XdpTarget};
 use steer::prefix::Prefix;
 use xdp_support::netns::{Netns, PinDir, cmd, ip, sysctl};
 use xdp_support::packet::{Mac, V4};
@@ -33,9 +28,6 @@ const PREFIXES: u32 = 100_000;
 /// decremented each time, so stay below the 254 forwards TTL 255 allows.
 const FORWARD_REPEAT: u32 = 250;
 const PASS_REPEAT: u32 = 1_000_000;
-/// Live frames per run: 64-frame batches from a page pool of ~64 pages, so
-/// each page (and its TTL) is reused about LIVE_REPEAT / 64 < 254 times.
-const LIVE_REPEAT: u32 = 64 * 200;
 
 const VM_MAC: Mac = [0x02, 0, 0, 0, 0x10, 0x10];
 const ROUTER_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
@@ -54,9 +46,7 @@ pub fn run() -> Result<()> {
     }
     map_updates()?;
     let lab = Lab::new()?;
-    program_cost(&lab)?;
-    live(&lab)?;
-    Ok(())
+    program_cost(&lab)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -91,12 +81,11 @@ fn map_updates() -> Result<()> {
     let (mut ins, mut rep, mut del, mut tool) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let pin = PinDir::new("bench-maps");
-        let mut dp = XdpDataplane::open(&XdpConfig {
-            pin_dir: pin.0.clone(),
-            interfaces: vec![],
-            mode: XdpMode::Native,
-            debug: false,
-        })?;
+        let mut dp = XdpDataplane::open(&XdpConfig::new(
+            pin.0.clone(),
+            &[],
+            DataplaneMode::Xdp(XdpMode::Native),
+        ))?;
         for (changes, out) in [
             (&upserts, &mut ins),
             (&repoint, &mut rep),
@@ -163,12 +152,10 @@ fn bpftool_batch(pin: &PinDir) -> Result<f64> {
     Ok(secs)
 }
 
-/// A router namespace (vm0 in, up0 out towards 192.0.2.10) and a sink
-/// namespace holding up0's peer, which drops everything in native XDP.
+/// A router namespace: vm0 in, up0 out towards 192.0.2.10 (a permanent
+/// neighbour), for the program's own cost.
 struct Lab {
     router: Netns,
-    _sink: Netns,
-    _drop_link: std::os::fd::OwnedFd,
     pin: PinDir,
     vm0: u32,
 }
@@ -176,57 +163,32 @@ struct Lab {
 impl Lab {
     fn new() -> Result<Lab> {
         let router = Netns::new()?;
-        let sink = Netns::new()?;
-        let sink_path = sink.path();
         router.run(|| -> Result<()> {
             ip("link add vm0 type veth peer name vm0p")?;
-            ip(&format!(
-                "link add up0 type veth peer name up0p netns {sink_path}"
-            ))?;
+            ip("link add up0 type veth peer name up0p")?;
             ip("link set vm0 address 02:00:00:00:00:01")?;
-            for dev in ["vm0", "vm0p", "up0"] {
+            for dev in ["vm0", "vm0p", "up0", "up0p"] {
                 ip(&format!("link set {dev} up"))?;
             }
             ip("addr add 10.1.1.1/24 dev vm0")?;
             ip("addr add 192.0.2.1/24 dev up0")?;
-            // Live frames recycle their pages with whatever the last pass
-            // wrote: both paths rewrite the destination MAC to the next
-            // hop's, so make that vm0's own MAC, or reused frames would be
-            // PACKET_OTHERHOST and the kernel would drop them.
             ip("neigh add 192.0.2.10 lladdr 02:00:00:00:00:01 dev up0 nud permanent")?;
             ip("route add 203.0.113.0/24 via 192.0.2.10")?;
             ip("route add 198.51.100.0/24 via 192.0.2.10")?;
             sysctl("net/ipv4/ip_forward", "1")?;
             Ok(())
         })?;
-        let drop_link = sink.run(|| -> Result<std::os::fd::OwnedFd> {
-            ip("link set up0p up")?;
-            let prog = testrun::load_constant_program(XdpAction::Drop)?;
-            let index = ifindex("up0p")?;
-            Ok(testrun::attach_unpinned(
-                prog.as_fd(),
-                index,
-                XdpMode::Native,
-            )?)
-        })?;
-        let pin = PinDir::new("bench-live");
+        let pin = PinDir::new("bench-cost");
         let vm0 = router.run(|| ifindex("vm0"))?;
-        Ok(Lab {
-            router,
-            _sink: sink,
-            _drop_link: drop_link,
-            pin,
-            vm0,
-        })
+        Ok(Lab { router, pin, vm0 })
     }
 
     fn dataplane(&self) -> Result<XdpDataplane> {
-        let mut dp = XdpDataplane::open(&XdpConfig {
-            pin_dir: self.pin.0.clone(),
-            interfaces: vec![],
-            mode: XdpMode::Native,
-            debug: false,
-        })?;
+        let mut dp = XdpDataplane::open(&XdpConfig::new(
+            self.pin.0.clone(),
+            &[],
+            DataplaneMode::Xdp(XdpMode::Native),
+        ))?;
         dp.apply(&[
             (
                 "203.0.113.0/24".parse()?,
@@ -320,81 +282,6 @@ fn program_cost(lab: &Lab) -> Result<()> {
             "harness floor (constant XDP_PASS program)",
             median(v)
         );
-        Ok(())
-    })
-}
-
-fn forwarded_datagrams() -> Result<u64> {
-    let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp")?;
-    let mut ip = snmp.lines().filter(|l| l.starts_with("Ip:"));
-    let (names, values) = (ip.next().context("snmp")?, ip.next().context("snmp")?);
-    let col = names
-        .split_whitespace()
-        .position(|n| n == "ForwDatagrams")
-        .context("ForwDatagrams")?;
-    Ok(values
-        .split_whitespace()
-        .nth(col)
-        .context("snmp")?
-        .parse()?)
-}
-
-fn live(lab: &Lab) -> Result<()> {
-    println!(
-        "End to end on live frames ({LIVE_REPEAT} x 106-byte UDP per run, one CPU), veth in -> veth out -> XDP drop at the peer, median of {RUNS}"
-    );
-    lab.router.run(|| -> Result<()> {
-        let dp = lab.dataplane()?;
-        let pass = testrun::load_constant_program(XdpAction::Pass)?;
-        let (mut xdp, mut kernel, mut steer_pass) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..RUNS {
-            let before = dp.counters()?.packets(Reason::Forwarded);
-            xdp.push(f64::from(dp.test_run_live(
-                &frame("203.0.113.5"),
-                lab.vm0,
-                LIVE_REPEAT,
-            )?));
-            let done = dp.counters()?.packets(Reason::Forwarded) - before;
-            ensure!(
-                done == u64::from(LIVE_REPEAT),
-                "XDP forwarded {done} of {LIVE_REPEAT}"
-            );
-
-            let before = forwarded_datagrams()?;
-            kernel.push(f64::from(testrun::run_live(
-                pass.as_fd(),
-                &frame("203.0.113.5"),
-                lab.vm0,
-                LIVE_REPEAT,
-            )?));
-            let done = forwarded_datagrams()? - before;
-            ensure!(
-                done == u64::from(LIVE_REPEAT),
-                "the kernel forwarded {done} of {LIVE_REPEAT}"
-            );
-
-            let before = forwarded_datagrams()?;
-            steer_pass.push(f64::from(dp.test_run_live(
-                &frame("198.51.100.7"),
-                lab.vm0,
-                LIVE_REPEAT,
-            )?));
-            let done = forwarded_datagrams()? - before;
-            ensure!(
-                done == u64::from(LIVE_REPEAT),
-                "the kernel forwarded {done} of {LIVE_REPEAT} passed frames"
-            );
-        }
-        let (x, k, s) = (median(xdp), median(kernel), median(steer_pass));
-        println!("  {:<52} {:>8} {:>10}", "", "ns/pkt", "Mpps/core");
-        for (name, ns) in [
-            ("steer XDP: redirect", x),
-            ("kernel forwarding (constant XDP_PASS in front)", k),
-            ("steer XDP pass entry, then kernel forwarding", s),
-        ] {
-            println!("  {name:<52} {ns:>8.1} {:>10.2}", 1e3 / ns);
-        }
-        println!("  kernel / steer XDP: {:.2}x", k / x);
         Ok(())
     })
 }

@@ -1,10 +1,14 @@
-//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|fib|failover>`.
+//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|fib|forward|failover> | fuzz`.
 
 mod bench_bgp;
 mod bench_failover;
 mod bench_fib;
+mod bench_forward;
 mod bench_xdp;
+mod demo;
 mod ebpf;
+mod fuzz;
+mod udpgen;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -22,27 +26,30 @@ enum Cmd {
     BuildEbpf,
     /// Run the test suite exactly as CI does (scripts/test.sh).
     Test,
-    /// Run the seed-scenario demo (scripts/demo.sh).
-    Demo {
-        /// Extra arguments for the demo script, e.g. --keep.
-        args: Vec<String>,
-    },
+    /// The seed scenario in network namespaces, walked through (the lab of
+    /// the tests; scripts/demo.sh installs and builds, then runs this).
+    Demo(demo::Args),
     /// Benchmarks that run the competitor in the same run and print ratios.
     Bench {
         #[command(subcommand)]
         which: Bench,
     },
+    /// Fuzz every target (or the ones named): long random runs, or with
+    /// --ci the deterministic replay-and-search step CI runs.
+    Fuzz(fuzz::Args),
 }
 
 #[derive(Subcommand)]
 enum Bench {
     /// Route server: P appliances x N prefixes, Steer vs BIRD vs GoBGP.
     Bgp(bench_bgp::Args),
-    /// Host FIB: kernel programming vs `ip -batch`, XDP map rate and cost.
+    /// Host FIB: kernel programming vs `ip -batch`, eBPF map rate and cost.
     Fib,
     /// Silent deaths of an appliance: the VM's outage with BFD at 300 ms x
     /// 3 and 50 ms x 3 beside BGP's hold time alone.
     Failover(bench_failover::Args),
+    /// Forwarding VM traffic: kernel vs xdp vs tc vs auto, veth and tap.
+    Forward(bench_forward::Args),
 }
 
 fn script(name: &str, args: &[String]) -> Result<()> {
@@ -59,7 +66,7 @@ fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::BuildEbpf => ebpf::build(),
         Cmd::Test => script("test.sh", &[]),
-        Cmd::Demo { args } => script("demo.sh", &args),
+        Cmd::Demo(args) => demo::run(args),
         Cmd::Bench {
             which: Bench::Bgp(args),
         } => bench_bgp::run(args),
@@ -67,5 +74,9 @@ fn main() -> Result<()> {
         Cmd::Bench {
             which: Bench::Failover(args),
         } => bench_failover::run(args),
+        Cmd::Fuzz(args) => fuzz::run_all(args),
+        Cmd::Bench {
+            which: Bench::Forward(args),
+        } => bench_forward::run(args),
     }
 }

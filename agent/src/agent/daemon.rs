@@ -19,12 +19,12 @@ use crate::bgp::nlri::{Family, Nlri};
 use crate::bgp::peer::{Established, PeerMsg, SessionCommand, SessionEvent};
 use crate::bgp::session::{self, SessionHandle, SessionSpec};
 use crate::bgp::status::PeerStatus;
-use crate::config::{AgentConfig, EcmpSetting, XdpSetting};
+use crate::config::{AgentConfig, DataplaneSetting, EcmpSetting};
 use crate::control::metrics::{self, Exposition};
 use crate::control::socket::{self, Query};
 use crate::control::{Request, RouteQuery};
 use crate::fib::kernel::EcmpStrategy;
-use crate::fib::xdp::{XdpConfig, XdpMode};
+use crate::fib::xdp::{DataplaneMode, XdpConfig, XdpMode};
 use crate::prefix::Afi;
 use anyhow::Context;
 use bytes::Bytes;
@@ -55,7 +55,9 @@ struct Agent {
     sync_deadline: Instant,
 }
 
-fn capabilities(cfg: &AgentConfig, restarted: bool) -> Vec<Capability> {
+/// The capabilities an agent offers its route servers; `restarted` sets
+/// the graceful-restart R bit.
+pub fn capabilities(cfg: &AgentConfig, restarted: bool) -> Vec<Capability> {
     let fams = [Family::IPV4_UNICAST, Family::IPV6_UNICAST];
     let mut caps: Vec<Capability> = fams.iter().map(|f| Capability::Multiprotocol(*f)).collect();
     caps.push(Capability::RouteRefresh);
@@ -425,7 +427,7 @@ impl Agent {
             e.sample(
                 "steer_fib_mismatched_prefixes",
                 "gauge",
-                "Prefixes where kernel, XDP and intent disagree.",
+                "Prefixes where kernel, eBPF map and intent disagree.",
                 &[],
                 mismatched as f64,
             );
@@ -436,19 +438,37 @@ impl Agent {
                 &[],
                 v.failures.len() as f64,
             );
-            for (name, (pkts, bytes)) in &v.xdp_counters {
+            for (hook, reasons) in &v.counters {
+                for (reason, (pkts, bytes)) in reasons {
+                    e.sample(
+                        "steer_dataplane_packets_total",
+                        "counter",
+                        "Packets seen by the eBPF hooks, by hook (xdp, tc) and outcome.",
+                        &[("hook", hook), ("reason", reason)],
+                        *pkts as f64,
+                    );
+                    e.sample(
+                        "steer_dataplane_bytes_total",
+                        "counter",
+                        "Bytes seen by the eBPF hooks, by hook (xdp, tc) and outcome.",
+                        &[("hook", hook), ("reason", reason)],
+                        *bytes as f64,
+                    );
+                }
+            }
+            for (reason, (pkts, bytes)) in v.counters.get("xdp").into_iter().flatten() {
                 e.sample(
                     "steer_xdp_packets_total",
                     "counter",
-                    "Packets seen by the XDP program, by outcome.",
-                    &[("reason", name)],
+                    "Deprecated: steer_dataplane_packets_total{hook=\"xdp\"}.",
+                    &[("reason", reason)],
                     *pkts as f64,
                 );
                 e.sample(
                     "steer_xdp_bytes_total",
                     "counter",
-                    "Bytes seen by the XDP program, by outcome.",
-                    &[("reason", name)],
+                    "Deprecated: steer_dataplane_bytes_total{hook=\"xdp\"}.",
+                    &[("reason", reason)],
                     *bytes as f64,
                 );
             }
@@ -458,7 +478,7 @@ impl Agent {
 }
 
 /// Routing VM traffic needs forwarding on; ECMP in the kernel path hashes
-/// on the 5-tuple (policy 1) so flows spread per flow, as in XDP.
+/// on the 5-tuple (policy 1) so flows spread per flow, as in the eBPF fast path.
 fn enable_forwarding() {
     for (path, v) in [
         ("/proc/sys/net/ipv4/ip_forward", "1"),
@@ -488,17 +508,18 @@ fn fib_setup(cfg: &AgentConfig) -> FibSetup {
         },
         interfaces: cfg.vm_interfaces.clone(),
         rule_priority: cfg.rule_priority,
-        xdp: match cfg.xdp {
-            XdpSetting::Off => None,
-            m => Some(XdpConfig {
+        ebpf: match cfg.dataplane().0 {
+            DataplaneSetting::Kernel => None,
+            d => Some(XdpConfig {
                 pin_dir: cfg.pin_path(),
                 interfaces: cfg.vm_interfaces.clone(),
-                mode: if m == XdpSetting::Generic {
-                    XdpMode::Generic
-                } else {
-                    XdpMode::Native
+                mode: match d {
+                    DataplaneSetting::Xdp => DataplaneMode::Xdp(XdpMode::Native),
+                    DataplaneSetting::Tc => DataplaneMode::Tc,
+                    _ => DataplaneMode::Auto,
                 },
                 debug: cfg.xdp_debug,
+                force_clsact: false,
             }),
         },
         manage_neighbors: cfg.manage_neighbors,
@@ -510,6 +531,10 @@ pub async fn run(cfg: AgentConfig, socket_path: Option<PathBuf>) -> anyhow::Resu
     let cfg = Arc::new(cfg);
     let socket_path = socket_path.unwrap_or_else(|| cfg.socket_path());
     let control = socket::bind(&socket_path)?;
+    let (dataplane, deprecated) = cfg.dataplane();
+    if let Some(note) = deprecated {
+        warn!("{note}");
+    }
     enable_forwarding();
     let (fib, fib_thread) =
         fib_task::start(fib_setup(&cfg)).context("cannot set up the dataplane")?;
@@ -572,13 +597,13 @@ pub async fn run(cfg: AgentConfig, socket_path: Option<PathBuf>) -> anyhow::Resu
     }
     agent.push_changes();
     info!(
-        "agent AS {} id {} up: route servers {:?}, table {}, VM interfaces {:?}, XDP {:?}, control socket {}",
+        "agent AS {} id {} up: route servers {:?}, table {}, VM interfaces {:?}, dataplane {}, control socket {}",
         cfg.asn,
         cfg.router_id,
         cfg.route_servers,
         cfg.table,
         cfg.vm_interfaces,
-        cfg.xdp,
+        dataplane.name(),
         socket_path.display()
     );
 

@@ -1,4 +1,4 @@
-//! The one task that owns netlink and the XDP maps (DESIGN: the RIB sends
+//! The one task that owns netlink and the eBPF maps (DESIGN: the RIB sends
 //! it plans). It runs on its own thread because both are blocking system
 //! calls, adopts what a previous agent left (routes by protocol value,
 //! pinned maps and links), applies changes in batches, retries what the
@@ -7,7 +7,7 @@
 
 use crate::fib::kernel::{EcmpStrategy, KernelFib, KernelRoute, RouteChange, RouteTarget};
 use crate::fib::plan::Want;
-use crate::fib::xdp::{XdpConfig, XdpDataplane, XdpTarget};
+use crate::fib::xdp::{Attachment, XdpConfig, XdpDataplane, XdpTarget};
 use crate::prefix::Prefix;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -28,8 +28,8 @@ pub struct FibSetup {
     pub interfaces: Vec<String>,
     /// First rule priority.
     pub rule_priority: u32,
-    /// XDP, unless off.
-    pub xdp: Option<XdpConfig>,
+    /// The eBPF hooks, unless the dataplane is `kernel`.
+    pub ebpf: Option<XdpConfig>,
     /// Keep neighbour entries for next hops resolved.
     pub manage_neighbors: bool,
 }
@@ -47,7 +47,7 @@ pub enum FibCmd {
     Reconcile,
     /// Describe the FIB for `steer show fib`.
     Show(oneshot::Sender<FibView>),
-    /// Stop; with `flush`, remove routes, rules and XDP first.
+    /// Stop; with `flush`, remove routes, rules and the eBPF hooks first.
     Shutdown {
         /// Remove the dataplane instead of leaving it forwarding.
         flush: bool,
@@ -65,9 +65,9 @@ pub struct FibEntryView {
     pub want: Option<Want>,
     /// The kernel route in the table, in words.
     pub kernel: Option<String>,
-    /// The XDP map entry, in words.
+    /// The eBPF LPM map entry (both hooks read it), in words.
     pub xdp: Option<String>,
-    /// The kernel and the XDP map disagree with each other or with the want.
+    /// The kernel and the eBPF map disagree with each other or with the want.
     pub mismatch: bool,
 }
 
@@ -78,13 +78,20 @@ pub struct FibView {
     pub table: u32,
     /// ECMP strategy.
     pub ecmp: String,
-    /// XDP attachments: interface, mode, program id.
-    pub xdp_attached: Vec<String>,
-    /// XDP counters by name (packets, bytes).
+    /// The `dataplane` mode (`auto`, `tc`, `xdp`; `kernel` when no
+    /// program runs).
+    pub dataplane: String,
+    /// The hooks on the VM interfaces.
+    pub attached: Vec<Attachment>,
+    /// The programs' counters: hook (`xdp`, `tc`) -> reason -> (packets,
+    /// bytes).
+    pub counters: BTreeMap<String, BTreeMap<String, (u64, u64)>>,
+    /// Deprecated: `counters.xdp`, kept for scripts written before the TC
+    /// hook.
     pub xdp_counters: BTreeMap<String, (u64, u64)>,
     /// Every prefix.
     pub entries: Vec<FibEntryView>,
-    /// Changes the kernel or XDP refused, not yet repaired.
+    /// Changes the kernel or the eBPF maps refused, not yet repaired.
     pub failures: Vec<String>,
     /// Still keeping adopted state until every route server has synced.
     pub awaiting_sync: bool,
@@ -133,9 +140,9 @@ struct FibState {
 
 impl FibState {
     fn open(setup: FibSetup) -> anyhow::Result<FibState> {
-        // XDP first: it claims the pin dir, so a second agent configured
+        // eBPF first: it claims the pin dir, so a second agent configured
         // with the same one stops before touching the kernel table or rules.
-        let xdp = match &setup.xdp {
+        let xdp = match &setup.ebpf {
             Some(c) => {
                 let mut c = c.clone();
                 c.interfaces = present(&setup.interfaces);
@@ -156,18 +163,15 @@ impl FibState {
             .unwrap_or_default();
         if let Some(x) = &xdp {
             info!(
-                "XDP pins in {}: adopted {} entries, {} next-hop sets and the counters left by a previous run; attached to {:?}",
+                "eBPF pins in {}: adopted {} entries, {} next-hop sets and the counters left by a previous run; hooks: {}",
                 x.pin_dir().display(),
                 x_installed.len(),
                 x.nexthop_sets(),
-                x.attached()
-                    .iter()
-                    .map(|a| a.interface.as_str())
-                    .collect::<Vec<_>>()
+                attachments_text(&x.attached()).join("; ")
             );
         }
         info!(
-            "adopted {} kernel routes in table {} and {} XDP entries; kept until every route server has re-sent its routes",
+            "adopted {} kernel routes in table {} and {} eBPF map entries; kept until every route server has re-sent its routes",
             k_installed.len(),
             setup.table,
             x_installed.len()
@@ -208,7 +212,7 @@ impl FibState {
         }
     }
 
-    /// Make the kernel and XDP match the wanted state for `prefixes`.
+    /// Make the kernel and the eBPF maps match the wanted state for `prefixes`.
     /// Removals of prefixes nobody wants happen only when `remove` or
     /// after the sync.
     fn install(&mut self, prefixes: &[Prefix], remove: bool) {
@@ -300,7 +304,7 @@ impl FibState {
                 }
             }
             Err(e) => {
-                error!("XDP map update failed: {e}; will retry on the next reconcile");
+                error!("eBPF map update failed: {e}; will retry on the next reconcile");
                 for (p, _) in &changes {
                     self.failures.insert(*p, format!("xdp: {e}"));
                 }
@@ -338,23 +342,22 @@ impl FibState {
         all.into_iter().collect()
     }
 
-    /// Attach XDP to VM interfaces that appeared since (a VM started), and
-    /// let go of those that vanished.
+    /// Attach the hooks to VM interfaces that appeared since (a VM
+    /// started) or were recreated, and let go of those that vanished.
     fn refresh_interfaces(&mut self) {
         let Some(x) = &mut self.xdp else { return };
-        let want = present(&self.setup.interfaces);
-        let have: Vec<String> = x
-            .attached()
-            .into_iter()
-            .filter(|a| a.ifindex != 0)
-            .map(|a| a.interface)
-            .collect();
+        let mut want = present(&self.setup.interfaces);
+        want.sort();
+        let have = x.live_interfaces();
         if want == have {
             return;
         }
         match x.set_interfaces(&want) {
-            Ok(()) => info!("XDP now on {want:?}"),
-            Err(e) => warn!("cannot attach XDP to {want:?}: {e}"),
+            Ok(()) => info!(
+                "eBPF hooks now: {}",
+                attachments_text(&x.attached()).join("; ")
+            ),
+            Err(e) => warn!("cannot attach the eBPF hooks to {want:?}: {e}"),
         }
     }
 
@@ -394,33 +397,31 @@ impl FibState {
                 mismatch: !(k_ok && x_ok),
             });
         }
-        let (xdp_attached, xdp_counters) = match &self.xdp {
-            Some(x) => (
-                x.attached()
-                    .iter()
-                    .map(|a| {
-                        format!(
-                            "{} ({:?}, link {}, prog {})",
-                            a.interface, a.mode, a.link_id, a.prog_id
-                        )
-                    })
-                    .collect(),
-                x.counters()
-                    .map(|c| {
-                        c.values
-                            .iter()
-                            .map(|v| (v.name.to_string(), (v.packets, v.bytes)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            ),
-            None => (Vec::new(), BTreeMap::new()),
+        let (dataplane, attached, counters) = match &self.xdp {
+            Some(x) => {
+                let mut counters: BTreeMap<String, BTreeMap<String, (u64, u64)>> = BTreeMap::new();
+                match x.counters() {
+                    Ok(c) => {
+                        for v in c.values {
+                            counters
+                                .entry(v.hook.to_string())
+                                .or_default()
+                                .insert(v.name.to_string(), (v.packets, v.bytes));
+                        }
+                    }
+                    Err(e) => warn!("cannot read the eBPF counters: {e}"),
+                }
+                (x.mode().to_string(), x.attached(), counters)
+            }
+            None => ("kernel".to_string(), Vec::new(), BTreeMap::new()),
         };
         FibView {
             table: self.setup.table,
             ecmp: format!("{:?}", self.setup.ecmp),
-            xdp_attached,
-            xdp_counters,
+            dataplane,
+            attached,
+            xdp_counters: counters.get("xdp").cloned().unwrap_or_default(),
+            counters,
             entries,
             failures: self
                 .failures
@@ -434,7 +435,7 @@ impl FibState {
     fn shutdown(&mut self, flush: bool) {
         if !flush {
             info!(
-                "leaving {} kernel routes, the ip rules and XDP in place: forwarding continues while the agent is down",
+                "leaving {} kernel routes, the ip rules and the eBPF hooks in place: forwarding continues while the agent is down",
                 self.k_installed.len()
             );
             return;
@@ -446,10 +447,10 @@ impl FibState {
             let dir = x.pin_dir().to_path_buf();
             drop(x);
             if let Err(e) = XdpDataplane::remove(&dir) {
-                error!("removing XDP failed: {e}");
+                error!("removing the eBPF hooks and maps failed: {e}");
             }
         }
-        info!("dataplane flushed: routes, rules and XDP removed");
+        info!("dataplane flushed: routes, rules and eBPF hooks removed");
     }
 }
 
@@ -465,11 +466,28 @@ fn present(interfaces: &[String]) -> Vec<String> {
                 .map(|c| unsafe { libc::if_nametoindex(c.as_ptr()) } != 0)
                 .unwrap_or(false);
             if !exists {
-                warn!("VM interface {name} does not exist yet: XDP attaches when it appears (checked every reconcile_interval)");
+                warn!("VM interface {name} does not exist yet: the eBPF hooks attach when it appears (checked every reconcile_interval)");
             }
             exists
         })
         .cloned()
+        .collect()
+}
+
+/// One line per hook: `vm1 tc (tcx, veth, link 3, prog 9)`.
+fn attachments_text(a: &[Attachment]) -> Vec<String> {
+    a.iter()
+        .map(|a| {
+            format!(
+                "{} {} ({}, {}, link {}, prog {})",
+                a.interface,
+                a.mode.hook().name(),
+                a.mode.name(),
+                a.kind.name(),
+                a.link_id,
+                a.prog_id
+            )
+        })
         .collect()
 }
 

@@ -13,7 +13,7 @@ pub enum Request {
     Peers,
     /// Routes (route server) or learned routes (agent).
     Routes(RouteQuery),
-    /// The agent's kernel table and XDP maps side by side.
+    /// The agent's kernel table and eBPF maps side by side, with the hooks and their counters.
     Fib,
     /// BFD sessions (route server).
     Bfd,

@@ -284,12 +284,13 @@ fn want_text(w: &Value) -> String {
     }
 }
 
-/// `steer show fib` (agent): intent, kernel table and XDP map side by
-/// side; `!` marks a prefix where they disagree.
+/// `steer show fib` (agent): intent, kernel table and the eBPF LPM map
+/// side by side; `!` marks a prefix where they disagree; then the hooks on
+/// the VM interfaces and their counters.
 pub fn fib(v: &Value) -> String {
     let table = s(v, "table");
     let kernel_head = format!("KERNEL (table {table})");
-    let mut t = TextTable::new(&["PREFIX", "INTENT", &kernel_head, "XDP", ""]);
+    let mut t = TextTable::new(&["PREFIX", "INTENT", &kernel_head, "EBPF", ""]);
     let mut mismatches = 0;
     for e in v["entries"].as_array().into_iter().flatten() {
         let bad = e["mismatch"].as_bool() == Some(true);
@@ -314,40 +315,68 @@ pub fn fib(v: &Value) -> String {
     out.push('\n');
     if mismatches > 0 {
         out.push_str(&format!(
-            "{mismatches} prefixes where intent, kernel and XDP disagree\n"
+            "{mismatches} prefixes where intent, kernel and eBPF map disagree\n"
         ));
     }
-    let attached = list(v, "xdp_attached");
+    out.push_str(&format!("Dataplane: {}\n", s(v, "dataplane")));
+    let attached = v["attached"].as_array().cloned().unwrap_or_default();
     if attached.is_empty() {
-        out.push_str("XDP: off\n");
-    } else {
-        out.push_str(&format!(
-            "XDP attached: {}\n",
-            v["xdp_attached"]
-                .as_array()
-                .map(|a| a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join("; "))
-                .unwrap_or_default()
-        ));
-        let mut c = TextTable::new(&["XDP COUNTER", "PACKETS", "BYTES"]);
-        if let Some(m) = v["xdp_counters"].as_object() {
-            for (name, pb) in m {
+        out.push_str("eBPF hooks: none (the kernel forwards)\n");
+        return failures(v, out);
+    }
+    let mut h = TextTable::new(&["INTERFACE", "KIND", "HOOK", "ATTACH", "LINK", "PROG"]);
+    for a in &attached {
+        let mode = s(a, "mode");
+        h.row(vec![
+            s(a, "interface"),
+            s(a, "kind"),
+            hook_of(&mode).to_string(),
+            if a["ifindex"].as_u64() == Some(0) {
+                format!("{mode} (interface gone)")
+            } else {
+                mode
+            },
+            s(a, "link_id"),
+            s(a, "prog_id"),
+        ]);
+    }
+    out.push_str(&h.render());
+    let hooks: Vec<&str> = attached
+        .iter()
+        .map(|a| hook_of(a["mode"].as_str().unwrap_or("")))
+        .collect();
+    let mut c = TextTable::new(&["HOOK", "COUNTER", "PACKETS", "BYTES"]);
+    if let Some(m) = v["counters"].as_object() {
+        for (hook, reasons) in m {
+            for (name, pb) in reasons.as_object().into_iter().flatten() {
                 let p = pb[0].as_u64().unwrap_or(0);
-                if p == 0 && name != "forwarded" {
+                let shown = p > 0 || (name == "forwarded" && hooks.contains(&hook.as_str()));
+                if !shown {
                     continue;
                 }
                 c.row(vec![
+                    hook.clone(),
                     name.clone(),
                     p.to_string(),
                     pb[1].as_u64().unwrap_or(0).to_string(),
                 ]);
             }
         }
-        out.push_str(&c.render());
     }
+    out.push_str(&c.render());
+    failures(v, out)
+}
+
+/// The hook an attach mode belongs to.
+fn hook_of(mode: &str) -> &'static str {
+    if matches!(mode, "native" | "generic") {
+        "xdp"
+    } else {
+        "tc"
+    }
+}
+
+fn failures(v: &Value, mut out: String) -> String {
     for f in v["failures"].as_array().into_iter().flatten() {
         out.push_str(&format!("refused: {}\n", f.as_str().unwrap_or("")));
     }
@@ -366,11 +395,18 @@ mod tests {
     }
 
     #[test]
-    fn fib_flags_mismatches_and_lists_counters() {
+    fn fib_flags_mismatches_and_lists_hooks_and_counters() {
         let v = serde_json::json!({
             "table": 200, "ecmp": "NexthopObjects", "awaiting_sync": false,
-            "xdp_attached": ["vm1 (Native, link 3, prog 9)"],
-            "xdp_counters": {"forwarded": [5, 500], "pass_no_route": [0, 0]},
+            "dataplane": "auto",
+            "attached": [
+                {"interface": "vm1", "ifindex": 4, "kind": "veth", "mode": "tcx", "link_id": 3, "prog_id": 9},
+                {"interface": "tap1", "ifindex": 0, "kind": "tap", "mode": "native", "link_id": 5, "prog_id": 8}
+            ],
+            "counters": {
+                "tc": {"forwarded": [5, 500], "pass_no_route": [0, 0], "pass_entry": [2, 120]},
+                "xdp": {"forwarded": [0, 0], "pass_csum_partial": [0, 0]}
+            },
             "failures": [],
             "entries": [
                 {"prefix": "0.0.0.0/0", "want": {"forward": ["10.1.0.20"]}, "kernel": "via 10.1.0.20", "xdp": "forward 10.1.0.20", "mismatch": false},
@@ -389,11 +425,39 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("1 prefixes where intent, kernel and XDP disagree"),
+            out.contains("1 prefixes where intent, kernel and eBPF map disagree"),
             "{out}"
         );
-        assert!(out.contains("forwarded    5        500"), "{out}");
+        assert!(out.contains("Dataplane: auto\n"), "{out}");
+        assert!(
+            out.contains("vm1        veth  tc    tcx                      3     9\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tap1       tap   xdp   native (interface gone)  5     8\n"),
+            "{out}"
+        );
+        assert!(out.contains("tc    forwarded   5        500\n"), "{out}");
+        assert!(out.contains("tc    pass_entry  2        120\n"), "{out}");
+        assert!(out.contains("xdp   forwarded   0        0\n"), "{out}");
         assert!(!out.contains("pass_no_route"), "{out}");
+        assert!(!out.contains("pass_csum_partial"), "{out}");
+    }
+
+    #[test]
+    fn fib_without_hooks_says_the_kernel_forwards() {
+        let v = serde_json::json!({
+            "table": 200, "ecmp": "NexthopObjects", "awaiting_sync": false,
+            "dataplane": "kernel", "attached": [], "counters": {},
+            "failures": ["10.0.0.0/8: kernel: refused"], "entries": []
+        });
+        let out = fib(&v);
+        assert!(
+            out.ends_with(
+                "Dataplane: kernel\neBPF hooks: none (the kernel forwards)\nrefused: 10.0.0.0/8: kernel: refused\n"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! The FIB plan: what the host should do with each prefix ([`Want`]), how
-//! that maps onto the kernel table and the XDP maps, and the diff from what
+//! that maps onto the kernel table and the eBPF maps, and the diff from what
 //! is installed to what is wanted. Pure; the FIB task applies the result.
 //!
-//! - A learned route: a kernel unicast/ECMP route and an XDP forward entry.
+//! - A learned route: a kernel unicast/ECMP route and an eBPF forward entry.
 //! - The VNet space: an `unreachable` route in the table (VM traffic to an
 //!   unused VNet address must not follow a learned default route; the
 //!   main-table rule before it already serves every real VNet destination)
-//!   and an XDP pass entry, so the kernel decides.
-//! - A connected network of the host: an XDP pass entry only (the
+//!   and an eBPF pass entry, so the kernel decides.
+//! - A connected network of the host: an eBPF pass entry only (the
 //!   `lookup main suppress_prefixlength 0` rule serves it in the kernel).
 
 use super::kernel::RouteTarget;
@@ -39,7 +39,7 @@ impl Want {
         }
     }
 
-    /// The XDP entry for this intent.
+    /// The eBPF map entry for this intent (both hooks read it).
     pub fn xdp(&self) -> XdpTarget {
         match self {
             Want::Forward(h) => XdpTarget::Forward(h.clone()),

@@ -1,41 +1,45 @@
-//! The XDP fast path's user-space half. Loads the embedded program
-//! (`ebpf/xdp`), adopts or pins its maps under a per-instance bpffs dir,
-//! attaches it to the VM-facing interfaces through pinned bpf_links, and
-//! writes routes into its LPM maps with shared, refcounted next-hop sets.
+//! The eBPF fast path's user-space half. Loads the embedded object
+//! (`ebpf/xdp`: an XDP and a TC program sharing one set of maps), adopts or
+//! pins its maps under a per-instance bpffs dir, attaches the hooks each
+//! VM-facing interface needs through pinned links, and writes routes into
+//! the LPM maps with shared, refcounted next-hop sets.
 //!
 //! Forwarding never depends on this process being alive: maps and links are
-//! pinned, so an agent restart (or `kill -9`) leaves the last program
+//! pinned, so an agent restart (or `kill -9`) leaves the last programs
 //! forwarding with the last routes, and the next [`XdpDataplane::open`]
-//! adopts them and swaps the new program in atomically (`BPF_LINK_UPDATE`).
+//! adopts them and swaps the new programs in atomically (`BPF_LINK_UPDATE`
+//! on the XDP and tcx links; an in-place filter change on clsact).
 //! Dropping an [`XdpDataplane`] therefore changes nothing in the kernel;
 //! only [`XdpDataplane::remove`] detaches and unpins.
 //!
 //! Layouts and map names live in `steer-common`; the pin dir holds
 //! `STEER_LPM4`, `STEER_LPM6`, `STEER_NHSETS`, `STEER_COUNTERS`,
-//! `STEER_CONFIG` and `links/<native|generic>/<ifname>`.
+//! `STEER_CONFIG`, `links/<native|generic|tcx>/<ifname>` and the clsact
+//! markers `links/clsact/<ifname>/`.
 //!
-//! Checksum offload: a guest (virtio with `csum`, or a veth) may hand over
-//! TCP/UDP whose checksum holds only the pseudo-header sum, to be finished
-//! by offload. Generic XDP redirects the skb and keeps that state; native
-//! XDP redirects a bare frame and would deliver a bad checksum, so in native
-//! mode the program passes such packets to the kernel
-//! (`pass_csum_partial`). On VM taps whose guests offload checksums, use
-//! generic mode or turn the offload off in the guest/VMM to keep them on the
-//! fast path.
+//! Offloads: a guest (virtio with `csum`/TSO, or a veth) hands over GSO
+//! superpackets and TCP/UDP whose checksum holds only the pseudo-header
+//! sum, to be finished by offload. The TC hook works on the skb and keeps
+//! that state; native XDP redirects a bare frame, so it passes such packets
+//! on (`pass_csum_partial`) to TC. Which hooks run where is
+//! [`DataplaneMode`]'s choice ([`hooks`]).
 
+mod attach;
+mod counters;
+pub mod hooks;
 mod links;
 mod logs;
 mod nexthops;
 mod object;
 mod pin_dir;
+pub mod redirect_targets;
 mod sys;
+pub mod tc_links;
 pub mod testrun;
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use aya::Ebpf;
@@ -45,55 +49,18 @@ use aya::programs::Xdp;
 use steer_common::{
     ACTION_FORWARD, ACTION_PASS, CONFIG_DEBUG, CONFIG_GENERIC, Config, Counter, MAP_CONFIG,
     MAP_COUNTERS, MAP_LPM4, MAP_LPM6, MAP_NH_SETS, MAX_NEXT_HOPS, MAX_NH_SETS, NextHopSet,
-    PINNED_MAPS, PROGRAM_NAME, REASONS, Route,
+    PINNED_MAPS, PROGRAM_NAME, Route,
 };
 
+pub use attach::{AttachMode, Attachment};
+pub use counters::{CounterValue, DataplaneCounters};
+pub use hooks::{DataplaneMode, Hooks, InterfaceKind, XdpMode};
 pub use object::OBJECT;
-pub use steer_common::Reason;
+pub use steer_common::{Hook, Reason};
 
 use crate::prefix::Prefix;
 use nexthops::NextHopTable;
 pub use pin_dir::PinDir;
-
-/// How the program is attached to an interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpMode {
-    /// In the driver (veth, most NICs): the fast one.
-    Native,
-    /// In the generic network stack (`XDP_FLAGS_SKB_MODE`): works anywhere.
-    Generic,
-}
-
-impl XdpMode {
-    /// `native` or `generic`.
-    pub fn name(self) -> &'static str {
-        match self {
-            XdpMode::Native => "native",
-            XdpMode::Generic => "generic",
-        }
-    }
-
-    fn flags(self) -> u32 {
-        match self {
-            XdpMode::Native => sys::XDP_FLAGS_DRV_MODE,
-            XdpMode::Generic => sys::XDP_FLAGS_SKB_MODE,
-        }
-    }
-
-    fn other(self) -> XdpMode {
-        match self {
-            XdpMode::Native => XdpMode::Generic,
-            XdpMode::Generic => XdpMode::Native,
-        }
-    }
-}
-
-impl fmt::Display for XdpMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Where and how to run the fast path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,10 +69,27 @@ pub struct XdpConfig {
     pub pin_dir: PathBuf,
     /// The VM-facing interfaces (in the caller's network namespace).
     pub interfaces: Vec<String>,
-    /// Attach mode for all of them.
-    pub mode: XdpMode,
+    /// Which hooks run, per interface kind.
+    pub mode: DataplaneMode,
     /// Emit aya-log debug events (config key `xdp_debug`).
     pub debug: bool,
+    /// Attach TC through a clsact qdisc even where the kernel has tcx (the
+    /// fallback for kernels before 6.6, tested on new ones with this).
+    pub force_clsact: bool,
+}
+
+impl XdpConfig {
+    /// A config with the defaults for everything but the pin dir, the
+    /// interfaces and the mode.
+    pub fn new(pin_dir: impl Into<PathBuf>, interfaces: &[&str], mode: DataplaneMode) -> Self {
+        XdpConfig {
+            pin_dir: pin_dir.into(),
+            interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+            mode,
+            debug: false,
+            force_clsact: false,
+        }
+    }
 }
 
 /// What the fast path does with a destination prefix.
@@ -118,7 +102,7 @@ pub enum XdpTarget {
     Pass,
 }
 
-/// Errors of the XDP fast path. Each message states its cause once: no
+/// Errors of the eBPF fast path. Each message states its cause once: no
 /// variant exposes an inner error as `source()` that its text already
 /// includes, so `{:#}` chains never repeat it.
 #[derive(Debug, thiserror::Error)]
@@ -161,16 +145,17 @@ pub enum XdpError {
         holder: Option<u32>,
     },
     /// Parsing or loading the object failed.
-    #[error("loading the XDP object: {0}")]
+    #[error("loading the eBPF object: {0}")]
     Load(Box<aya::EbpfError>),
-    /// Loading the program into the kernel failed (verifier, permissions).
-    #[error("loading the XDP program: {0}")]
+    /// Loading, attaching or replacing a program failed (verifier,
+    /// permissions, kernel support).
+    #[error("eBPF program: {0}")]
     Program(aya::programs::ProgramError),
     /// The object lacks the program.
-    #[error("the XDP object has no program `{0}`")]
+    #[error("the eBPF object has no program `{0}`")]
     MissingProgram(&'static str),
     /// The object lacks a map.
-    #[error("the XDP object has no map `{0}`")]
+    #[error("the eBPF object has no map `{0}`")]
     MissingMap(&'static str),
     /// A map operation failed.
     #[error("map {name}: {cause}")]
@@ -198,12 +183,12 @@ pub enum XdpError {
     #[error("no interface named `{0}`")]
     NoSuchInterface(String),
     /// Attaching to an interface failed (EBUSY: another XDP program is on it).
-    #[error("attaching XDP ({mode}) to {interface}: {cause}")]
+    #[error("attaching {hook} to {interface}: {cause}")]
     Attach {
         /// The interface.
         interface: String,
-        /// The mode asked for.
-        mode: XdpMode,
+        /// The hook and mode asked for.
+        hook: &'static str,
         /// The cause.
         cause: io::Error,
     },
@@ -260,66 +245,6 @@ impl From<aya_log::Error> for XdpError {
     }
 }
 
-/// One counter, summed over CPUs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct CounterValue {
-    /// Its reason's name (`forwarded`, `pass_no_route`, ...).
-    pub name: &'static str,
-    /// Packets.
-    pub packets: u64,
-    /// Bytes.
-    pub bytes: u64,
-}
-
-/// All counters, in [`Reason`] order. Pinned, so they count across restarts.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct XdpCounters {
-    /// One per reason.
-    pub values: Vec<CounterValue>,
-}
-
-impl XdpCounters {
-    /// The counter of `reason`.
-    pub fn get(&self, reason: Reason) -> CounterValue {
-        self.values[reason.index() as usize]
-    }
-
-    /// Packets counted under `reason`.
-    pub fn packets(&self, reason: Reason) -> u64 {
-        self.get(reason).packets
-    }
-
-    /// Packets under every reason (everything the program saw).
-    pub fn total_packets(&self) -> u64 {
-        self.values.iter().map(|v| v.packets).sum()
-    }
-}
-
-impl fmt::Display for XdpCounters {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<22} {:>14} {:>16}", "reason", "packets", "bytes")?;
-        for v in &self.values {
-            writeln!(f, "{:<22} {:>14} {:>16}", v.name, v.packets, v.bytes)?;
-        }
-        Ok(())
-    }
-}
-
-/// An interface the program is attached to.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Attachment {
-    /// Interface name.
-    pub interface: String,
-    /// Its ifindex now; 0 if the interface has gone.
-    pub ifindex: u32,
-    /// Attach mode.
-    pub mode: XdpMode,
-    /// The bpf_link id (stable across program replacements).
-    pub link_id: u32,
-    /// The program the link runs; 0 if unknown.
-    pub prog_id: u32,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Installed {
     Pass,
@@ -348,11 +273,12 @@ impl Installed {
     }
 }
 
-/// The loaded program, its maps and its links.
+/// The loaded programs, their maps and their links.
 pub struct XdpDataplane {
     pin_dir: PathBuf,
     _pins: PinDir,
-    mode: XdpMode,
+    mode: DataplaneMode,
+    force_clsact: bool,
     ebpf: Ebpf,
     lpm4: LpmTrie<MapData, [u8; 4], Route>,
     lpm6: LpmTrie<MapData, [u8; 16], Route>,
@@ -361,7 +287,7 @@ pub struct XdpDataplane {
     config: Array<MapData, Config>,
     table: NextHopTable,
     routes: HashMap<Prefix, Installed>,
-    links: BTreeMap<String, links::Link>,
+    attached: attach::Attached,
     logs: Option<logs::LogPump>,
     debug: bool,
 }
@@ -374,7 +300,7 @@ where
     T::try_from(map).map_err(|cause| XdpError::Map { name, cause })
 }
 
-fn map_err(name: &'static str) -> impl Fn(MapError) -> XdpError {
+pub(crate) fn map_err(name: &'static str) -> impl Fn(MapError) -> XdpError {
     move |cause| XdpError::Map { name, cause }
 }
 
@@ -405,11 +331,10 @@ fn normalize(prefix: &Prefix, target: &XdpTarget) -> Result<XdpTarget, XdpError>
 }
 
 impl XdpDataplane {
-    /// Loads the program, adopts the maps pinned in `cfg.pin_dir` (or pins
-    /// new ones), and puts the program on every interface: the pinned link
-    /// of an interface gets the new program atomically; interfaces without
-    /// one get a new pinned link; pinned links of interfaces no longer
-    /// listed are detached.
+    /// Loads the programs, adopts the maps pinned in `cfg.pin_dir` (or pins
+    /// new ones), and puts the hooks on every interface: a pinned link gets
+    /// the new program atomically; missing ones are attached and pinned;
+    /// hooks no longer wanted are detached.
     pub fn open(cfg: &XdpConfig) -> Result<XdpDataplane, XdpError> {
         let pins = PinDir::claim(&cfg.pin_dir)?;
         let mut ebpf = object::load(&cfg.pin_dir)?;
@@ -417,6 +342,7 @@ impl XdpDataplane {
             pin_dir: cfg.pin_dir.clone(),
             _pins: pins,
             mode: cfg.mode,
+            force_clsact: cfg.force_clsact,
             lpm4: take_map(&mut ebpf, MAP_LPM4)?,
             lpm6: take_map(&mut ebpf, MAP_LPM6)?,
             sets: take_map(&mut ebpf, MAP_NH_SETS)?,
@@ -425,7 +351,7 @@ impl XdpDataplane {
             ebpf,
             table: NextHopTable::new(MAX_NH_SETS),
             routes: HashMap::new(),
-            links: BTreeMap::new(),
+            attached: attach::Attached::default(),
             logs: None,
             debug: false,
         };
@@ -641,27 +567,13 @@ impl XdpDataplane {
         }
     }
 
-    /// The counters summed over CPUs, in [`Reason`] order.
-    pub fn counters(&self) -> Result<XdpCounters, XdpError> {
-        let mut values = Vec::with_capacity(REASONS.len());
-        for reason in REASONS {
-            let per_cpu = self
-                .counters
-                .get(&reason.index(), 0)
-                .map_err(map_err(MAP_COUNTERS))?;
-            let (packets, bytes) = per_cpu
-                .iter()
-                .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes));
-            values.push(CounterValue {
-                name: reason.name(),
-                packets,
-                bytes,
-            });
-        }
-        Ok(XdpCounters { values })
+    /// The counters by hook and reason, summed over CPUs, with XDP
+    /// redirects their targets refused moved to `redirect_failed`.
+    pub fn counters(&self) -> Result<DataplaneCounters, XdpError> {
+        DataplaneCounters::read(&self.counters, self.xdp_refused())
     }
 
-    /// Switches the program's debug events on or off (no reload needed).
+    /// Switches the programs' debug events on or off (no reload needed).
     /// Events reach `log`/`tracing` at debug level, target `steer_xdp`.
     pub fn set_debug(&mut self, on: bool) -> Result<(), XdpError> {
         if on && self.logs.is_none() {
@@ -676,7 +588,7 @@ impl XdpDataplane {
         if self.debug {
             flags |= CONFIG_DEBUG;
         }
-        if self.mode == XdpMode::Generic {
+        if self.mode == DataplaneMode::Xdp(XdpMode::Generic) {
             flags |= CONFIG_GENERIC;
         }
         self.config
@@ -692,53 +604,27 @@ impl XdpDataplane {
         Ok(prog.try_into()?)
     }
 
-    /// The kernel id of the program this instance loaded.
+    /// The kernel id of the XDP program this instance loaded.
     pub fn program_id(&self) -> Result<u32, XdpError> {
         Ok(self.program()?.info()?.id())
     }
 
-    /// Attaches to every interface in `interfaces` (replacing the program of
-    /// existing pinned links atomically) and detaches the pinned links of
-    /// interfaces not listed.
-    pub fn set_interfaces(&mut self, interfaces: &[String]) -> Result<(), XdpError> {
-        let prog = self
-            .program()?
-            .fd()?
-            .try_clone()
-            .map_err(|cause| XdpError::Io {
-                path: self.pin_dir.clone(),
-                cause,
-            })?;
-        let mut attached = BTreeMap::new();
-        for iface in interfaces {
-            let link = links::attach(prog.as_fd(), &self.pin_dir, iface, self.mode)?;
-            attached.insert(iface.clone(), link);
-        }
-        for (mode, iface, path) in links::pinned(&self.pin_dir) {
-            if !interfaces.contains(&iface) || mode != self.mode {
-                links::detach_pinned(&path)?;
-            }
-        }
-        self.links = attached;
-        Ok(())
+    /// The kernel id of the TC program this instance loaded.
+    pub fn tc_program_id(&self) -> Result<u32, XdpError> {
+        Ok(self.tc_program()?.info()?.id())
     }
 
-    /// The interfaces the program is on, with link and program ids (as
-    /// `steer show fib` prints them).
-    pub fn attached(&self) -> Vec<Attachment> {
-        self.links
-            .iter()
-            .map(|(iface, link)| {
-                let info = sys::xdp_link_info(link.fd.as_fd()).ok();
-                Attachment {
-                    interface: iface.clone(),
-                    ifindex: info.map_or(0, |i| i.ifindex),
-                    mode: link.mode,
-                    link_id: info.map_or(0, |i| i.id),
-                    prog_id: info.map_or(0, |i| i.prog_id),
-                }
-            })
-            .collect()
+    fn tc_program(&self) -> Result<&aya::programs::SchedClassifier, XdpError> {
+        let prog = self
+            .ebpf
+            .program(steer_common::TC_PROGRAM_NAME)
+            .ok_or(XdpError::MissingProgram(steer_common::TC_PROGRAM_NAME))?;
+        Ok(prog.try_into()?)
+    }
+
+    /// The dataplane mode.
+    pub fn mode(&self) -> DataplaneMode {
+        self.mode
     }
 
     /// The pin dir of this instance.
@@ -746,17 +632,14 @@ impl XdpDataplane {
         &self.pin_dir
     }
 
-    /// Detaches every link pinned under `pin_dir`, unpins the maps and
+    /// Detaches every hook recorded under `pin_dir`, unpins the maps and
     /// removes the directory (for a flush on shutdown). Idempotent. The
-    /// program and maps are freed once no process holds them.
+    /// programs and maps are freed once no process holds them.
     pub fn remove(pin_dir: &Path) -> Result<(), XdpError> {
         if !pin_dir.exists() {
             return Ok(());
         }
-        for (_, _, path) in links::pinned(pin_dir) {
-            links::detach_pinned(&path)?;
-        }
-        links::remove_dirs(pin_dir)?;
+        attach::detach_all(pin_dir)?;
         for name in PINNED_MAPS {
             let path = pin_dir.join(name);
             match std::fs::remove_file(&path) {
@@ -810,31 +693,5 @@ mod tests {
             normalize(&p, &XdpTarget::Forward(vec![])),
             Err(XdpError::BadTarget { count: 0, .. })
         ));
-    }
-
-    #[test]
-    fn counters_print_one_named_line_per_reason() {
-        let c = XdpCounters {
-            values: REASONS
-                .iter()
-                .map(|r| CounterValue {
-                    name: r.name(),
-                    packets: r.index().into(),
-                    bytes: 100,
-                })
-                .collect(),
-        };
-        assert_eq!(c.packets(Reason::NoNeigh), 3);
-        assert_eq!(c.total_packets(), (0..REASONS.len() as u64).sum::<u64>());
-        let text = c.to_string();
-        assert_eq!(text.lines().count(), 1 + REASONS.len());
-        assert_eq!(
-            text.lines()
-                .nth(4)
-                .unwrap()
-                .split_whitespace()
-                .collect::<Vec<_>>(),
-            ["pass_no_neigh", "3", "100"]
-        );
     }
 }

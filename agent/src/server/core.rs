@@ -312,7 +312,6 @@ impl RouteServer {
     }
 
     fn established(&mut self, id: PeerId, epoch: u64, e: Established) {
-        self.flush();
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -357,9 +356,16 @@ impl RouteServer {
                 .collect();
             r.families = keep;
             for f in drop {
-                sweep_stale(&mut self.table, id, f);
+                let swept = sweep_stale(&mut self.table, id, f);
+                peer.received = peer.received.saturating_sub(swept as u32);
+            }
+            if r.families.is_empty() {
+                peer.restarting = None;
             }
         }
+        // Decide (and tell the existing groups) before a new group starts
+        // from the table: the sweep above may have changed it.
+        self.flush();
         let group = match self.groups.iter().position(|(_, g)| g.key == key) {
             Some(i) => self.groups[i].0,
             None => {

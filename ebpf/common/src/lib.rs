@@ -1,11 +1,12 @@
-//! Map layouts shared by the XDP program (`ebpf/xdp`) and user space
-//! (`steer::fib::xdp`): the `#[repr(C)]` keys and values, the counter
-//! reasons, the limits, and the map names both sides use. `no_std`;
-//! `aya::Pod` impls behind the `user` feature.
+//! Map layouts shared by the eBPF programs (`ebpf/xdp`: the XDP and the TC
+//! hook) and user space (`steer::fib::xdp`): the `#[repr(C)]` keys and
+//! values, the hooks and counter reasons, the limits, and the map names both
+//! sides use. `no_std`; `aya::Pod` impls behind the `user` feature.
 //!
 //! Every layout here is ABI with pinned maps that outlive an agent: user
-//! space refuses to adopt a pinned map whose type, key or value size or
-//! capacity differs from these.
+//! space refuses to adopt a pinned routing map whose type, key or value size
+//! or capacity differs from these (a counter map of another layout is
+//! replaced: counters are not forwarding state).
 #![no_std]
 
 /// Most next hops in one set (ECMP width).
@@ -23,7 +24,8 @@ pub const MAP_LPM4: &str = "STEER_LPM4";
 pub const MAP_LPM6: &str = "STEER_LPM6";
 /// Name of the next-hop-set hash map: key `u32` set id, value [`NextHopSet`].
 pub const MAP_NH_SETS: &str = "STEER_NHSETS";
-/// Name of the per-CPU counter array: index [`Reason`], value [`Counter`].
+/// Name of the per-CPU counter array: index [`Hook::counter`], value
+/// [`Counter`].
 pub const MAP_COUNTERS: &str = "STEER_COUNTERS";
 /// Name of the one-slot config array: index 0, value [`Config`].
 pub const MAP_CONFIG: &str = "STEER_CONFIG";
@@ -31,6 +33,8 @@ pub const MAP_CONFIG: &str = "STEER_CONFIG";
 pub const PINNED_MAPS: [&str; 5] = [MAP_LPM4, MAP_LPM6, MAP_NH_SETS, MAP_COUNTERS, MAP_CONFIG];
 /// Name of the XDP program in the object.
 pub const PROGRAM_NAME: &str = "steer_xdp";
+/// Name of the TC (tcx / clsact ingress) program in the object.
+pub const TC_PROGRAM_NAME: &str = "steer_tc";
 
 /// [`Route::action`]: leave the packet to the kernel (VNet / connected space).
 pub const ACTION_PASS: u32 = 1;
@@ -44,8 +48,8 @@ pub const FAMILY_V6: u32 = 10;
 
 /// [`Config::flags`] bit: emit aya-log debug events.
 pub const CONFIG_DEBUG: u32 = 1;
-/// [`Config::flags`] bit: the program runs in generic (skb) mode, where a
-/// redirect keeps the skb's checksum-offload state, so packets whose L4
+/// [`Config::flags`] bit: the XDP program runs in generic (skb) mode, where
+/// a redirect keeps the skb's checksum-offload state, so packets whose L4
 /// checksum is still left to offload may be forwarded.
 pub const CONFIG_GENERIC: u32 = 2;
 
@@ -98,12 +102,16 @@ pub struct Config {
     pub flags: u32,
 }
 
-/// What happened to a packet: the index into the counter map. Everything
-/// but [`Reason::Forwarded`] went to the kernel with `XDP_PASS`.
+/// What happened to a packet at one [`Hook`]. Everything but
+/// [`Reason::Forwarded`] and [`Reason::RedirectFailed`] went on to the next
+/// stage (XDP: to the TC hook, if attached, and the kernel; TC: to the
+/// kernel).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
-    /// Rewritten and redirected to the next hop's interface.
+    /// Rewritten and redirected to the next hop's interface (on TC also: a
+    /// redirect through the kernel's neighbour resolution, when the next
+    /// hop's neighbour entry was not valid yet).
     Forwarded = 0,
     /// The destination matched no prefix.
     NoRoute = 1,
@@ -134,12 +142,18 @@ pub enum Reason {
     NoNextHopSet = 13,
     /// TCP/UDP whose checksum is left to offload (it holds only the
     /// pseudo-header sum, as virtio guests and veths send it): a native-mode
-    /// redirect would lose the offload state and deliver a bad checksum.
+    /// XDP redirect would lose the offload state and deliver a bad checksum.
+    /// XDP only; the TC hook forwards these with their offload state.
     CsumPartial = 14,
+    /// Redirected, but the redirect did not happen: at XDP, the target did
+    /// not take the frame (a veth whose peer has no NAPI), which user space
+    /// reads from the targets' statistics; at TC, the redirect helper
+    /// refused an already rewritten packet, which is then dropped.
+    RedirectFailed = 15,
 }
 
-/// Number of [`Reason`]s (the counter map's size).
-pub const REASON_COUNT: usize = 15;
+/// Number of [`Reason`]s (counter slots per hook).
+pub const REASON_COUNT: usize = 16;
 
 /// Every reason, in index order.
 pub const REASONS: [Reason; REASON_COUNT] = [
@@ -158,6 +172,7 @@ pub const REASONS: [Reason; REASON_COUNT] = [
     Reason::Truncated,
     Reason::NoNextHopSet,
     Reason::CsumPartial,
+    Reason::RedirectFailed,
 ];
 
 impl Reason {
@@ -184,7 +199,43 @@ impl Reason {
             Reason::Truncated => "pass_truncated",
             Reason::NoNextHopSet => "pass_no_nexthop_set",
             Reason::CsumPartial => "pass_csum_partial",
+            Reason::RedirectFailed => "redirect_failed",
         }
+    }
+}
+
+/// Where a program runs: the counter map holds [`REASON_COUNT`] slots per
+/// hook, hook after hook.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hook {
+    /// XDP, before an skb exists.
+    Xdp = 0,
+    /// TC ingress (tcx or clsact), on the skb.
+    Tc = 1,
+}
+
+/// Number of [`Hook`]s.
+pub const HOOK_COUNT: usize = 2;
+
+/// Every hook, in counter-map order.
+pub const HOOKS: [Hook; HOOK_COUNT] = [Hook::Xdp, Hook::Tc];
+
+/// Size of the counter map.
+pub const COUNTER_SLOTS: u32 = (HOOK_COUNT * REASON_COUNT) as u32;
+
+impl Hook {
+    /// `xdp` or `tc`, as `steer show` and metrics print it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Hook::Xdp => "xdp",
+            Hook::Tc => "tc",
+        }
+    }
+
+    /// The counter map index of `reason` at this hook.
+    pub const fn counter(self, reason: Reason) -> u32 {
+        self as u32 * REASON_COUNT as u32 + reason as u32
     }
 }
 
@@ -209,4 +260,10 @@ const _: () = {
         assert!(REASONS[i] as usize == i);
         i += 1;
     }
+    let mut h = 0;
+    while h < HOOK_COUNT {
+        assert!(HOOKS[h] as usize == h);
+        h += 1;
+    }
+    assert!(Hook::Tc.counter(Reason::RedirectFailed) == COUNTER_SLOTS - 1);
 };

@@ -1,27 +1,40 @@
-//! Steer's XDP fast path, attached to every VM-facing interface.
+//! Steer's fast path: one object, two hooks on every VM-facing interface,
+//! sharing one set of maps.
 //!
-//! Ethernet -> IPv4/IPv6 -> destination LPM (PASS or FORWARD with a
-//! next-hop set) -> flow hash picks one member -> `bpf_fib_lookup` on that
+//! - XDP (`steer_xdp`), before an skb exists: cheapest per packet, but a
+//!   bare frame has no offload state, so it leaves TCP/UDP with checksums
+//!   left to offload (and anything else it cannot finish) to the next stage.
+//! - TC ingress (`steer_tc`, tcx or clsact), on the skb: GSO superpackets,
+//!   GRO'd packets and partial checksums are forwarded with their offload
+//!   state intact.
+//!
+//! Both: Ethernet -> IPv4/IPv6 -> destination LPM (PASS or FORWARD with a
+//! next-hop set) -> the flow's member of the set -> `bpf_fib_lookup` on that
 //! next hop's address with the ingress ifindex (so `ip rule`s apply) ->
-//! rewrite MACs, TTL/hop limit - 1, IPv4 checksum -> `bpf_redirect`.
-//! Anything it cannot finish goes to the kernel (`XDP_PASS`), whose table is
-//! identical, and is counted under its [`Reason`]. Maps and layouts come
-//! from `steer-common`; the static names below are its `MAP_*` names.
+//! rewrite MACs, TTL/hop limit - 1, IPv4 checksum -> redirect. What XDP
+//! passes reaches TC; what TC passes reaches the kernel, whose table is
+//! identical. Every packet is counted under its hook and [`Reason`]. Maps
+//! and layouts come from `steer-common`; the static names below are its
+//! `MAP_*` names.
 #![no_std]
 #![no_main]
 
-mod forward;
 mod hash;
 mod packet;
+mod route;
+mod tc;
+mod xdp;
 
 use aya_ebpf::{
-    bindings::{BPF_F_NO_PREALLOC, xdp_action},
-    macros::{map, xdp},
+    EbpfContext,
+    bindings::BPF_F_NO_PREALLOC,
+    macros::{classifier, map, xdp},
     maps::{Array, HashMap, LpmTrie, PerCpuArray},
-    programs::XdpContext,
+    programs::{TcContext, XdpContext},
 };
 use steer_common::{
-    CONFIG_DEBUG, Config, Counter, MAX_NH_SETS, MAX_ROUTES, NextHopSet, REASON_COUNT, Reason, Route,
+    CONFIG_DEBUG, COUNTER_SLOTS, Config, Counter, Hook, MAX_NH_SETS, MAX_ROUTES, NextHopSet,
+    Reason, Route,
 };
 
 /// IPv4 destinations: `steer_common::MAP_LPM4`.
@@ -36,17 +49,18 @@ static STEER_LPM6: LpmTrie<[u8; 16], Route> = LpmTrie::pinned(MAX_ROUTES, 0);
 #[map]
 static STEER_NHSETS: HashMap<u32, NextHopSet> = HashMap::pinned(MAX_NH_SETS, BPF_F_NO_PREALLOC);
 
-/// Per-CPU packet/byte counters by [`Reason`]: `steer_common::MAP_COUNTERS`.
+/// Per-CPU packet/byte counters by hook and [`Reason`]:
+/// `steer_common::MAP_COUNTERS`.
 #[map]
-static STEER_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(REASON_COUNT as u32, 0);
+static STEER_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(COUNTER_SLOTS, 0);
 
 /// Runtime switches (slot 0): `steer_common::MAP_CONFIG`.
 #[map]
 static STEER_CONFIG: Array<Config> = Array::pinned(1, 0);
 
-/// What the program decided for one packet.
+/// What a hook decided for one packet.
 pub struct Verdict {
-    /// The XDP action returned to the kernel.
+    /// The action returned to the kernel.
     pub action: u32,
     /// The counter it is accounted under.
     pub reason: Reason,
@@ -55,23 +69,27 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// Leave the packet to the kernel, counted under `reason`.
+    /// Leave the packet to the next stage with `action`, counted under
+    /// `reason`.
     #[inline(always)]
-    pub const fn pass(reason: Reason) -> Verdict {
+    pub const fn pass(action: u32, reason: Reason) -> Verdict {
         Verdict {
-            action: xdp_action::XDP_PASS,
+            action,
             reason,
             egress: 0,
         }
     }
 }
 
-#[xdp]
-pub fn steer_xdp(ctx: XdpContext) -> u32 {
-    let len = (ctx.data_end() - ctx.data()) as u64;
-    let config = STEER_CONFIG.get(0).map_or(0, |c| c.flags);
-    let verdict = forward::process(&ctx, config);
-    if let Some(c) = STEER_COUNTERS.get_ptr_mut(verdict.reason.index()) {
+#[inline(always)]
+fn config() -> u32 {
+    STEER_CONFIG.get(0).map_or(0, |c| c.flags)
+}
+
+/// Counts the packet and, when debug is on, logs the verdict.
+#[inline(always)]
+fn account<C: EbpfContext>(ctx: &C, hook: Hook, config: u32, len: u64, ifindex: u32, v: &Verdict) {
+    if let Some(c) = STEER_COUNTERS.get_ptr_mut(hook.counter(v.reason)) {
         // SAFETY: a per-CPU slot; nothing else writes it concurrently.
         unsafe {
             (*c).packets += 1;
@@ -80,15 +98,42 @@ pub fn steer_xdp(ctx: XdpContext) -> u32 {
     }
     if config & CONFIG_DEBUG != 0 {
         aya_log_ebpf::debug!(
-            &ctx,
-            "steer_xdp: ifindex {} len {} reason {} egress {}",
-            ctx.ingress_ifindex() as u32,
+            ctx,
+            "steer_{}: ifindex {} len {} reason {} egress {}",
+            hook.name(),
+            ifindex,
             len,
-            verdict.reason.index(),
-            verdict.egress
+            v.reason.index(),
+            v.egress
         );
     }
+}
+
+#[xdp]
+pub fn steer_xdp(ctx: XdpContext) -> u32 {
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    let config = config();
+    let verdict = xdp::process(&ctx, config);
+    account(
+        &ctx,
+        Hook::Xdp,
+        config,
+        len,
+        ctx.ingress_ifindex() as u32,
+        &verdict,
+    );
     verdict.action
+}
+
+#[classifier]
+pub fn steer_tc(ctx: TcContext) -> i32 {
+    let len = ctx.len() as u64;
+    let config = config();
+    let verdict = tc::process(&ctx);
+    // SAFETY: reading a field of the context the kernel passed.
+    let ifindex = unsafe { (*ctx.skb.skb).ingress_ifindex };
+    account(&ctx, Hook::Tc, config, len, ifindex, &verdict);
+    verdict.action as i32
 }
 
 #[cfg(not(test))]

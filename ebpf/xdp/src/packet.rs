@@ -1,7 +1,50 @@
-//! Header layouts and bounds-checked access to the frame, in the shape the
-//! verifier accepts (every access proven below `data_end`).
+//! Header layouts and bounds-checked access to the packet, in the shape the
+//! verifier accepts (every access proven below `data_end`), for both hooks:
+//! an XDP frame and the linear part of a TC skb are both a [`Frame`].
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::programs::{TcContext, XdpContext};
+
+/// A packet the program can read directly: `start..end` is the directly
+/// accessible part, `len` the whole packet (an skb may hold more than its
+/// linear part, e.g. a GSO superpacket's payload in page fragments).
+pub trait Frame {
+    /// First byte (`data`).
+    fn start(&self) -> usize;
+    /// One past the last directly accessible byte (`data_end`).
+    fn end(&self) -> usize;
+    /// Bytes of the whole packet, Ethernet header included.
+    fn len(&self) -> usize;
+}
+
+impl Frame for XdpContext {
+    #[inline(always)]
+    fn start(&self) -> usize {
+        self.data()
+    }
+    #[inline(always)]
+    fn end(&self) -> usize {
+        self.data_end()
+    }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.data_end() - self.data()
+    }
+}
+
+impl Frame for TcContext {
+    #[inline(always)]
+    fn start(&self) -> usize {
+        self.data()
+    }
+    #[inline(always)]
+    fn end(&self) -> usize {
+        self.data_end()
+    }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        TcContext::len(self) as usize
+    }
+}
 
 /// Ethernet header length (no VLAN tag: tagged frames are not IP here).
 pub const ETH_HLEN: usize = 14;
@@ -67,11 +110,12 @@ pub struct Ipv6Hdr {
     pub daddr: [u32; 4],
 }
 
-/// A pointer to a `T` at `offset` into the frame, if the frame holds it.
+/// A pointer to a `T` at `offset` into the frame, if the directly
+/// accessible part holds it.
 #[inline(always)]
-pub fn at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
-    let start = ctx.data();
-    if start + offset + core::mem::size_of::<T>() > ctx.data_end() {
+pub fn at<T, F: Frame>(f: &F, offset: usize) -> Option<*mut T> {
+    let start = f.start();
+    if start + offset + core::mem::size_of::<T>() > f.end() {
         return None;
     }
     Some((start + offset) as *mut T)
@@ -90,10 +134,10 @@ pub struct L4 {
 /// Reads the L4 header at `offset`: ports and checksum for TCP and UDP,
 /// nothing for other protocols. `None` if the frame is too short.
 #[inline(always)]
-pub fn l4(ctx: &XdpContext, offset: usize, protocol: u8) -> Option<L4> {
+pub fn l4<F: Frame>(f: &F, offset: usize, protocol: u8) -> Option<L4> {
     match protocol {
         IPPROTO_UDP => {
-            let h: *const [u16; 4] = at(ctx, offset)?;
+            let h: *const [u16; 4] = at(f, offset)?;
             // SAFETY: `at` proved the eight bytes are inside the frame.
             let h = unsafe { *h };
             Some(L4 {
@@ -103,7 +147,7 @@ pub fn l4(ctx: &XdpContext, offset: usize, protocol: u8) -> Option<L4> {
             })
         }
         IPPROTO_TCP => {
-            let h: *const [u16; 9] = at(ctx, offset)?;
+            let h: *const [u16; 9] = at(f, offset)?;
             // SAFETY: `at` proved the eighteen bytes are inside the frame.
             let h = unsafe { *h };
             Some(L4 {

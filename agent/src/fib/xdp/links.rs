@@ -1,4 +1,4 @@
-//! One pinned bpf_link per VM-facing interface, at
+//! One pinned XDP bpf_link per VM-facing interface, at
 //! `<pin_dir>/links/<native|generic>/<ifname>`. A link that is already
 //! pinned and still on the same interface gets the new program atomically
 //! (`BPF_LINK_UPDATE`: no packet sees "no program"); a stale one (interface
@@ -13,6 +13,23 @@ use std::path::{Path, PathBuf};
 use super::sys;
 use super::{XdpError, XdpMode};
 
+impl XdpMode {
+    /// The `XDP_FLAGS_*_MODE` of this mode.
+    pub(super) fn flags(self) -> u32 {
+        match self {
+            XdpMode::Native => sys::XDP_FLAGS_DRV_MODE,
+            XdpMode::Generic => sys::XDP_FLAGS_SKB_MODE,
+        }
+    }
+
+    fn other(self) -> XdpMode {
+        match self {
+            XdpMode::Native => XdpMode::Generic,
+            XdpMode::Generic => XdpMode::Native,
+        }
+    }
+}
+
 /// An interface the program is attached to, through a pinned link.
 #[derive(Debug)]
 pub struct Link {
@@ -22,7 +39,8 @@ pub struct Link {
     pub mode: XdpMode,
 }
 
-const LINKS: &str = "links";
+/// The links directory under the pin dir.
+pub const LINKS: &str = "links";
 
 /// Where the link of `iface` in `mode` is pinned.
 pub fn link_path(pin_dir: &Path, mode: XdpMode, iface: &str) -> PathBuf {
@@ -71,7 +89,10 @@ pub fn attach(
     }
     let fd = sys::xdp_link_create(prog, index, mode.flags()).map_err(|cause| XdpError::Attach {
         interface: iface.to_string(),
-        mode,
+        hook: match mode {
+            XdpMode::Native => "xdp (native)",
+            XdpMode::Generic => "xdp (generic)",
+        },
         cause,
     })?;
     let dir = path.parent().unwrap_or(pin_dir);
@@ -112,7 +133,8 @@ pub fn detach_pinned(path: &Path) -> Result<(), XdpError> {
     remove(path)
 }
 
-fn remove(path: &Path) -> Result<(), XdpError> {
+/// Removes a pin (or an empty marker); a missing one is fine.
+pub fn remove(path: &Path) -> Result<(), XdpError> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(XdpError::Io {
             path: path.to_path_buf(),
@@ -122,7 +144,7 @@ fn remove(path: &Path) -> Result<(), XdpError> {
     }
 }
 
-/// Every pinned link under `pin_dir`: (mode, interface name, path).
+/// Every pinned XDP link under `pin_dir`: (mode, interface name, path).
 pub fn pinned(pin_dir: &Path) -> Vec<(XdpMode, String, PathBuf)> {
     let mut found = Vec::new();
     for mode in [XdpMode::Native, XdpMode::Generic] {
@@ -140,11 +162,13 @@ pub fn pinned(pin_dir: &Path) -> Vec<(XdpMode, String, PathBuf)> {
     found
 }
 
-/// Removes the (emptied) link directories.
+/// Removes the (emptied) link directories of both hooks.
 pub fn remove_dirs(pin_dir: &Path) -> Result<(), XdpError> {
     for dir in [
         pin_dir.join(LINKS).join(XdpMode::Native.name()),
         pin_dir.join(LINKS).join(XdpMode::Generic.name()),
+        pin_dir.join(LINKS).join("tcx"),
+        pin_dir.join(LINKS).join("clsact"),
         pin_dir.join(LINKS),
     ] {
         match fs::remove_dir(&dir) {

@@ -1,21 +1,24 @@
-//! The embedded XDP object (built by `agent/build.rs` from `ebpf/xdp`) and
+//! The embedded eBPF object (built by `agent/build.rs` from `ebpf/xdp`) and
 //! how it is loaded: maps pinned under the instance's pin dir are adopted
 //! after checking that their layout is the one this build expects; missing
-//! ones are created and pinned there.
+//! ones are created and pinned there. A pinned counter map of another
+//! layout (an older build with fewer hooks or reasons) is replaced, counting
+//! from zero: counters are not forwarding state, and refusing them would
+//! stop an upgrade. Both programs are loaded.
 
 use std::path::Path;
 
 use aya::maps::{MapInfo, MapType};
-use aya::programs::Xdp;
+use aya::programs::{SchedClassifier, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use steer_common::{
-    Config, Counter, MAP_CONFIG, MAP_COUNTERS, MAP_LPM4, MAP_LPM6, MAP_NH_SETS, MAX_NH_SETS,
-    MAX_ROUTES, NextHopSet, PROGRAM_NAME, REASON_COUNT, Route,
+    COUNTER_SLOTS, Config, Counter, MAP_CONFIG, MAP_COUNTERS, MAP_LPM4, MAP_LPM6, MAP_NH_SETS,
+    MAX_NH_SETS, MAX_ROUTES, NextHopSet, PROGRAM_NAME, Route, TC_PROGRAM_NAME,
 };
 
 use super::XdpError;
 
-/// The XDP object file, as `bpftool prog load` would take it.
+/// The eBPF object file (both programs), as the build produced it.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/steer-xdp.o"));
 
 struct Layout {
@@ -58,7 +61,7 @@ fn layouts() -> [Layout; 5] {
             map_type: MapType::PerCpuArray,
             key_size: size::<u32>(),
             value_size: size::<Counter>(),
-            max_entries: REASON_COUNT as u32,
+            max_entries: COUNTER_SLOTS,
         },
         Layout {
             name: MAP_CONFIG,
@@ -94,6 +97,18 @@ fn check_pinned(pin_dir: &Path) -> Result<(), XdpError> {
             want.value_size,
             want.max_entries,
         );
+        if found != expected && want.name == MAP_COUNTERS {
+            tracing::warn!(
+                "pinned counters {} have layout {found:?}, this build counts in {expected:?}: \
+                 replacing them (counters restart at zero)",
+                path.display()
+            );
+            std::fs::remove_file(&path).map_err(|cause| XdpError::Io {
+                path: path.clone(),
+                cause,
+            })?;
+            continue;
+        }
         if found != expected {
             return Err(XdpError::IncompatibleMap {
                 path,
@@ -106,7 +121,7 @@ fn check_pinned(pin_dir: &Path) -> Result<(), XdpError> {
 }
 
 /// Loads the object with its maps adopted from (or pinned into) `pin_dir`,
-/// and loads the program into the kernel.
+/// and loads both programs into the kernel.
 pub fn load(pin_dir: &Path) -> Result<Ebpf, XdpError> {
     check_pinned(pin_dir)?;
     let mut ebpf = EbpfLoader::new()
@@ -118,5 +133,10 @@ pub fn load(pin_dir: &Path) -> Result<Ebpf, XdpError> {
         .ok_or(XdpError::MissingProgram(PROGRAM_NAME))?
         .try_into()?;
     prog.load()?;
+    let tc: &mut SchedClassifier = ebpf
+        .program_mut(TC_PROGRAM_NAME)
+        .ok_or(XdpError::MissingProgram(TC_PROGRAM_NAME))?
+        .try_into()?;
+    tc.load()?;
     Ok(ebpf)
 }

@@ -13,10 +13,18 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::XdpError;
 
 const BPF_FS_MAGIC: libc::c_long = 0xcafe_4a11;
+
+/// How long a claim waits for a lock that is being released. A `flock`
+/// belongs to the open file, which a child forked by any thread of the
+/// holder shares until it execs, so a claim right after the previous holder
+/// closed the directory (a restart under systemd, a test reopening) can
+/// still see it held for a moment.
+const RELEASE_GRACE: Duration = Duration::from_secs(2);
 
 /// An exclusively claimed pin directory on a bpffs; the claim lasts as long
 /// as this value (or the process).
@@ -40,20 +48,24 @@ impl PinDir {
             path: path.to_path_buf(),
             cause,
         })?;
+        let deadline = Instant::now() + RELEASE_GRACE;
         // SAFETY: flock on an open descriptor has no memory preconditions.
-        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        while unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let cause = io::Error::last_os_error();
-            if cause.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            if cause.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(XdpError::Io {
+                    path: path.to_path_buf(),
+                    cause,
+                });
+            }
+            if Instant::now() >= deadline {
                 let holder = dir.metadata().ok().and_then(|m| lock_holder(m.ino()));
                 return Err(XdpError::PinDirBusy {
                     path: path.to_path_buf(),
                     holder,
                 });
             }
-            return Err(XdpError::Io {
-                path: path.to_path_buf(),
-                cause,
-            });
+            std::thread::sleep(Duration::from_millis(20));
         }
         Ok(PinDir {
             path: path.to_path_buf(),

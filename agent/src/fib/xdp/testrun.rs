@@ -1,11 +1,16 @@
-//! Running XDP programs on frames without attaching them
-//! (`BPF_PROG_TEST_RUN`), for the fixtures and the benchmark: once with the
-//! rewritten frame back, or on live frames (redirects and passes really
-//! happen) for a cost per packet. Also a two-instruction program that just
-//! returns an action, as the baseline and as a NAPI-giving sink on veths.
+//! Running the programs on packets without attaching them
+//! (`BPF_PROG_TEST_RUN`), for the fixtures and the benchmark: the XDP
+//! program once with the rewritten frame back, or on live frames (redirects
+//! and passes really happen) for a cost per packet; the TC program (through
+//! aya) on an skb built from a frame and the `__sk_buff` fields a test may
+//! set (ingress ifindex, GSO size and segments). Also a two-instruction XDP
+//! program that just returns an action, as the baseline and as a
+//! NAPI-giving sink on veths.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use aya::programs::{TestRun, TestRunOptions};
 
 use super::sys::{self, BPF_F_TEST_XDP_LIVE_FRAMES, TestRunArgs};
 use super::{XdpDataplane, XdpError, XdpMode};
@@ -202,5 +207,97 @@ impl XdpDataplane {
     ) -> Result<u32, XdpError> {
         let prog = self.program()?.fd()?;
         run_live(prog.as_fd(), frame, ingress_ifindex, repeat).map_err(XdpError::TestRun)
+    }
+}
+
+/// A TC action as a program returned it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcAction {
+    /// `TC_ACT_OK`: on to the kernel.
+    Ok,
+    /// `TC_ACT_SHOT`: dropped.
+    Shot,
+    /// `TC_ACT_REDIRECT`.
+    Redirect,
+    /// Anything else.
+    Other(i32),
+}
+
+impl TcAction {
+    /// From the program's return value.
+    pub fn from_raw(v: u32) -> TcAction {
+        match v as i32 {
+            0 => TcAction::Ok,
+            2 => TcAction::Shot,
+            7 => TcAction::Redirect,
+            v => TcAction::Other(v),
+        }
+    }
+}
+
+/// The `__sk_buff` fields a TC test run sets; the rest are zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SkbMeta {
+    /// The device the skb arrives on (`ifindex` and `ingress_ifindex`); it
+    /// must exist in the caller's network namespace.
+    pub ifindex: u32,
+    /// `gso_size`: non-zero makes the skb a GSO superpacket.
+    pub gso_size: u32,
+    /// `gso_segs`.
+    pub gso_segs: u32,
+}
+
+/// `sizeof(struct __sk_buff)` and the offsets of the fields set.
+const SKB_SIZE: usize = 192;
+const SKB_INGRESS_IFINDEX: usize = 36;
+const SKB_IFINDEX: usize = 40;
+const SKB_GSO_SEGS: usize = 164;
+const SKB_GSO_SIZE: usize = 176;
+
+impl SkbMeta {
+    fn bytes(&self) -> [u8; SKB_SIZE] {
+        let mut b = [0u8; SKB_SIZE];
+        for (off, v) in [
+            (SKB_INGRESS_IFINDEX, self.ifindex),
+            (SKB_IFINDEX, self.ifindex),
+            (SKB_GSO_SEGS, self.gso_segs),
+            (SKB_GSO_SIZE, self.gso_size),
+        ] {
+            b[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+        }
+        b
+    }
+}
+
+/// What one TC test run did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcTestRunOutput {
+    /// The action returned.
+    pub action: TcAction,
+    /// The packet after the program (rewritten when forwarded).
+    pub frame: Vec<u8>,
+}
+
+impl XdpDataplane {
+    /// Runs the loaded TC program once on an skb holding `frame` (its
+    /// Ethernet header makes it `PACKET_HOST` or not for the device in
+    /// `meta`) and returns its action and the packet out.
+    pub fn tc_test_run(&self, frame: &[u8], meta: SkbMeta) -> Result<TcTestRunOutput, XdpError> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let ctx = meta.bytes();
+        let r = self
+            .tc_program()?
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ctx_in: Some(&ctx),
+                ..TestRunOptions::default()
+            })
+            .map_err(|e| XdpError::TestRun(io::Error::other(e.to_string())))?;
+        out.truncate(r.data_size_out as usize);
+        Ok(TcTestRunOutput {
+            action: TcAction::from_raw(r.return_value),
+            frame: out,
+        })
     }
 }

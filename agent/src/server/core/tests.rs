@@ -489,6 +489,33 @@ fn graceful_restart_keeps_stale_routes_until_end_of_rib() {
 }
 
 #[test]
+fn reconnect_without_graceful_restart_withdraws_the_stale_routes_at_once() {
+    let mut rs = server("");
+    let h1 = host(&mut rs, "10.1.0.31", true);
+    let mut sd = appliance(&mut rs, "sdwan");
+    announce(&mut rs, &h1, &["10.1.1.0/24"], attrs(&[], "10.1.0.31"));
+    let mut state = Default::default();
+    drain(&mut sd, &mut state);
+    assert_eq!(state.len(), 2);
+    let down = SessionEvent::Down {
+        reason: DownReason::TcpFailed("reset".into()),
+    };
+    event(&mut rs, &h1, down, Instant::now());
+    let mut h1 = host(&mut rs, "10.1.0.31", false);
+    drain(&mut sd, &mut state);
+    let left: Vec<String> = state.keys().map(|k| k.0.clone()).collect();
+    assert_eq!(left, vec!["10.1.0.0/16"]);
+    assert!(held(&mut h1).keys().all(|k| k.0 != "10.1.1.0/24"));
+    assert!(rs.table().get(&"10.1.1.0/24".parse().unwrap()).is_none());
+    let view = rs
+        .show_peers()
+        .into_iter()
+        .find(|p| p.name == "host-10.1.0.31");
+    let view = view.unwrap();
+    assert_eq!((view.received, view.stale), (0, false));
+}
+
+#[test]
 fn graceful_restart_time_expiry_sweeps_stale_routes() {
     let mut rs = server("");
     let h1 = host(&mut rs, "10.1.0.31", true);
