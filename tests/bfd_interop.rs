@@ -91,21 +91,30 @@ fn assert_up_300x3(b: &Value) {
     );
 }
 
-/// After BFD came Up, BGP is Established exactly once: BFD's handshake
-/// never took the session down.
-fn assert_bgp_untouched(rs: &Steer, name: &str) -> Result<()> {
+/// After BFD came Up, BGP is still in its `established`-th session: BFD's
+/// handshake never took the session down.
+fn assert_bgp_untouched(rs: &Steer, name: &str, established: u64) -> Result<()> {
     std::thread::sleep(Duration::from_secs(2));
     let p = peer_view(rs, name)?;
     assert_eq!(p["status"]["state"], "Established", "{p:#}");
-    assert_eq!(p["status"]["established_count"], 1, "{p:#}");
+    assert_eq!(p["status"]["established_count"], established, "{p:#}");
     assert_eq!(p["bfd"]["summary"], "Up", "{p:#}");
     assert_eq!(p["bfd"]["running"], true, "{p:#}");
     Ok(())
 }
 
+/// The route server's count of BGP sessions and BFD Downs with FRR once
+/// both have settled.
+struct Settled {
+    established: u64,
+    downs: u64,
+}
+
 /// The route server and FRR as appliance `fw` (10.1.0.21) with BFD at
-/// 300 ms × 3, BGP Established.
-fn rs_and_frr(lab: &mut Lab) -> Result<(Steer, Frr)> {
+/// 300 ms × 3, BGP Established, and FRR's BFD session settled
+/// ([`Frr::wait_bfd_settled`]): if FRR reset BGP on the way, that was its
+/// Cease/10, and nothing the route server sent.
+fn rs_and_frr(lab: &mut Lab) -> Result<(Steer, Frr, Settled)> {
     let (lan, rs_ns) = lan_with_rs(lab)?;
     let fw = lab.on_lan(&lan, "fw", "10.1.0.21/24")?;
     let rs = Steer::start(
@@ -119,14 +128,25 @@ fn rs_and_frr(lab: &mut Lab) -> Result<(Steer, Frr)> {
             .neighbor(Neighbor::new("rs", "10.1.0.4", 65515).bfd(300, 3))
             .announce(Announce::new("0.0.0.0/0")),
     )?;
-    frr.wait_established("10.1.0.4")?;
-    Ok((rs, frr))
+    frr.wait_bfd_settled("10.1.0.4", "10.1.0.21")?;
+    let p = rs.wait_show(&["peers"], |v| v[0]["status"]["state"] == "Established")?;
+    let established = p[0]["status"]["established_count"].as_u64().unwrap();
+    if established != 1 {
+        assert_eq!(established, 2, "one reset by FRR at most: {:#}", p[0]);
+        assert_eq!(
+            p[0]["status"]["last_error"], "received Cease / Hard Reset (6/9) data 060a",
+            "FRR's Cease/10, nothing the route server sent: {:#}",
+            p[0]
+        );
+    }
+    let downs = bfd_of(&rs, "fw")?["downs"].as_u64().unwrap();
+    Ok((rs, frr, Settled { established, downs }))
 }
 
 #[test]
 fn frr_bfdd_reaches_up_with_steer_server_single_hop() -> Result<()> {
     let mut lab = Lab::new()?;
-    let (rs, frr) = rs_and_frr(&mut lab)?;
+    let (rs, frr, settled) = rs_and_frr(&mut lab)?;
     let b = wait_bfd_up_300x3(&rs, "fw")?;
     assert_up_300x3(&b);
     assert_eq!(b["multihop"], false);
@@ -142,7 +162,7 @@ fn frr_bfdd_reaches_up_with_steer_server_single_hop() -> Result<()> {
         "FRR's discriminator is ours for it"
     );
     assert_eq!(theirs["remote-id"], b["local_disc"]);
-    assert_bgp_untouched(&rs, "fw")
+    assert_bgp_untouched(&rs, "fw", settled.established)
 }
 
 #[test]
@@ -175,7 +195,7 @@ fn bird_reaches_up_with_steer_server_single_hop() -> Result<()> {
         ),
         ("Up", "0.300", "0.900")
     );
-    assert_bgp_untouched(&rs, "fw")
+    assert_bgp_untouched(&rs, "fw", 1)
 }
 
 #[test]
@@ -201,7 +221,7 @@ fn bird_reaches_up_with_steer_server_over_ipv6() -> Result<()> {
     let theirs = bird.bfd_sessions()?;
     assert_eq!(theirs[0].address.to_string(), "fd00:1::4");
     assert_eq!(theirs[0].state, "Up");
-    assert_bgp_untouched(&rs, "fw6")
+    assert_bgp_untouched(&rs, "fw6", 1)
 }
 
 #[test]
@@ -316,7 +336,7 @@ fn a_peer_without_bfd_still_establishes_and_show_peers_says_bfd_is_not_running()
 #[test]
 fn bfd_down_while_tcp_works_sends_cease_10_and_holds_bgp_until_bfd_is_up() -> Result<()> {
     let mut lab = Lab::new()?;
-    let (rs, frr) = rs_and_frr(&mut lab)?;
+    let (rs, frr, settled) = rs_and_frr(&mut lab)?;
     wait_bfd_up_300x3(&rs, "fw")?;
     let mut cap = Capture::start(rs.ns(), "eth0", "tcp port 179")?;
 
@@ -355,11 +375,11 @@ fn bfd_down_while_tcp_works_sends_cease_10_and_holds_bgp_until_bfd_is_up() -> Re
 
     frr.signal_bfdd(libc::SIGCONT)?;
     let p = rs.wait_show(&["peers"], |v| v[0]["status"]["state"] == "Established")?;
-    assert_eq!(p[0]["status"]["established_count"], 2);
+    assert_eq!(p[0]["status"]["established_count"], settled.established + 1);
     assert_eq!(p[0]["bfd"]["summary"], "Up");
     let b = bfd_of(&rs, "fw")?;
     assert_eq!(b["state"], "Up");
-    assert_eq!(b["downs"], 1);
+    assert_eq!(b["downs"], settled.downs + 1);
     let log = std::fs::read_to_string(frr.dir().join("bgpd.log"))?;
     assert!(
         log.lines()

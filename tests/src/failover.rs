@@ -268,10 +268,14 @@ impl FailoverLab {
     }
 
     /// Waits until both firewalls are Established (and BFD Up with the
-    /// configured timers in force both ways), and the agent forwards the
+    /// configured timers in force both ways, FRR's BFD session settled:
+    /// [`Frr::wait_bfd_settled`]), and the agent forwards the
     /// default route, kernel and XDP, by [`FailoverLab::healthy_next_hops`].
     pub fn wait_ready(&self) -> Result<()> {
         let timeout = default_timeout() * 2;
+        if self.spec.bfd.is_some() {
+            self.fw2.wait_bfd_settled("10.1.0.4", FW2)?;
+        }
         wait_for(
             "both firewalls Established at the route server",
             timeout,

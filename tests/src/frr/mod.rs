@@ -150,6 +150,32 @@ impl Frr {
         self.show_json(&format!("show bfd peer {peer} json"))
     }
 
+    /// Waits until bfdd's session with `peer` is the one bgpd keeps (from
+    /// `local`) and is Up, then until BGP with `peer` is Established.
+    ///
+    /// FRR 8.4's bgpd registers its BFD session with source 0.0.0.0 and,
+    /// once BGP is Established, replaces it with one from the connection's
+    /// address and interface. When the first one was already Up, bgpd takes
+    /// the replacement's initial Down as BFD Down and resets the BGP session
+    /// it has just established with Cease/10 (inside a Hard Reset), once.
+    /// A test that counts sessions or BFD Downs starts counting after this.
+    pub fn wait_bfd_settled(&self, peer: &str, local: &str) -> Result<()> {
+        wait_for(
+            &format!("FRR's BFD session with {peer} from {local} Up"),
+            default_timeout(),
+            || {
+                let b = self.bfd_peer(peer)?;
+                if b["local"] == local && b["status"] == "up" {
+                    Ok(Some(()))
+                } else {
+                    bail!("{b}")
+                }
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", self.log_tail()))?;
+        self.wait_established(peer)
+    }
+
     /// bfdd's counters for its session with `peer` (`show bfd peer PEER
     /// counters json`): `session-up`, `session-down` events and packets.
     pub fn bfd_counters(&self, peer: &str) -> Result<Value> {
