@@ -7,7 +7,9 @@
 //!   than a second of loss;
 //! - active/active: only the flows the dead member carried lose packets;
 //! - recovery: the link comes back, BFD comes Up, BGP Established, and the
-//!   stream returns to the active firewall.
+//!   stream returns to the active firewall;
+//! - visibility: the transition's log line with its diagnostic, and
+//!   `steer_bfd_session_up` / `steer_bfd_transitions_total` in the metrics.
 
 use std::time::Duration;
 
@@ -86,12 +88,29 @@ fn silent_death_of_the_active_firewall_fails_over_in_under_a_second_and_recovers
         .unwrap();
     assert_eq!(fw1["last_down_diag"], "1 (Control Detection Time Expired)");
     assert_eq!(fw1["bgp_held"], true, "held while BFD is Down: {fw1}");
+    let log = lab.rs.log();
     assert!(
-        lab.rs
-            .log()
-            .contains("sending NOTIFICATION Cease / BFD Down (6/10)"),
+        log.contains("sending NOTIFICATION Cease / BFD Down (6/10)"),
         "Cease/10 attempted on the dead path"
     );
+    assert!(
+        log.contains(&format!(
+            "BFD session to {FW1} (fw1): Up -> Down, diagnostic 1 (Control Detection Time Expired) (remote 0x0 says Down"
+        )),
+        "the transition's log line with its diagnostic:\n{}",
+        lab.rs.log_tail()
+    );
+    let metrics = lab.rs_metrics()?;
+    for line in [
+        "steer_bfd_session_up{peer=\"fw1\"} 0".to_string(),
+        "steer_bfd_session_up{peer=\"fw2\"} 1".to_string(),
+        format!(
+            "steer_bfd_transitions_total{{peer=\"fw1\"}} {}",
+            fw1["transitions"]
+        ),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 
     // Recovery: link up, BFD Up, BGP Established, the stream back on fw1.
     let r = measure(&lab, stream(1, 25), Duration::from_secs(1), || {
@@ -103,6 +122,13 @@ fn silent_death_of_the_active_firewall_fails_over_in_under_a_second_and_recovers
     })?;
     let f = &r[0];
     assert_eq!(f.last_ifindex, Some(lab.in1), "back through fw1: {f:?}");
+    let metrics = lab.rs_metrics()?;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "steer_bfd_session_up{peer=\"fw1\"} 1"),
+        "{metrics}"
+    );
     eprintln!(
         "recovery: {} datagrams lost while the stream moved back to fw1",
         f.lost

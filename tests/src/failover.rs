@@ -119,6 +119,7 @@ hold_time = {hold}
 keepalive = {ka}
 connect_retry = 1
 connect_retry_max = 2
+metrics_listen = "127.0.0.1:9179"
 "#,
         hold = spec.hold_time,
         ka = spec.hold_time / 3
@@ -255,6 +256,11 @@ impl FailoverLab {
         };
         l.wait_ready()?;
         Ok(l)
+    }
+
+    /// The route server's Prometheus metrics.
+    pub fn rs_metrics(&self) -> Result<String> {
+        self.rs.ns().http_get("http://127.0.0.1:9179/metrics")
     }
 
     /// The default route's next hops the agent must have when both

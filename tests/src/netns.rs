@@ -57,6 +57,14 @@ impl Netns {
         Ok(cmd)
     }
 
+    /// The body of an HTTP GET of `url` from inside the namespace (e.g. a
+    /// daemon's `/metrics`).
+    pub fn http_get(&self, url: &str) -> Result<String> {
+        let script =
+            format!("import urllib.request;print(urllib.request.urlopen({url:?}).read().decode())");
+        self.exec("python3", &["-c", script.as_str()])
+    }
+
     /// Runs `program args` in the namespace and returns its output, whatever
     /// the exit status.
     pub fn output<S: AsRef<OsStr>>(&self, program: &str, args: &[S]) -> Result<Output> {
