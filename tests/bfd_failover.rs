@@ -2,7 +2,8 @@
 //! topology with real packets: a VM sends 1,000 UDP datagrams a second
 //! through its host's agent (XDP) and the firewalls to a sink, which counts
 //! sequence numbers. The active firewall's link goes down on its side (no
-//! FIN, no NOTIFICATION):
+//! FIN, no NOTIFICATION). The route server and the agent run at real-time
+//! priority, as the appliances do, each standing for a machine of its own:
 //! - active/passive: the passive firewall carries the stream after less
 //!   than a second of loss;
 //! - active/active: only the flows the dead member carried lose packets;
@@ -49,7 +50,10 @@ fn measure(
 
 #[test]
 fn silent_death_of_the_active_firewall_fails_over_in_under_a_second_and_recovers() -> Result<()> {
-    let lab = FailoverLab::start(FailoverSpec::default())?;
+    let lab = FailoverLab::start(FailoverSpec {
+        dedicated_cpu: true,
+        ..FailoverSpec::default()
+    })?;
     let mut cut_at = 0;
     let r = measure(&lab, stream(1, 8), Duration::from_secs(3), || {
         cut_at = lab.cut_fw1()?;
@@ -140,6 +144,7 @@ fn silent_death_of_the_active_firewall_fails_over_in_under_a_second_and_recovers
 fn silent_death_in_active_active_loses_only_the_dead_members_flows() -> Result<()> {
     let lab = FailoverLab::start(FailoverSpec {
         active_active: true,
+        dedicated_cpu: true,
         ..FailoverSpec::default()
     })?;
     let mut cut_at = 0;
