@@ -71,7 +71,7 @@ pub struct ShowArgs {
 /// `steer show` views.
 #[derive(Debug, Subcommand)]
 pub enum ShowWhat {
-    /// BGP sessions: state, uptime, prefix counts, last error.
+    /// BGP sessions: state, uptime, prefix counts, BFD, last error.
     Peers,
     /// Routes with every candidate path and why losers lost.
     Routes {
@@ -86,4 +86,7 @@ pub enum ShowWhat {
     },
     /// Agent only: the kernel table and XDP map side by side.
     Fib,
+    /// Route server only: BFD sessions, state, negotiated timers, last
+    /// diagnostic, transitions.
+    Bfd,
 }

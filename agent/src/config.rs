@@ -79,6 +79,13 @@ pub mod defaults {
     pub const SEND_QUEUE_LIMIT: usize = 64 << 20;
     /// The smallest send-queue limit: one message of the largest size.
     pub const SEND_QUEUE_MIN: usize = 65_535;
+    /// BFD transmit and receive interval (ms).
+    pub const BFD_INTERVAL_MS: u32 = 300;
+    /// BFD Detect Mult.
+    pub const BFD_MULTIPLIER: u8 = 3;
+    /// Lowest TTL accepted on multihop BFD: any. FRR and routers send 255
+    /// (so 254 allows one router between), BIRD the system default of 64.
+    pub const BFD_MIN_TTL: u8 = 1;
 }
 
 fn d_port() -> u16 {
@@ -128,6 +135,15 @@ fn d_true() -> bool {
 }
 fn d_send_queue_limit() -> usize {
     defaults::SEND_QUEUE_LIMIT
+}
+fn d_bfd_interval() -> u32 {
+    defaults::BFD_INTERVAL_MS
+}
+fn d_bfd_multiplier() -> u8 {
+    defaults::BFD_MULTIPLIER
+}
+fn d_bfd_min_ttl() -> u8 {
+    defaults::BFD_MIN_TTL
 }
 
 /// Session timers common to both roles.
@@ -205,6 +221,9 @@ pub struct ServerConfig {
     /// Address:port for Prometheus metrics over HTTP (off by default).
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// BFD timers for every appliance with `bfd = true`.
+    #[serde(default)]
+    pub bfd: BfdConfig,
     /// Network appliances (eBGP).
     #[serde(default, rename = "peer")]
     pub peers: Vec<PeerConfig>,
@@ -254,6 +273,75 @@ pub struct PeerConfig {
     /// over to the others.
     #[serde(default)]
     pub graceful_restart: bool,
+    /// Run BFD with this appliance (RFC 5880/5881/5883) and end the BGP
+    /// session at once when it goes Down (RFC 5882, Cease/10 of RFC 9384).
+    #[serde(default)]
+    pub bfd: bool,
+    /// BFD interval for this appliance (ms; defaults to `[bfd]`).
+    #[serde(default)]
+    pub bfd_interval_ms: Option<u32>,
+    /// BFD Detect Mult for this appliance (defaults to `[bfd]`).
+    #[serde(default)]
+    pub bfd_multiplier: Option<u8>,
+    /// Multihop BFD (RFC 5883, UDP 4784) instead of single hop (RFC 5881);
+    /// unset: multihop when the address is not on a connected subnet.
+    #[serde(default)]
+    pub bfd_multihop: Option<bool>,
+    /// Lowest TTL accepted from this appliance on multihop BFD (defaults
+    /// to `[bfd]`).
+    #[serde(default)]
+    pub bfd_min_ttl: Option<u8>,
+}
+
+/// `[bfd]`: timers shared by every appliance with `bfd = true`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BfdConfig {
+    /// Desired Min TX and Required Min RX interval (ms).
+    #[serde(default = "d_bfd_interval")]
+    pub interval_ms: u32,
+    /// Detect Mult: the peer declares us down after this many intervals.
+    #[serde(default = "d_bfd_multiplier")]
+    pub multiplier: u8,
+    /// Lowest TTL accepted on multihop sessions (RFC 5883 §5); 255 minus
+    /// the routers allowed between.
+    #[serde(default = "d_bfd_min_ttl")]
+    pub min_ttl: u8,
+}
+
+impl Default for BfdConfig {
+    fn default() -> Self {
+        BfdConfig {
+            interval_ms: defaults::BFD_INTERVAL_MS,
+            multiplier: defaults::BFD_MULTIPLIER,
+            min_ttl: defaults::BFD_MIN_TTL,
+        }
+    }
+}
+
+/// The BFD parameters of one appliance, `[bfd]` with its overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerBfd {
+    /// Interval (ms).
+    pub interval_ms: u32,
+    /// Detect Mult.
+    pub multiplier: u8,
+    /// Multihop, or `None` to detect.
+    pub multihop: Option<bool>,
+    /// Lowest TTL accepted on multihop.
+    pub min_ttl: u8,
+}
+
+impl PeerConfig {
+    /// This appliance's BFD parameters, when `bfd = true`.
+    pub fn bfd(&self, global: &BfdConfig) -> Option<PeerBfd> {
+        self.bfd.then(|| PeerBfd {
+            interval_ms: self.bfd_interval_ms.unwrap_or(global.interval_ms),
+            multiplier: self.bfd_multiplier.unwrap_or(global.multiplier),
+            multihop: self.bfd_multihop,
+            min_ttl: self.bfd_min_ttl.unwrap_or(global.min_ttl),
+        })
+    }
 }
 
 /// `[hosts]`: where agents connect from.
@@ -531,6 +619,11 @@ fn parse<T: for<'de> Deserialize<'de>>(file: &Path, text: &str) -> Result<T, Con
     })
 }
 
+/// The shortest BFD interval accepted (ms).
+pub const BFD_INTERVAL_MIN_MS: u32 = 10;
+/// The longest BFD interval accepted (ms).
+pub const BFD_INTERVAL_MAX_MS: u32 = 60_000;
+
 struct Check<'a> {
     file: &'a Path,
 }
@@ -620,6 +713,33 @@ impl Check<'_> {
             )),
             _ => Ok(()),
         }
+    }
+
+    fn bfd(
+        &self,
+        prefix: &str,
+        interval_ms: u32,
+        multiplier: u8,
+        min_ttl: u8,
+    ) -> Result<(), ConfigError> {
+        if !(BFD_INTERVAL_MIN_MS..=BFD_INTERVAL_MAX_MS).contains(&interval_ms) {
+            return Err(self.fail(
+                format!("{prefix}interval_ms"),
+                format!(
+                    "{interval_ms} ms is outside {BFD_INTERVAL_MIN_MS}-{BFD_INTERVAL_MAX_MS} ms"
+                ),
+            ));
+        }
+        if multiplier == 0 {
+            return Err(self.fail(
+                format!("{prefix}multiplier"),
+                "0 is not allowed: the peer needs at least one interval to detect a failure (RFC 5880 §4.1)",
+            ));
+        }
+        if min_ttl == 0 {
+            return Err(self.fail(format!("{prefix}min_ttl"), "must be 1-255"));
+        }
+        Ok(())
     }
 
     fn prefixes(&self, key: &str, list: &[Prefix]) -> Result<(), ConfigError> {
@@ -732,6 +852,12 @@ impl ServerConfig {
         if self.port == 0 {
             return Err(c.fail("port", "0 is not a TCP port"));
         }
+        c.bfd(
+            "bfd.",
+            self.bfd.interval_ms,
+            self.bfd.multiplier,
+            self.bfd.min_ttl,
+        )?;
         let mut names = BTreeSet::new();
         let mut addrs = BTreeSet::new();
         for (i, p) in self.peers.iter().enumerate() {
@@ -782,6 +908,22 @@ impl ServerConfig {
                         p.address
                     ),
                 ));
+            }
+            match p.bfd(&self.bfd) {
+                Some(b) => c.bfd(&k("bfd_"), b.interval_ms, b.multiplier, b.min_ttl)?,
+                None => {
+                    let set = [
+                        ("bfd_interval_ms", p.bfd_interval_ms.is_some()),
+                        ("bfd_multiplier", p.bfd_multiplier.is_some()),
+                        ("bfd_multihop", p.bfd_multihop.is_some()),
+                        ("bfd_min_ttl", p.bfd_min_ttl.is_some()),
+                    ];
+                    if let Some((key, _)) = set.iter().find(|(_, s)| *s) {
+                        return Err(
+                            c.fail(k(key), "has no effect without `bfd = true` for this peer")
+                        );
+                    }
+                }
             }
         }
         c.send("", self.send_hold_time, Some(self.send_queue_limit))?;
@@ -1175,6 +1317,60 @@ dataplane = "auto"                        # auto | tc | xdp | kernel
         ))
         .unwrap();
         assert_eq!((c.password.as_deref(), c.ttl_security), (Some("k"), true));
+    }
+
+    #[test]
+    fn bfd_defaults_to_300_ms_times_3_and_peers_override_it() {
+        let text = ISSUE_SERVER.replace(
+            "asn = 65020\n",
+            "asn = 65020\nbfd = true\nbfd_interval_ms = 50\nbfd_multihop = true\n",
+        );
+        let c = server(&text).unwrap();
+        assert_eq!(c.peers[0].bfd(&c.bfd), None, "off unless bfd = true");
+        assert_eq!(
+            c.peers[1].bfd(&c.bfd),
+            Some(PeerBfd {
+                interval_ms: 50,
+                multiplier: 3,
+                multihop: Some(true),
+                min_ttl: 1
+            })
+        );
+        let c = server(&format!(
+            "{ISSUE_SERVER}\n[bfd]\ninterval_ms = 100\nmultiplier = 5\n"
+        ))
+        .unwrap();
+        assert_eq!((c.bfd.interval_ms, c.bfd.multiplier), (100, 5));
+    }
+
+    #[test]
+    fn bad_bfd_timers_name_their_key() {
+        let e = server(&format!("{ISSUE_SERVER}\n[bfd]\nmultiplier = 0\n")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rs.toml: key `bfd.multiplier`: 0 is not allowed: the peer needs at least one interval to detect a failure (RFC 5880 §4.1)"
+        );
+        let e = server(&ISSUE_SERVER.replace(
+            "asn = 65020\n",
+            "asn = 65020\nbfd = true\nbfd_interval_ms = 5\n",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rs.toml: key `peer[1].bfd_interval_ms`: 5 ms is outside 10-60000 ms"
+        );
+        let e = server(&format!("{ISSUE_SERVER}\n[bfd]\nintervall_ms = 100\n")).unwrap_err();
+        assert!(e.to_string().contains("intervall_ms"), "{e}");
+    }
+
+    #[test]
+    fn a_per_peer_bfd_key_without_bfd_true_is_refused() {
+        let e = server(&ISSUE_SERVER.replace("asn = 65020\n", "asn = 65020\nbfd_multiplier = 5\n"))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rs.toml: key `peer[1].bfd_multiplier`: has no effect without `bfd = true` for this peer"
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //!    `bgp::attribute`, `bgp::message`
 //! 3. BGP sessions as pure logic, and what a session and its owner say to
 //!    each other: `bgp::fsm`, `bgp::negotiate`, `bgp::routes`,
-//!    `bgp::status`, `bgp::sendq`, `bgp::peer`
+//!    `bgp::status`, `bgp::sendq`, `bgp::peer`; BFD's codec, session state
+//!    machine and status, as pure: `bfd`
 //! 4. the route server's RIB: `rib`
 //! 5. the host's forwarding state (plan, kernel, XDP): `fib`
 //! 6. operating a daemon (control socket, rendering, metrics): `control`
@@ -28,10 +29,11 @@
 //!    `server::reload`, `server::view`, `agent::rib`, `agent::reload`
 //! 9. the daemons, which own sockets, tasks and threads: `server`,
 //!    `server::daemon`, `agent`, `agent::daemon`, `agent::fib_task`,
-//!    `bgp::session`, `bgp::writer`, `bgp::sockopt`
+//!    `bgp::session`, `bgp::writer`, `bgp::sockopt`, `bfd::driver`
 //! 10. the command line: `cli`, `main`
 
 pub mod agent;
+pub mod bfd;
 pub mod bgp;
 pub mod cli;
 pub mod config;

@@ -91,6 +91,7 @@ fn show(a: ShowArgs) -> anyhow::Result<()> {
             )
         }
         ShowWhat::Fib => (Request::Fib, render::fib),
+        ShowWhat::Bfd => (Request::Bfd, render::bfd),
     };
     let v = socket::query(&path, &req)?;
     if a.json {

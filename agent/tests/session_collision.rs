@@ -5,7 +5,9 @@
 //! Cease/7 while the session stays up. With graceful restart, a new
 //! connection leaves the established session alone until it sends a valid
 //! OPEN with the same BGP identifier (RFC 4724 §4.2): a bare connect, a
-//! garbage OPEN, a wrong AS or another identifier change nothing.
+//! garbage OPEN, a wrong AS or another identifier change nothing. Also the
+//! hold BFD puts on a session: Cease/10, then neither connecting nor
+//! accepting until released.
 
 mod session_support;
 
@@ -21,7 +23,9 @@ use steer::bgp::error::Notification;
 use steer::bgp::fsm::DownReason;
 use steer::bgp::message::{Message, Open};
 use steer::bgp::peer::{PeerMsg, SessionCommand, SessionEvent};
+use steer::bgp::session::SessionHandle;
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -101,8 +105,9 @@ async fn collision_keeps_the_peers_connection_when_its_router_id_is_higher() {
     assert_ne!(addrs.local, 0);
 }
 
-#[tokio::test]
-async fn second_connection_to_an_established_session_is_refused_with_cease_7() {
+/// A session Established over the connection it opened; returns its
+/// handle, the peer's end, and the listener it connects to.
+async fn established_session() -> (SessionHandle, Wire, TcpListener) {
     let (h, mut rx, listener) = start(Ipv4Addr::new(10, 1, 0, 4)).await;
     let (s, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
     let mut first = Wire { s, buf: Vec::new() };
@@ -111,6 +116,12 @@ async fn second_connection_to_an_established_session_is_refused_with_cease_7() {
     assert!(matches!(first.recv().await, Some(Message::Keepalive)));
     first.send(Message::Keepalive).await;
     established(&mut rx).await;
+    (h, first, listener)
+}
+
+#[tokio::test]
+async fn second_connection_to_an_established_session_is_refused_with_cease_7() {
+    let (h, mut first, _listener) = established_session().await;
 
     let mut second = incoming(&h).await;
     assert_eq!(
@@ -231,4 +242,33 @@ async fn only_a_valid_open_from_the_same_speaker_restarts_a_graceful_restart_ses
         e.remote, first_remote,
         "the new connection carries the session"
     );
+}
+
+#[tokio::test]
+async fn hold_sends_cease_10_and_neither_connects_nor_accepts_until_released() {
+    let (h, mut first, listener) = established_session().await;
+
+    h.cmd
+        .send(SessionCommand::Hold(Notification::new(6, 10)))
+        .unwrap();
+    assert_eq!(
+        first.recv().await,
+        Some(Message::Notification(Notification::new(6, 10)))
+    );
+    assert_eq!(first.recv().await, None);
+    // Backoff would reconnect within about a second; held, it must not.
+    assert!(
+        timeout(Duration::from_secs(3), listener.accept())
+            .await
+            .is_err(),
+        "a held session connected out"
+    );
+    let mut refused = incoming(&h).await;
+    assert_eq!(refused.recv().await, None, "a held session accepted");
+    assert_eq!(h.status.state(), steer::bgp::fsm::State::Idle);
+
+    h.cmd.send(SessionCommand::Release).unwrap();
+    let (s, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+    let mut again = Wire { s, buf: Vec::new() };
+    again.expect_open().await;
 }

@@ -572,7 +572,8 @@ impl World {
         self.check_table();
     }
 
-    /// Carry out what the server told the sessions (max-prefix stops).
+    /// Carry out what the server told the sessions (max-prefix stops, BFD
+    /// holds and releases as `bgp::session` does them).
     fn commands(&mut self) {
         for i in 0..self.sims.len() {
             while let Some(c) = self.sims[i].cmd.as_mut().and_then(|c| c.try_recv().ok()) {
@@ -580,6 +581,8 @@ impl World {
                     SessionCommand::StopFor(n, d) => self.input(i, Input::StopFor(n, d)),
                     SessionCommand::Stop(n) => self.input(i, Input::Stop(n)),
                     SessionCommand::Incoming(_) => unreachable!("no sockets here"),
+                    SessionCommand::Hold(n) => self.input(i, Input::Stop(n)),
+                    SessionCommand::Release => self.input(i, Input::Start),
                 }
             }
         }

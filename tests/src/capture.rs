@@ -33,6 +33,8 @@ pub struct Segment {
     pub seq: u32,
     /// TCP payload.
     pub payload: Vec<u8>,
+    /// When it was captured (the pcap timestamp: ns since the Unix epoch).
+    pub time_ns: u64,
 }
 
 impl Capture {
@@ -103,9 +105,11 @@ pub fn tcp_segments(pcap: &[u8]) -> Result<Vec<Segment>> {
         bail!("pcap too short ({} bytes)", pcap.len());
     }
     let magic = [pcap[0], pcap[1], pcap[2], pcap[3]];
-    let le = match magic {
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
-        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
+    let (le, nanos) = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] => (true, false),
+        [0x4d, 0x3c, 0xb2, 0xa1] => (true, true),
+        [0xa1, 0xb2, 0xc3, 0xd4] => (false, false),
+        [0xa1, 0xb2, 0x3c, 0x4d] => (false, true),
         _ => bail!("not a pcap file (magic {magic:02x?})"),
     };
     let u32_at = |i: usize| {
@@ -123,19 +127,22 @@ pub fn tcp_segments(pcap: &[u8]) -> Result<Vec<Segment>> {
     let mut at = 24;
     while at + 16 <= pcap.len() {
         let len = u32_at(at + 8) as usize;
+        let frac = u64::from(u32_at(at + 4));
+        let time_ns =
+            u64::from(u32_at(at)) * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
         let start = at + 16;
         at = start + len;
         if at > pcap.len() {
             break;
         }
-        if let Some(seg) = ethernet_tcp(&pcap[start..at]) {
+        if let Some(seg) = ethernet_tcp(&pcap[start..at], time_ns) {
             out.push(seg);
         }
     }
     Ok(out)
 }
 
-fn ethernet_tcp(frame: &[u8]) -> Option<Segment> {
+fn ethernet_tcp(frame: &[u8], time_ns: u64) -> Option<Segment> {
     let mut off = 12;
     while frame.len() >= off + 2 && u16_at(frame, off) == 0x8100 {
         off += 4;
@@ -164,12 +171,22 @@ fn ethernet_tcp(frame: &[u8]) -> Option<Segment> {
         dst: SocketAddrV4::new(addr(16), u16_at(tcp, 2) as u16),
         seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
         payload,
+        time_ns,
     })
 }
 
 /// Reassembles each direction of each TCP connection (retransmissions
 /// dropped) and splits it into BGP messages.
 pub fn bgp_messages(segments: &[Segment]) -> Vec<(SocketAddrV4, SocketAddrV4, Message)> {
+    bgp_messages_timed(segments)
+        .into_iter()
+        .map(|(src, dst, m, _)| (src, dst, m))
+        .collect()
+}
+
+/// [`bgp_messages`] with, for each message, when the segment completing it
+/// was captured (ns since the Unix epoch).
+pub fn bgp_messages_timed(segments: &[Segment]) -> Vec<(SocketAddrV4, SocketAddrV4, Message, u64)> {
     let mut flows: BTreeMap<(SocketAddrV4, SocketAddrV4), Vec<&Segment>> = BTreeMap::new();
     let mut order = Vec::new();
     for s in segments {
@@ -183,24 +200,30 @@ pub fn bgp_messages(segments: &[Segment]) -> Vec<(SocketAddrV4, SocketAddrV4, Me
     for key in order {
         let segs = &flows[&key];
         let isn = segs[0].seq;
-        let mut by_offset: BTreeMap<u32, &[u8]> = BTreeMap::new();
+        let mut by_offset: BTreeMap<u32, &Segment> = BTreeMap::new();
         for s in segs {
-            by_offset
-                .entry(s.seq.wrapping_sub(isn))
-                .or_insert(&s.payload);
+            by_offset.entry(s.seq.wrapping_sub(isn)).or_insert(s);
         }
         let mut stream = Vec::new();
-        for (offset, payload) in by_offset {
+        let mut reached: Vec<(usize, u64)> = Vec::new();
+        for (offset, seg) in by_offset {
             let have = stream.len() as u32;
             if offset <= have {
                 let skip = (have - offset) as usize;
-                if skip < payload.len() {
-                    stream.extend_from_slice(&payload[skip..]);
+                if skip < seg.payload.len() {
+                    stream.extend_from_slice(&seg.payload[skip..]);
+                    reached.push((stream.len(), seg.time_ns));
                 }
             }
         }
-        for m in wire::split(&stream) {
-            out.push((key.0, key.1, m));
+        let mut done = 0;
+        while let Ok(Some((m, used))) = wire::parse(&stream[done..]) {
+            done += used;
+            let time = reached
+                .iter()
+                .find(|(end, _)| *end >= done)
+                .map_or(0, |(_, t)| *t);
+            out.push((key.0, key.1, m, time));
         }
     }
     out
@@ -243,8 +266,9 @@ mod tests {
         p.extend_from_slice(&[0; 8]);
         p.extend_from_slice(&65535u32.to_le_bytes());
         p.extend_from_slice(&1u32.to_le_bytes());
-        for f in frames {
-            p.extend_from_slice(&[0; 8]);
+        for (i, f) in frames.iter().enumerate() {
+            p.extend_from_slice(&(i as u32).to_le_bytes());
+            p.extend_from_slice(&(i as u32 * 1000).to_le_bytes());
             p.extend_from_slice(&(f.len() as u32).to_le_bytes());
             p.extend_from_slice(&(f.len() as u32).to_le_bytes());
             p.extend_from_slice(f);
@@ -265,6 +289,11 @@ mod tests {
         assert_eq!(segs[0].dst, "10.1.0.10:179".parse().unwrap());
         let msgs = bgp_messages(&segs);
         assert_eq!(msgs.len(), 2);
+        let timed = bgp_messages_timed(&segs);
+        assert_eq!(
+            timed[0].3, 2_002_000_000,
+            "the OPEN completes in the third segment (2 s, 2000 µs)"
+        );
         assert!(matches!(msgs[0].2, Message::Open { asn: 65040, .. }));
         assert_eq!(msgs[1].2, Message::Keepalive);
     }

@@ -57,6 +57,14 @@ impl Netns {
         Ok(cmd)
     }
 
+    /// The body of an HTTP GET of `url` from inside the namespace (e.g. a
+    /// daemon's `/metrics`).
+    pub fn http_get(&self, url: &str) -> Result<String> {
+        let script =
+            format!("import urllib.request;print(urllib.request.urlopen({url:?}).read().decode())");
+        self.exec("python3", &["-c", script.as_str()])
+    }
+
     /// Runs `program args` in the namespace and returns its output, whatever
     /// the exit status.
     pub fn output<S: AsRef<OsStr>>(&self, program: &str, args: &[S]) -> Result<Output> {
@@ -126,9 +134,21 @@ impl Netns {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        self.thread(f)?
+            .join()
+            .map_err(|_| anyhow!("thread in netns {} panicked", self.name))?
+    }
+
+    /// Starts `f` on a thread that has entered this namespace and returns
+    /// at once; join the handle for its result.
+    pub fn thread<T, F>(&self, f: F) -> Result<std::thread::JoinHandle<Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
         let ns = self.open()?;
         let name = self.name.clone();
-        std::thread::spawn(move || {
+        Ok(std::thread::spawn(move || {
             // SAFETY: plain syscall on a valid fd; affects this thread only.
             if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                 return Err(anyhow!(
@@ -137,8 +157,43 @@ impl Netns {
                 ));
             }
             Ok(f())
-        })
-        .join()
-        .map_err(|_| anyhow!("thread in netns {} panicked", self.name))?
+        }))
+    }
+
+    /// Starts a worker thread in this namespace: `setup` runs first and
+    /// this returns once it has (with its error, if any); then `run` gets
+    /// what it made. Join the handle for `run`'s result.
+    pub fn worker<S, T>(
+        &self,
+        setup: impl FnOnce() -> Result<S> + Send + 'static,
+        run: impl FnOnce(S) -> Result<T> + Send + 'static,
+    ) -> Result<std::thread::JoinHandle<Result<Result<T>>>>
+    where
+        T: Send + 'static,
+    {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = self.thread(move || match setup() {
+            Ok(s) => {
+                let _ = ready_tx.send(Ok(()));
+                run(s)
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(anyhow!("{e:#}")));
+                Err(e)
+            }
+        })?;
+        ready_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .map_err(|_| anyhow!("worker in {} did not start", self.name))??;
+        Ok(thread)
+    }
+
+    /// The index of interface `ifname` in this namespace.
+    pub fn ifindex(&self, ifname: &str) -> Result<u32> {
+        let out = self.ip(&format!("-o link show dev {ifname}"))?;
+        out.split(':')
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| anyhow!("no index for {ifname} in {}: {out}", self.name))
     }
 }

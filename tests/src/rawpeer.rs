@@ -146,6 +146,12 @@ impl RawPeer {
         self.establish(&open, crate::wait::default_timeout())
     }
 
+    /// The connection itself, for a test that writes in bulk (bytes
+    /// received but not yet parsed are dropped).
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// Every message received so far, in order.
     pub fn received(&self) -> &[Message] {
         &self.seen

@@ -53,6 +53,23 @@ pub struct Neighbor {
     pub password: Option<String>,
     /// GTSM (RFC 5082) for a directly connected neighbour.
     pub ttl_security: bool,
+    /// BFD with this neighbour, coupled to the BGP session.
+    pub bfd: Option<BfdTimers>,
+    /// eBGP multihop: the neighbour is this many hops away (not on a
+    /// shared link).
+    pub multihop: Option<u8>,
+    /// Our source address for the session (BIRD needs one for multihop
+    /// BFD).
+    pub local: Option<IpAddr>,
+}
+
+/// BFD timers of a neighbour: transmit and receive interval, Detect Mult.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BfdTimers {
+    /// Interval in milliseconds (both directions).
+    pub interval_ms: u32,
+    /// Detect Mult.
+    pub multiplier: u8,
 }
 
 impl Neighbor {
@@ -71,6 +88,9 @@ impl Neighbor {
             connect_retry: 1,
             password: None,
             ttl_security: false,
+            bfd: None,
+            multihop: None,
+            local: None,
         }
     }
 
@@ -83,6 +103,27 @@ impl Neighbor {
     /// Turns GTSM on.
     pub fn ttl_security(mut self) -> Neighbor {
         self.ttl_security = true;
+        self
+    }
+
+    /// Sources the session from `address`.
+    pub fn local(mut self, address: &str) -> Neighbor {
+        self.local = Some(address.parse().expect("bad local address"));
+        self
+    }
+
+    /// Runs BFD with the neighbour at `interval_ms` × `multiplier`.
+    pub fn bfd(mut self, interval_ms: u32, multiplier: u8) -> Neighbor {
+        self.bfd = Some(BfdTimers {
+            interval_ms,
+            multiplier,
+        });
+        self
+    }
+
+    /// Peers over `hops` hops (eBGP multihop; BFD becomes multihop too).
+    pub fn multihop(mut self, hops: u8) -> Neighbor {
+        self.multihop = Some(hops);
         self
     }
 

@@ -14,12 +14,12 @@
 //! exactly the phase's final state. The generator and receiver run in this
 //! process, so it re-runs itself as a release build first.
 
-mod cargo;
+pub(crate) mod cargo;
 mod configs;
 mod daemon;
 pub mod inproc;
 mod input;
-mod interrupt;
+pub(crate) mod interrupt;
 mod paths;
 mod recv;
 mod report;

@@ -1,7 +1,8 @@
-//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|bgp-core|fib|forward> | fuzz`.
+//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|bgp-core|fib|forward|failover> | fuzz`.
 
 mod alloc_count;
 mod bench_bgp;
+mod bench_failover;
 mod bench_fib;
 mod bench_forward;
 mod bench_xdp;
@@ -51,6 +52,9 @@ enum Bench {
     BgpCore(bench_bgp::inproc::Args),
     /// Host FIB: kernel programming vs `ip -batch`, eBPF map rate and cost.
     Fib,
+    /// Silent deaths of an appliance: the VM's outage with BFD at 300 ms x
+    /// 3 and 50 ms x 3 beside BGP's hold time alone.
+    Failover(bench_failover::Args),
     /// Forwarding VM traffic: kernel vs xdp vs tc vs auto, veth and tap.
     Forward(bench_forward::Args),
 }
@@ -77,6 +81,9 @@ fn main() -> Result<()> {
             which: Bench::BgpCore(args),
         } => bench_bgp::inproc::run(args),
         Cmd::Bench { which: Bench::Fib } => bench_fib::run().and_then(|()| bench_xdp::run()),
+        Cmd::Bench {
+            which: Bench::Failover(args),
+        } => bench_failover::run(args),
         Cmd::Fuzz(args) => fuzz::run_all(args),
         Cmd::Bench {
             which: Bench::Forward(args),

@@ -496,6 +496,9 @@ impl Agent {
             Request::Peers => Ok(self.peers()),
             Request::Routes(q) => self.routes(&q),
             Request::Reload => Err("reload is handled by the main loop".into()),
+            Request::Bfd => Err(
+                "`show bfd` is a route server command: BFD runs between the route servers and the appliances".into(),
+            ),
             Request::Fib => {
                 let (tx, rx) = oneshot::channel();
                 if !self.fib.send(FibCmd::Show(tx)) {

@@ -1,7 +1,7 @@
 //! The IANA registries of BGP-4 that Steer speaks, as typed enums: message
 //! types (RFC 4271 §4.1, RFC 2918), NOTIFICATION error codes and their
 //! subcodes (RFC 4271 §4.5, §6; RFC 4486, RFC 6608, RFC 7313, RFC 8538,
-//! RFC 9687),
+//! RFC 9687, RFC 9384),
 //! path attribute type codes, capability codes (RFC 5492) and AS_TRANS
 //! (RFC 6793). As holo-bgp's `packet/iana.rs`: one row per registry entry,
 //! with the value on the wire and the name logs and `steer show` print.
@@ -219,7 +219,7 @@ registry! {
 }
 
 registry! {
-    /// Cease subcodes (RFC 4486, RFC 8203/9003, RFC 8538).
+    /// Cease subcodes (RFC 4486, RFC 8203/9003, RFC 8538, RFC 9384).
     pub enum CeaseSubcode {
         /// (data: AFI(2) SAFI(1) limit(4))
         MaxPrefixes = 1 => "Maximum Number of Prefixes Reached",
@@ -234,6 +234,8 @@ registry! {
         OutOfResources = 8 => "Out of Resources",
         /// (RFC 8538)
         HardReset = 9 => "Hard Reset",
+        /// (RFC 9384: the BFD session with the peer went down)
+        BfdDown = 10 => "BFD Down",
     }
 }
 
@@ -381,6 +383,7 @@ mod tests {
             ("Send Hold Timer Expired", "Unspecific")
         );
         assert_eq!(NotificationError::names(6, 9), ("Cease", "Hard Reset"));
+        assert_eq!(NotificationError::names(6, 10), ("Cease", "BFD Down"));
         assert_eq!(
             NotificationError::names(9, 1),
             ("Unknown error", "Unspecific")

@@ -33,6 +33,12 @@ pub enum SessionCommand {
     StopFor(Notification, Duration),
     /// A connection the listener accepted from this peer.
     Incoming(TcpStream),
+    /// End the session with the NOTIFICATION and stay down, neither
+    /// connecting nor accepting, until [`SessionCommand::Release`] (BFD
+    /// Down, RFC 5882 §3.2).
+    Hold(Notification),
+    /// Start again after [`SessionCommand::Hold`].
+    Release,
 }
 
 /// Where the owner writes pre-encoded messages for an established session.

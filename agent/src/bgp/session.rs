@@ -228,6 +228,7 @@ struct Driver {
     epoch: u64,
     established: Option<(Negotiated, SocketAddr)>,
     refuse_until: Option<Instant>,
+    held: bool,
     stopping: bool,
     closing: Vec<JoinHandle<()>>,
     pending: Vec<RouteBatch>,
@@ -304,6 +305,7 @@ impl Driver {
             epoch: 0,
             established: None,
             refuse_until: None,
+            held: false,
             stopping: false,
             closing: Vec::new(),
             pending: Vec::new(),
@@ -373,6 +375,7 @@ impl Driver {
         }
         self.primary.fsm.state() == State::Idle
             && !self.primary.fsm.config().restart
+            && !self.held
             && self.primary.timers.iter().all(Option::is_none)
             && self.primary.conn.is_none()
     }
@@ -381,14 +384,7 @@ impl Driver {
         match c {
             SessionCommand::Stop(n) => {
                 self.stopping = true;
-                self.connecting = None;
-                if let Some(mut s) = self.collision.take() {
-                    let outs = s.fsm.process(Input::Stop(n.clone()));
-                    self.collision = Some(s);
-                    self.apply(Which::Collision, outs);
-                    self.collision = None;
-                }
-                self.input(Which::Primary, Input::Stop(n));
+                self.stop_both(n);
             }
             SessionCommand::StopFor(n, d) => {
                 self.refuse_until = Some(Instant::now() + d);
@@ -399,10 +395,44 @@ impl Driver {
                     .set_error(format!("sent {text}; peer held down for {}s", d.as_secs()));
             }
             SessionCommand::Incoming(s) => self.accept(s),
+            SessionCommand::Hold(n) => {
+                if self.held || self.stopping {
+                    return;
+                }
+                self.held = true;
+                let text = n.to_string();
+                self.stop_both(n);
+                self.status
+                    .set_error(format!("sent {text}; held down until BFD is Up again"));
+            }
+            SessionCommand::Release => {
+                if self.held && !self.stopping {
+                    self.held = false;
+                    info!("BFD is Up: starting again");
+                    self.input(Which::Primary, Input::Start);
+                }
+            }
         }
     }
 
+    /// Send `n` on both connections (if any), close them, and go Idle
+    /// without a restart of our own.
+    fn stop_both(&mut self, n: Notification) {
+        self.connecting = None;
+        if let Some(mut s) = self.collision.take() {
+            let outs = s.fsm.process(Input::Stop(n.clone()));
+            self.collision = Some(s);
+            self.apply(Which::Collision, outs);
+            self.collision = None;
+        }
+        self.input(Which::Primary, Input::Stop(n));
+    }
+
     fn accept(&mut self, stream: TcpStream) {
+        if self.held {
+            info!("refusing connection: BFD to this peer is Down");
+            return;
+        }
         if self.stopping || self.refuse_until.is_some_and(|t| Instant::now() < t) {
             info!("refusing connection: peer is held down");
             return;

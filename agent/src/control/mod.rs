@@ -17,6 +17,8 @@ pub enum Request {
     Fib,
     /// Read the configuration file again and apply what changed.
     Reload,
+    /// BFD sessions (route server).
+    Bfd,
 }
 
 /// A route query from `steer show routes`.

@@ -76,6 +76,7 @@ pub fn peers(v: &Value) -> String {
         "ASN",
         "STATE",
         "FOR",
+        "BFD",
         "RCVD",
         "ACCEPTED",
         "ADVERTISED",
@@ -96,6 +97,7 @@ pub fn peers(v: &Value) -> String {
             s(p, "asn"),
             state_text,
             crate::util::human_duration(st["state_seconds"].as_u64().unwrap_or(0)),
+            p["bfd"]["summary"].as_str().unwrap_or("-").to_string(),
             s(p, "received"),
             s(p, "accepted"),
             s(p, "advertised"),
@@ -126,6 +128,69 @@ fn send_queue(q: &Value) -> String {
         "{size}/{} {:.0}s",
         q["messages"].as_u64().unwrap_or(0),
         q["oldest_seconds"].as_f64().unwrap_or(0.0)
+    )
+}
+
+fn ms(v: &Value, k: &str) -> String {
+    match v[k].as_u64() {
+        Some(us) if us % 1000 == 0 => format!("{}ms", us / 1000),
+        Some(us) => format!("{:.1}ms", us as f64 / 1000.0),
+        None => "-".into(),
+    }
+}
+
+/// `steer show bfd`: every BFD session, its timers as negotiated and why
+/// it last went down.
+pub fn bfd(v: &Value) -> String {
+    let mut t = TextTable::new(&[
+        "PEER",
+        "ADDRESS",
+        "HOP",
+        "STATE",
+        "REMOTE",
+        "FOR",
+        "TX",
+        "RX",
+        "MULT",
+        "DETECT",
+        "DISCR L/R",
+        "TRANSITIONS",
+        "LAST DOWN",
+        "BGP",
+    ]);
+    for b in v.as_array().into_iter().flatten() {
+        t.row(vec![
+            s(b, "peer"),
+            s(b, "remote"),
+            if b["multihop"].as_bool() == Some(true) {
+                format!("multi (ttl>={})", s(b, "min_ttl"))
+            } else {
+                "single".into()
+            },
+            s(b, "state"),
+            s(b, "remote_state"),
+            crate::util::human_duration(b["state_seconds"].as_u64().unwrap_or(0)),
+            ms(b, "tx_interval_us"),
+            ms(b, "rx_interval_us"),
+            format!("{}/{}", s(b, "detect_mult"), s(b, "remote_detect_mult")),
+            ms(b, "detection_time_us"),
+            format!(
+                "{:#x}/{:#x}",
+                b["local_disc"].as_u64().unwrap_or(0),
+                b["remote_disc"].as_u64().unwrap_or(0)
+            ),
+            s(b, "transitions"),
+            b["last_down_diag"].as_str().unwrap_or("-").to_string(),
+            if b["bgp_held"].as_bool() == Some(true) {
+                "held down".into()
+            } else {
+                "free".into()
+            },
+        ]);
+    }
+    format!(
+        "{}TX/RX: negotiated intervals; MULT: ours/theirs; DETECT: their Detect Mult x the agreed RX interval\n",
+        t.render()
     )
 }
 
@@ -500,6 +565,47 @@ mod tests {
         assert!(lines[0].contains("ADVERTISED  SENDQ"), "{out}");
         assert!(lines[1].ends_with("2000        3.1M/41 12s"), "{out}");
         assert!(lines[2].ends_with("2000"), "{out}");
+    }
+
+    #[test]
+    fn peers_show_the_bfd_summary_and_a_dash_without_bfd() {
+        let v = serde_json::json!([
+            {"name": "fw1", "kind": "Appliance", "address": "10.1.0.20", "asn": 65020,
+             "status": {"state": "Established", "state_seconds": 5, "last_error": null},
+             "received": 1, "accepted": 1, "advertised": 2,
+             "bfd": {"state": "Down", "running": false, "holds_bgp": false, "summary": "not running (BGP not blocked)"}},
+            {"name": "fw2", "kind": "Appliance", "address": "10.1.0.21", "asn": 65021,
+             "status": {"state": "Established", "state_seconds": 5, "last_error": null},
+             "received": 1, "accepted": 1, "advertised": 2, "bfd": null}
+        ]);
+        let out = peers(&v);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].contains("FOR  BFD"), "{out}");
+        assert!(
+            lines[1].contains("5s   not running (BGP not blocked)  1"),
+            "{out}"
+        );
+        assert!(
+            lines[2].contains("5s   -                              1"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn bfd_shows_negotiated_timers_discriminators_and_the_last_diagnostic() {
+        let v = serde_json::json!([{
+            "peer": "fw1", "remote": "10.1.0.20", "multihop": false, "min_ttl": 255,
+            "state": "Up", "remote_state": "Up", "state_seconds": 65,
+            "tx_interval_us": 300000, "rx_interval_us": 300000, "detection_time_us": 900000,
+            "detect_mult": 3, "remote_detect_mult": 3, "local_disc": 16, "remote_disc": 255,
+            "transitions": 3, "last_down_diag": "1 (Control Detection Time Expired)", "bgp_held": false
+        }]);
+        let out = bfd(&v);
+        let row = out.lines().nth(1).unwrap();
+        assert_eq!(
+            row,
+            "fw1   10.1.0.20  single  Up     Up      1m5s  300ms  300ms  3/3   900ms   0x10/0xff  3            1 (Control Detection Time Expired)  free"
+        );
     }
 
     #[test]

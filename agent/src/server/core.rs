@@ -8,11 +8,19 @@
 //! 4456 reflection loops), max-prefix with Cease/1 (RFC 4486 §4, data
 //! AFI/SAFI/limit), graceful restart as receiving speaker (RFC 4724 §4.2:
 //! stale routes kept for the restart time, swept at End-of-RIB), route
-//! refresh (RFC 2918), and the originated VNet prefixes.
+//! refresh (RFC 2918), the originated VNet prefixes, and BGP as a client
+//! of BFD (RFC 5882 §3.2, §4.3): a BFD session that goes Down ends the
+//! BGP session at once with Cease/10 "BFD Down" (RFC 9384), withdraws the
+//! appliance's routes everywhere (graceful restart or not: the forwarding
+//! path is what failed), and holds it down until BFD is Up again; a BFD
+//! session that never came Up blocks nothing.
 
 use super::host_policy::{AllowRule, Claim, Claims, HostPolicy, Released};
 use super::reload::Plan;
-use super::view::{AdvertisedView, PathView, PeerView, RouteView};
+use super::view::{AdvertisedView, BfdPeerView, BfdView, PathView, PeerView, RouteView};
+use crate::bfd::packet::State as BfdState;
+use crate::bfd::session::Signal;
+use crate::bfd::status::BfdStatus;
 use crate::bgp::attribute::PathAttributes;
 use crate::bgp::error::Notification;
 use crate::bgp::fsm::DownReason;
@@ -103,6 +111,9 @@ pub struct PeerEntry {
     max_prefix_trips: u32,
     /// Keep its routes through its graceful restart.
     pub graceful_restart: bool,
+    /// Its BFD session, when `bfd = true` (set by the daemon).
+    pub bfd: Option<Arc<BfdStatus>>,
+    bfd_held: bool,
 }
 
 impl PeerEntry {
@@ -129,7 +140,14 @@ impl PeerEntry {
             restarting: None,
             max_prefix_trips: 0,
             graceful_restart: kind == SourceKind::Host,
+            bfd: None,
+            bfd_held: false,
         }
+    }
+
+    /// True while BFD holds its BGP session down.
+    pub fn bfd_held(&self) -> bool {
+        self.bfd_held
     }
 
     /// True when its session task is running.
@@ -932,6 +950,76 @@ impl RouteServer {
         self.resync_claims(id);
     }
 
+    /// A BFD signal for an appliance (RFC 5882). Down: Cease/10 to the
+    /// session, which stays down; its routes are withdrawn now, not when
+    /// the session task reports back. Up: the held session starts again.
+    /// AdminDown or a restarted remote session: no action (§4.2), and
+    /// nothing stays held.
+    pub fn bfd_signal(&mut self, id: PeerId, signal: Signal) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        match signal {
+            Signal::Down(diag) => {
+                peer.bfd_held = true;
+                if let Some(c) = &peer.cmd {
+                    let _ = c.send(SessionCommand::Hold(CeaseSubcode::BfdDown.into()));
+                }
+                let name = peer.name.clone();
+                self.detach(id);
+                let n = self.table.remove_peer_where(id, |_, _| true);
+                let peer = self.peers.get_mut(&id).expect("peer");
+                peer.received = 0;
+                peer.restarting = None;
+                warn!(
+                    peer = %name,
+                    "BFD Down (diagnostic {diag}): session ended with Cease/10, withdrew {n} paths; held down until BFD is Up"
+                );
+            }
+            Signal::Up => {
+                if std::mem::take(&mut peer.bfd_held) {
+                    info!(peer = %peer.name, "BFD Up: BGP may come up again");
+                    if let Some(c) = &peer.cmd {
+                        let _ = c.send(SessionCommand::Release);
+                    }
+                }
+            }
+            Signal::AdminDown | Signal::RemoteRestarted => {
+                info!(
+                    peer = %peer.name,
+                    "{}",
+                    if signal == Signal::AdminDown {
+                        "BFD session administratively down: no action on BGP (RFC 5882 §4.2)"
+                    } else {
+                        "BFD: the peer started a new BFD session; its packets arrive, so no action on BGP"
+                    }
+                );
+                if std::mem::take(&mut peer.bfd_held)
+                    && let Some(c) = &peer.cmd
+                {
+                    let _ = c.send(SessionCommand::Release);
+                }
+            }
+        }
+    }
+
+    /// `steer show bfd`: every appliance with BFD.
+    pub fn show_bfd(&self) -> Vec<BfdView> {
+        let mut v: Vec<BfdView> = self
+            .peers
+            .values()
+            .filter_map(|p| {
+                p.bfd.as_ref().map(|b| BfdView {
+                    peer: p.name.clone(),
+                    bgp_held: p.bfd_held,
+                    status: b.snapshot(),
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| a.peer.cmp(&b.peer));
+        v
+    }
+
     /// Expire graceful-restart state and forget departed hosts.
     pub fn tick(&mut self, now: Instant) {
         let expired: Vec<PeerId> = self
@@ -1089,6 +1177,10 @@ impl RouteServer {
                 max_prefix_trips: p.max_prefix_trips,
                 stale: p.restarting.is_some(),
                 update_group: p.live.as_ref().map(|l| l.group),
+                bfd: p
+                    .bfd
+                    .as_ref()
+                    .map(|b| bfd_peer_view(&b.snapshot(), p.bfd_held)),
             })
             .collect();
         v.sort_by_key(|p| (p.kind != SourceKind::Appliance, p.address));
@@ -1241,6 +1333,26 @@ fn peer_name(peers: &FxHashMap<PeerId, PeerEntry>, id: PeerId) -> String {
     peers
         .get(&id)
         .map_or_else(|| format!("peer {id}"), |p| p.name.clone())
+}
+
+/// The BFD column of `steer show peers`.
+fn bfd_peer_view(s: &crate::bfd::status::BfdSnapshot, held: bool) -> BfdPeerView {
+    let state = s.session.state;
+    let summary = if held {
+        "Down, BGP held".to_string()
+    } else if state == BfdState::Up {
+        "Up".to_string()
+    } else if s.packets_in == 0 {
+        "not running (BGP not blocked)".to_string()
+    } else {
+        format!("{state} (BGP not blocked)")
+    };
+    BfdPeerView {
+        state,
+        running: state == BfdState::Up,
+        holds_bgp: held,
+        summary,
+    }
 }
 
 fn sweep_stale(table: &mut Table, id: PeerId, f: Family) -> usize {

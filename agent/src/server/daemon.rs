@@ -1,10 +1,13 @@
 //! The `steer server` process: listeners on port 179, one session task per
 //! appliance and per connected host, and the main task that owns the
-//! [`RouteServer`] and answers the control socket. SIGTERM/SIGINT send
-//! Cease/Administrative Shutdown (RFC 8203) to every peer before exiting.
+//! [`RouteServer`] and answers the control socket; BFD runs on its own
+//! thread and its Up/Down events reach the main task as messages.
+//! SIGTERM/SIGINT send Cease/Administrative Shutdown (RFC 8203) to every
+//! peer, and BFD AdminDown, before exiting.
 
 use super::core::{QueryError, RouteServer};
 use super::reload;
+use crate::bfd::driver::Event as BfdEvent;
 use crate::bgp::capability::{AddPathFamily, Capability, GracefulRestart};
 use crate::bgp::fsm::{Backoff, FsmConfig};
 use crate::bgp::nlri::Family;
@@ -341,6 +344,7 @@ impl Daemon {
             Request::Reload => self
                 .reload()
                 .map(|s| Answer::Json(serde_json::Value::String(s))),
+            Request::Bfd => to_json(serde_json::to_value(self.rs.show_bfd())),
         }
     }
 
@@ -428,7 +432,15 @@ impl Daemon {
             );
             e.send_queue(&l, &p.status);
         }
+        super::bfd::metrics(&self.rs, &mut e);
         e.finish()
+    }
+}
+
+async fn recv_bfd(rx: &mut Option<mpsc::UnboundedReceiver<BfdEvent>>) -> Option<BfdEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -494,6 +506,10 @@ pub async fn run(
             .filter(|p| p.kind == SourceKind::Appliance)
             .map(|p| p.id)
             .collect();
+    let (bfd, mut bfd_events) = match super::bfd::start(&mut d.rs)? {
+        Some((b, rx)) => (Some(b), Some(rx)),
+        None => (None, None),
+    };
     for id in appliances {
         d.start_session(id, None);
     }
@@ -551,6 +567,10 @@ pub async fn run(
                     let _ = reply.send(d.answer(req));
                 }
             }
+            Some(ev) = recv_bfd(&mut bfd_events) => {
+                d.rs.bfd_signal(ev.id, ev.signal);
+                d.rs.flush();
+            }
             Some((s, remote)) = accepted.recv() => d.accept(s, remote),
             Some((req, reply)) = queries.recv() => {
                 d.rs.flush();
@@ -571,6 +591,9 @@ pub async fn run(
         }
     }
     d.rs.shutdown("steer server shutting down");
+    if let Some(b) = bfd {
+        b.shutdown();
+    }
     for t in d.tasks.drain(..) {
         if tokio::time::timeout(Duration::from_secs(3), t)
             .await

@@ -1,5 +1,6 @@
 //! `steer server`: the route-server role.
 
+pub mod bfd;
 pub mod core;
 pub mod daemon;
 pub mod host_policy;

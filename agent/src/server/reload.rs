@@ -9,7 +9,9 @@
 //! appliance gets Cease/3 "Peer De-configured" and a reset one Cease/6
 //! "Other Configuration Change" (RFC 4486). Keys the listening sockets or
 //! every session's OPEN depend on need a restart, and a configuration that
-//! changes one is refused whole, naming them.
+//! changes one is refused whole, naming them. So is any change to the BFD
+//! sessions (the `[bfd]` table, an appliance with BFD added, removed, reset
+//! or given other BFD settings): the BFD thread starts its sessions once.
 
 use crate::config::{PeerConfig, ServerConfig, changed_keys};
 use crate::prefix::Prefix;
@@ -107,6 +109,12 @@ pub fn plan(old: &ServerConfig, new: &ServerConfig) -> Result<Plan, ReloadError>
                 }
             }),
     );
+    if !changed_keys!(old.bfd, new.bfd; interval_ms, multiplier, min_ttl).is_empty() {
+        restart.push("bfd");
+    }
+    if bfd_sessions_change(old, new) {
+        restart.push("peer BFD sessions");
+    }
     if !restart.is_empty() {
         return Err(ReloadError::NeedsRestart {
             role: "server",
@@ -187,6 +195,27 @@ fn peer_changes(
     let in_place = changed_keys!(o, n; max_prefixes, graceful_restart);
     (reset, in_place)
 }
+/// True when the BFD sessions would differ: an appliance with BFD added or
+/// removed, its BFD settings changed, or its session reset (a new session
+/// is a new peer to the BFD thread, which starts its sessions once).
+fn bfd_sessions_change(old: &ServerConfig, new: &ServerConfig) -> bool {
+    let bfd_of = |c: &ServerConfig, p: &PeerConfig| p.bfd(&c.bfd);
+    old.peers.iter().any(|o| {
+        let n = new.peers.iter().find(|n| n.name == o.name);
+        let had = bfd_of(old, o);
+        match n {
+            None => had.is_some(),
+            Some(n) => {
+                had != bfd_of(new, n)
+                    || (had.is_some() && !peer_changes(old, o, new, n).0.is_empty())
+            }
+        }
+    }) || new
+        .peers
+        .iter()
+        .any(|n| !old.peers.iter().any(|o| o.name == n.name) && bfd_of(new, n).is_some())
+}
+
 fn diff(a: &[Prefix], b: &[Prefix]) -> Vec<Prefix> {
     a.iter().filter(|p| !b.contains(p)).copied().collect()
 }

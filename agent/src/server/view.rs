@@ -1,6 +1,8 @@
-//! What `steer show peers` and `steer show routes` return: plain
+//! What `steer show peers`, `steer show bfd` and `steer show routes` return: plain
 //! serializable records (the `--json` output) built from the server state.
 
+use crate::bfd::packet::State as BfdState;
+use crate::bfd::status::BfdSnapshot;
 use crate::bgp::attribute::{Origin, PathAttributes, community};
 use crate::bgp::status::StatusSnapshot;
 use crate::prefix::Prefix;
@@ -34,6 +36,33 @@ pub struct PeerView {
     pub stale: bool,
     /// Its update group.
     pub update_group: Option<u64>,
+    /// Its BFD session, when configured.
+    pub bfd: Option<BfdPeerView>,
+}
+
+/// BFD as `steer show peers` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BfdPeerView {
+    /// The BFD session's state.
+    pub state: BfdState,
+    /// BFD is Up (the peer speaks it and the path works).
+    pub running: bool,
+    /// The BGP session is held down because BFD went Down.
+    pub holds_bgp: bool,
+    /// In words, for the table.
+    pub summary: String,
+}
+
+/// One session of `steer show bfd`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BfdView {
+    /// The appliance's name.
+    pub peer: String,
+    /// Its BGP session is held down until BFD is Up.
+    pub bgp_held: bool,
+    /// The BFD session.
+    #[serde(flatten)]
+    pub status: BfdSnapshot,
 }
 
 /// Attributes in display form.

@@ -73,6 +73,16 @@ impl BirdConfig {
             let _ = writeln!(c, "  {}", static_route(a, self.asn));
         }
         let _ = writeln!(c, "}}");
+        if let Some(b) = self.neighbors.iter().find_map(|n| n.bfd) {
+            let timers = format!(
+                "interval {} ms; multiplier {};",
+                b.interval_ms, b.multiplier
+            );
+            let _ = writeln!(
+                c,
+                "protocol bfd {{\n  interface \"*\" {{ {timers} }};\n  multihop {{ {timers} }};\n}}"
+            );
+        }
         for n in &self.neighbors {
             c.push_str(&self.protocol(n));
         }
@@ -88,6 +98,15 @@ impl BirdConfig {
         let _ = writeln!(c, "  neighbor {} as {};", n.address, n.remote_as);
         if n.remote_as == self.asn {
             let _ = writeln!(c, "  direct;");
+        }
+        if let Some(hops) = n.multihop {
+            let _ = writeln!(c, "  multihop {hops};");
+        }
+        if let Some(local) = n.local {
+            let _ = writeln!(c, "  source address {local};");
+        }
+        if n.bfd.is_some() {
+            let _ = writeln!(c, "  bfd on;");
         }
         let _ = writeln!(c, "  hold time {};", n.hold_time);
         let _ = writeln!(c, "  keepalive time {};", n.keepalive);
@@ -171,6 +190,20 @@ mod tests {
             "route 10.250.0.0/16 blackhole { bgp_path.prepend(65010); bgp_path.prepend(65010); \
              bgp_community.add((65010,100)); bgp_large_community.add((65010,1,2)); };"
         );
+    }
+
+    #[test]
+    fn bfd_neighbor_gets_bfd_on_and_a_bfd_protocol_with_its_timers() {
+        let cfg = BirdConfig::new("10.1.0.20", 65020).neighbor(
+            Neighbor::new("rs", "10.1.0.4", 65515)
+                .bfd(300, 3)
+                .multihop(2),
+        );
+        let text = cfg.render("/tmp/x.log");
+        assert!(text.contains(
+            "protocol bfd {\n  interface \"*\" { interval 300 ms; multiplier 3; };\n  multihop { interval 300 ms; multiplier 3; };\n}"
+        ), "{text}");
+        assert!(text.contains("  multihop 2;\n  bfd on;\n"), "{text}");
     }
 
     #[test]

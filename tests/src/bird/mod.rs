@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
 pub use config::{BirdConfig, PROTOCOL_PREFIX, protocol_name};
-pub use show::{parse_last_error, parse_routes, parse_state};
+pub use show::{BfdSession, parse_bfd_sessions, parse_last_error, parse_routes, parse_state};
 
 use crate::daemon::BgpDaemon;
 use crate::netns::Netns;
@@ -68,6 +68,11 @@ impl Bird {
         Ok(bird)
     }
 
+    /// BIRD's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// The namespace BIRD runs in.
     pub fn ns(&self) -> &Netns {
         &self.ns
@@ -120,6 +125,11 @@ impl Bird {
                     .flatten()
             })
             .with_context(|| format!("no `since` for {name} in: {text}"))
+    }
+
+    /// BIRD's BFD sessions (`show bfd sessions`).
+    pub fn bfd_sessions(&self) -> Result<Vec<BfdSession>> {
+        Ok(parse_bfd_sessions(&self.birdc("show bfd sessions")?))
     }
 
     /// Every route (every path) in BIRD's table; `source` is the neighbour

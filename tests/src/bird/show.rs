@@ -159,9 +159,69 @@ pub fn parse_last_error(text: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// One row of `birdc show bfd sessions`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BfdSession {
+    /// The neighbour's address.
+    pub address: IpAddr,
+    /// The interface, `---` for multihop.
+    pub interface: String,
+    /// `Up`, `Down`, `Init` or `AdminDown`.
+    pub state: String,
+    /// When the state was entered (BIRD's clock, as printed).
+    pub since: String,
+    /// The negotiated transmit interval, seconds as printed.
+    pub interval: String,
+    /// The detection time, seconds as printed.
+    pub timeout: String,
+}
+
+/// Parses `birdc show bfd sessions`.
+pub fn parse_bfd_sessions(text: &str) -> Vec<BfdSession> {
+    text.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let address = w.first()?.parse().ok()?;
+            match w[1..] {
+                [interface, state, since, interval, timeout] => Some(BfdSession {
+                    address,
+                    interface: interface.to_string(),
+                    state: state.to_string(),
+                    since: since.to_string(),
+                    interval: interval.to_string(),
+                    timeout: timeout.to_string(),
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bfd_sessions_are_parsed_row_by_row() {
+        let text = "BIRD 2.0.12 ready.
+bfd1:
+IP address                Interface  State      Since         Interval  Timeout
+10.1.0.4                  eth0       Up         08:43:16.014    0.300    0.900
+fd00::4                   ---        Down       08:43:15.001    1.000    0.000
+";
+        let s = parse_bfd_sessions(text);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].address.to_string(), "10.1.0.4");
+        assert_eq!(
+            (
+                s[0].state.as_str(),
+                s[0].interval.as_str(),
+                s[0].timeout.as_str()
+            ),
+            ("Up", "0.300", "0.900")
+        );
+        assert_eq!(s[1].interface, "---");
+    }
 
     const SHOW: &str = "BIRD 2.0.12 ready.
 Table master4:

@@ -83,6 +83,16 @@ impl FrrConfig {
             if n.passive {
                 let _ = writeln!(c, " neighbor {a} passive");
             }
+            if let Some(hops) = n.multihop {
+                let _ = writeln!(c, " neighbor {a} ebgp-multihop {hops}");
+            }
+            if let Some(local) = n.local {
+                let _ = writeln!(c, " neighbor {a} update-source {local}");
+            }
+            if n.bfd.is_some() {
+                let _ = writeln!(c, " neighbor {a} bfd");
+                let _ = writeln!(c, " neighbor {a} bfd profile {}", bfd_profile(n));
+            }
         }
         let _ = writeln!(c, " address-family ipv4 unicast");
         for a in &self.announce {
@@ -101,6 +111,38 @@ impl FrrConfig {
         c.push('\n');
         c
     }
+}
+
+impl FrrConfig {
+    /// True when a neighbour runs BFD, so bfdd must run too.
+    pub fn needs_bfdd(&self) -> bool {
+        self.neighbors.iter().any(|n| n.bfd.is_some())
+    }
+
+    /// `bfdd.conf`: one profile per neighbour with BFD.
+    pub fn render_bfdd(&self, log: &str) -> String {
+        let mut c = String::new();
+        let _ = writeln!(
+            c,
+            "hostname {}\nlog file {log} debugging\ndebug bfd peer\ndebug bfd zebra\n!\nbfd",
+            self.hostname
+        );
+        for n in &self.neighbors {
+            if let Some(b) = n.bfd {
+                let _ = writeln!(c, " profile {}", bfd_profile(n));
+                let _ = writeln!(c, "  detect-multiplier {}", b.multiplier);
+                let _ = writeln!(c, "  receive-interval {}", b.interval_ms);
+                let _ = writeln!(c, "  transmit-interval {}", b.interval_ms);
+                let _ = writeln!(c, " !");
+            }
+        }
+        let _ = writeln!(c, "!");
+        c
+    }
+}
+
+fn bfd_profile(n: &Neighbor) -> String {
+    format!("bfd-{}", n.address.to_string().replace([':', '.'], "-"))
 }
 
 /// The route-map name for an announced prefix.
@@ -153,6 +195,21 @@ pub fn route_map(a: &Announce, asn: u32) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bfd_neighbor_gets_a_bfdd_profile_and_the_bgp_bfd_lines() {
+        let cfg = FrrConfig::new("fw", "10.1.0.20", 65020)
+            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515).bfd(300, 3));
+        assert!(cfg.needs_bfdd());
+        let bgpd = cfg.render_bgpd("/tmp/b.log");
+        assert!(
+            bgpd.contains(" neighbor 10.1.0.4 bfd\n neighbor 10.1.0.4 bfd profile bfd-10-1-0-4\n")
+        );
+        let bfdd = cfg.render_bfdd("/tmp/f.log");
+        assert!(bfdd.contains(
+            "bfd\n profile bfd-10-1-0-4\n  detect-multiplier 3\n  receive-interval 300\n  transmit-interval 300\n !\n"
+        ), "{bfdd}");
+    }
 
     #[test]
     fn prepend_renders_as_network_route_map() {

@@ -1,5 +1,6 @@
-//! FRR 8.4 as a lab peer: zebra + bgpd per namespace, each instance with its
-//! own paths (`--vty_socket DIR -z DIR/zserv.api -i DIR/<d>.pid`), run as
+//! FRR 8.4 as a lab peer: zebra + bgpd per namespace (and bfdd when a
+//! neighbour runs BFD, with its own `--bfdctl DIR/bfdd.sock`), each instance
+//! with its own paths (`--vty_socket DIR -z DIR/zserv.api -i DIR/<d>.pid`), run as
 //! `-u root -g frrvty` (root is not in FRR's compiled-in vty group, and the
 //! daemons refuse `-g root`), queried with `vtysh --vty_socket DIR -c ... json`.
 
@@ -23,10 +24,12 @@ use crate::wait::{TAIL_LINES, default_timeout, tail, wait_for};
 
 const ZEBRA: &str = "/usr/lib/frr/zebra";
 const BGPD: &str = "/usr/lib/frr/bgpd";
+const BFDD: &str = "/usr/lib/frr/bfdd";
 
-/// A running zebra + bgpd pair; both stopped on drop.
+/// A running zebra + bgpd pair (+ bfdd); all stopped on drop.
 pub struct Frr {
     bgpd: Process,
+    bfdd: Option<Process>,
     zebra: Process,
     ns: Netns,
     config: FrrConfig,
@@ -45,7 +48,7 @@ impl Frr {
             crate::tmp::write(&d, "zebra.conf", &config.render_zebra(&log(&d, "zebra")))?;
         let bgpd_conf = crate::tmp::write(&d, "bgpd.conf", &config.render_bgpd(&log(&d, "bgpd")))?;
         let zserv = d.join("zserv.api");
-        let zebra = spawn(ns, &d, "zebra", ZEBRA, &zebra_conf, &zserv)?;
+        let zebra = spawn(ns, &d, "zebra", ZEBRA, &zebra_conf, &zserv, &[])?;
         let mut zebra = zebra;
         wait_for(
             &format!("FRR zebra in {}: zserv socket missing", ns.name()),
@@ -56,9 +59,19 @@ impl Frr {
             },
         )
         .map_err(|e| anyhow::anyhow!("{e:#}; zebra output:\n{}", zebra.log_tail()))?;
-        let bgpd = spawn(ns, &d, "bgpd", BGPD, &bgpd_conf, &zserv)?;
+        let bfdd = if config.needs_bfdd() {
+            require_tool(BFDD, "frr")?;
+            let conf = crate::tmp::write(&d, "bfdd.conf", &config.render_bfdd(&log(&d, "bfdd")))?;
+            let ctl = d.join("bfdd.sock");
+            let extra = [std::ffi::OsStr::new("--bfdctl"), ctl.as_os_str()];
+            Some(spawn(ns, &d, "bfdd", BFDD, &conf, &zserv, &extra)?)
+        } else {
+            None
+        };
+        let bgpd = spawn(ns, &d, "bgpd", BGPD, &bgpd_conf, &zserv, &[])?;
         let mut frr = Frr {
             bgpd,
+            bfdd,
             zebra,
             ns: ns.clone(),
             config,
@@ -71,8 +84,12 @@ impl Frr {
         wait_for(&what, default_timeout(), || {
             frr.zebra.ensure_running()?;
             frr.bgpd.ensure_running()?;
+            if let Some(b) = frr.bfdd.as_mut() {
+                b.ensure_running()?;
+            }
             let out = frr.vtysh(&["show daemons"])?;
-            Ok((out.contains("zebra") && out.contains("bgpd")).then_some(()))
+            let bfdd = frr.bfdd.is_none() || out.contains("bfdd");
+            Ok((out.contains("zebra") && out.contains("bgpd") && bfdd).then_some(()))
         })
         .map_err(|e| frr.with_logs(e))?;
         Ok(frr)
@@ -127,6 +144,64 @@ impl Frr {
         )
     }
 
+    /// bfdd's view of its session with `peer` (`show bfd peer PEER json`):
+    /// `status`, `diagnostic`, `remote-diagnostic`, `uptime`, intervals.
+    pub fn bfd_peer(&self, peer: &str) -> Result<Value> {
+        self.show_json(&format!("show bfd peer {peer} json"))
+    }
+
+    /// Waits until bfdd's session with `peer` is the one bgpd keeps (from
+    /// `local`) and is Up, then until BGP with `peer` is Established.
+    ///
+    /// FRR 8.4's bgpd registers its BFD session with source 0.0.0.0 and,
+    /// once BGP is Established, replaces it with one from the connection's
+    /// address and interface. When the first one was already Up, bgpd takes
+    /// the replacement's initial Down as BFD Down and resets the BGP session
+    /// it has just established with Cease/10 (inside a Hard Reset), once.
+    /// A test that counts sessions or BFD Downs starts counting after this.
+    pub fn wait_bfd_settled(&self, peer: &str, local: &str) -> Result<()> {
+        wait_for(
+            &format!("FRR's BFD session with {peer} from {local} Up"),
+            default_timeout(),
+            || {
+                let b = self.bfd_peer(peer)?;
+                if b["local"] == local && b["status"] == "up" {
+                    Ok(Some(()))
+                } else {
+                    bail!("{b}")
+                }
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", self.log_tail()))?;
+        self.wait_established(peer)
+    }
+
+    /// bfdd's counters for its session with `peer` (`show bfd peer PEER
+    /// counters json`): `session-up`, `session-down` events and packets.
+    pub fn bfd_counters(&self, peer: &str) -> Result<Value> {
+        self.show_json(&format!("show bfd peer {peer} counters json"))
+    }
+
+    /// bfdd's process id, when it runs.
+    pub fn bfdd_pid(&self) -> Option<u32> {
+        self.bfdd.as_ref().map(Process::pid)
+    }
+
+    /// Sends `sig` to bfdd (SIGSTOP freezes BFD while bgpd and TCP go
+    /// on; SIGCONT resumes it); fails when bfdd is not running.
+    pub fn signal_bfdd(&self, sig: libc::c_int) -> Result<()> {
+        match &self.bfdd {
+            Some(b) => {
+                b.signal(sig);
+                Ok(())
+            }
+            None => bail!(
+                "bfdd is not running: no neighbour of {} has BFD",
+                self.ns.name()
+            ),
+        }
+    }
+
     /// Every path in the BGP table (all peers, ADD-PATH paths included).
     pub fn routes(&self) -> Result<Vec<Route>> {
         Ok(parse_paths(&self.show_json("show bgp ipv4 unicast json")?))
@@ -176,9 +251,12 @@ impl Frr {
         self.dir.path()
     }
 
-    /// Stops bgpd, then zebra.
+    /// Stops bgpd, bfdd, then zebra.
     pub fn stop(&mut self) {
         self.bgpd.stop();
+        if let Some(b) = self.bfdd.as_mut() {
+            b.stop();
+        }
         self.zebra.stop();
     }
 }
@@ -212,8 +290,16 @@ impl BgpDaemon for Frr {
 
     fn log_tail(&self) -> String {
         let d = self.dir.path();
+        let bfdd = match &self.bfdd {
+            Some(b) => format!(
+                "\n--- bfdd.log\n{}\n--- bfdd stdout\n{}",
+                tail(Path::new(&log(d, "bfdd")), TAIL_LINES),
+                b.log_tail()
+            ),
+            None => String::new(),
+        };
         format!(
-            "--- bgpd.log\n{}\n--- bgpd stdout\n{}\n--- zebra.log\n{}\n--- zebra stdout\n{}",
+            "--- bgpd.log\n{}\n--- bgpd stdout\n{}\n--- zebra.log\n{}\n--- zebra stdout\n{}{bfdd}",
             tail(Path::new(&log(d, "bgpd")), TAIL_LINES),
             self.bgpd.log_tail(),
             tail(Path::new(&log(d, "zebra")), 10),
@@ -224,9 +310,12 @@ impl BgpDaemon for Frr {
 
 impl Drop for Frr {
     fn drop(&mut self) {
-        let pids = [self.bgpd.pid(), self.zebra.pid()];
+        let mut pids = vec![("bgpd", self.bgpd.pid()), ("zebra", self.zebra.pid())];
+        if let Some(b) = &self.bfdd {
+            pids.push(("bfdd", b.pid()));
+        }
         self.stop();
-        for (daemon, pid) in ["bgpd", "zebra"].iter().zip(pids) {
+        for (daemon, pid) in pids {
             let _ = std::fs::remove_dir_all(format!("/var/tmp/frr/{daemon}.{pid}"));
         }
     }
@@ -243,6 +332,7 @@ fn spawn(
     bin: &str,
     conf: &Path,
     zserv: &Path,
+    extra: &[&std::ffi::OsStr],
 ) -> Result<Process> {
     let mut cmd = ns.command(bin)?;
     cmd.args(["-u", "root", "-g", "frrvty"])
@@ -253,7 +343,8 @@ fn spawn(
         .arg("-i")
         .arg(dir.join(format!("{daemon}.pid")))
         .arg("-f")
-        .arg(conf);
+        .arg(conf)
+        .args(extra);
     let stdout: PathBuf = dir.join(format!("{daemon}.stdout"));
     ns.spawn(daemon, cmd, &stdout)
 }

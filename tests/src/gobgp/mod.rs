@@ -34,6 +34,12 @@ impl Gobgp {
     pub fn start(ns: &Netns, config: GobgpConfig) -> Result<Gobgp> {
         require_tool("gobgpd", "gobgpd")?;
         require_tool("gobgp", "gobgpd")?;
+        if let Some(n) = config.neighbors.iter().find(|n| n.bfd.is_some()) {
+            anyhow::bail!(
+                "neighbour {}: GoBGP has no BFD; use BIRD or FRR for a BFD peer",
+                n.name
+            );
+        }
         let dir = crate::tmp::dir(&format!("{}-gobgp", ns.name()))?;
         let conf = crate::tmp::write(dir.path(), "gobgpd.toml", &config.render())?;
         let mut cmd = ns.command("gobgpd")?;

@@ -861,3 +861,185 @@ fn reload_judges_host_routes_again_when_the_vnet_or_the_ranges_shrink() {
     );
     assert!(rs.peers().all(|p| p.addr.to_string() != "10.1.0.200"));
 }
+
+/// fw1 active and fw2 passive for the default route, one host; fw1's BFD
+/// status attached as the daemon does.
+fn bfd_pair(extra: &str) -> (RouteServer, Peer, Peer, Peer) {
+    let mut rs = server(extra);
+    let h = host(&mut rs, "10.1.0.31", false);
+    let mut fw1 = appliance(&mut rs, "fw1");
+    let fw2 = appliance(&mut rs, "fw2");
+    let timers = crate::bfd::session::Timers {
+        desired_min_tx: Duration::from_millis(300),
+        required_min_rx: Duration::from_millis(300),
+        detect_mult: 3,
+    };
+    let session = crate::bfd::session::Session::new(7, timers, Instant::now(), 1);
+    let path = crate::bfd::status::Path {
+        remote: "10.1.0.20".parse().unwrap(),
+        local: None,
+        multihop: false,
+        min_ttl: 255,
+        source_port: 49152,
+    };
+    rs.peer_mut(fw1.id).unwrap().bfd = Some(Arc::new(BfdStatus::new(session.view(), path)));
+    announce(&mut rs, &fw1, &["0.0.0.0/0"], attrs(&[65020], "10.1.0.20"));
+    announce(
+        &mut rs,
+        &fw2,
+        &["0.0.0.0/0"],
+        attrs(&[65021, 65021], "10.1.0.21"),
+    );
+    while fw1.cmd.try_recv().is_ok() {}
+    (rs, h, fw1, fw2)
+}
+
+/// fw1's BFD detection time expired; the daemon flushes right after.
+fn bfd_down(rs: &mut RouteServer, id: PeerId) {
+    rs.bfd_signal(
+        id,
+        Signal::Down(crate::bfd::packet::Diag::DetectionTimeExpired),
+    );
+    rs.flush();
+}
+
+fn default_route_next_hops(
+    h: &mut Peer,
+    state: &mut std::collections::BTreeMap<(String, u32), PathAttributes>,
+) -> Vec<String> {
+    drain(h, state);
+    state
+        .iter()
+        .filter(|(k, _)| k.0 == "0.0.0.0/0")
+        .map(|(_, a)| a.next_hop.unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn bfd_down_sends_cease_10_withdraws_at_once_and_holds_the_session() {
+    let (mut rs, mut h, mut fw1, fw2) = bfd_pair("");
+    let mut state = Default::default();
+    assert_eq!(
+        default_route_next_hops(&mut h, &mut state),
+        vec!["10.1.0.20"]
+    );
+    bfd_down(&mut rs, fw1.id);
+    assert_eq!(
+        default_route_next_hops(&mut h, &mut state),
+        vec!["10.1.0.21"],
+        "the passive appliance takes over without waiting for the session task"
+    );
+    match fw1.cmd.try_recv() {
+        Ok(SessionCommand::Hold(n)) => assert!(n.is(CeaseSubcode::BfdDown), "{n}"),
+        other => panic!("expected Hold(Cease/10), got {other:?}"),
+    }
+    assert!(rs.peer(fw1.id).unwrap().bfd_held());
+    assert!(rs.peer(fw2.id).unwrap().live.is_some());
+    // The session task reports its Down later, with the old epoch: nothing
+    // changes any more.
+    event(
+        &mut rs,
+        &fw1,
+        SessionEvent::Down {
+            reason: DownReason::NotificationSent(CeaseSubcode::BfdDown.into()),
+        },
+        Instant::now(),
+    );
+    assert_eq!(
+        default_route_next_hops(&mut h, &mut state),
+        vec!["10.1.0.21"]
+    );
+    let v = rs.show_peers();
+    let fw1_view = v.iter().find(|p| p.name == "fw1").unwrap();
+    let b = fw1_view.bfd.as_ref().unwrap();
+    assert!(b.holds_bgp && !b.running);
+    assert_eq!(b.summary, "Down, BGP held");
+    assert!(v.iter().find(|p| p.name == "fw2").unwrap().bfd.is_none());
+}
+
+#[test]
+fn bfd_up_releases_the_held_session_once() {
+    let (mut rs, _h, mut fw1, _fw2) = bfd_pair("");
+    rs.bfd_signal(fw1.id, Signal::Up);
+    assert!(
+        fw1.cmd.try_recv().is_err(),
+        "nothing held: nothing to release"
+    );
+    rs.bfd_signal(
+        fw1.id,
+        Signal::Down(crate::bfd::packet::Diag::DetectionTimeExpired),
+    );
+    assert!(matches!(fw1.cmd.try_recv(), Ok(SessionCommand::Hold(_))));
+    rs.bfd_signal(fw1.id, Signal::Up);
+    assert!(matches!(fw1.cmd.try_recv(), Ok(SessionCommand::Release)));
+    assert!(!rs.peer(fw1.id).unwrap().bfd_held());
+    rs.bfd_signal(fw1.id, Signal::Up);
+    assert!(fw1.cmd.try_recv().is_err());
+}
+
+#[test]
+fn bfd_admin_down_takes_no_action_and_releases_a_hold() {
+    let (mut rs, mut h, mut fw1, _fw2) = bfd_pair("");
+    let mut state = Default::default();
+    default_route_next_hops(&mut h, &mut state);
+    rs.bfd_signal(fw1.id, Signal::AdminDown);
+    rs.flush();
+    assert_eq!(
+        default_route_next_hops(&mut h, &mut state),
+        vec!["10.1.0.20"]
+    );
+    assert!(fw1.cmd.try_recv().is_err());
+    rs.bfd_signal(
+        fw1.id,
+        Signal::Down(crate::bfd::packet::Diag::NeighborSignaledDown),
+    );
+    assert!(matches!(fw1.cmd.try_recv(), Ok(SessionCommand::Hold(_))));
+    rs.bfd_signal(fw1.id, Signal::AdminDown);
+    assert!(matches!(fw1.cmd.try_recv(), Ok(SessionCommand::Release)));
+}
+
+#[test]
+fn bfd_down_withdraws_even_with_graceful_restart_configured() {
+    let text = CONFIG.replace(
+        "max_prefixes = 3\n",
+        "max_prefixes = 3\ngraceful_restart = true\n",
+    );
+    let mut rs = server_from(&text);
+    let mut h = host(&mut rs, "10.1.0.31", false);
+    let id = rs.peers().find(|p| p.name == "fw1").unwrap().id;
+    let fw1 = connect(
+        &mut rs,
+        id,
+        negotiated(65020, "10.1.0.20", true, false, true),
+        "10.1.0.20",
+    );
+    announce(&mut rs, &fw1, &["0.0.0.0/0"], attrs(&[65020], "10.1.0.20"));
+    let mut state = Default::default();
+    assert_eq!(
+        default_route_next_hops(&mut h, &mut state),
+        vec!["10.1.0.20"]
+    );
+    bfd_down(&mut rs, fw1.id);
+    assert!(default_route_next_hops(&mut h, &mut state).is_empty());
+    assert!(rs.next_deadline().is_none(), "nothing kept as stale");
+}
+
+#[test]
+fn a_bfd_session_that_never_came_up_says_not_running_and_blocks_nothing() {
+    let (rs, _h, fw1, _fw2) = bfd_pair("");
+    let v = rs.show_peers();
+    let b = v
+        .iter()
+        .find(|p| p.name == "fw1")
+        .unwrap()
+        .bfd
+        .clone()
+        .unwrap();
+    assert_eq!(b.summary, "not running (BGP not blocked)");
+    assert!(!b.holds_bgp && !b.running);
+    assert!(rs.peer(fw1.id).unwrap().live.is_some());
+    let bfd = rs.show_bfd();
+    assert_eq!(bfd.len(), 1);
+    assert_eq!(bfd[0].peer, "fw1");
+    assert!(!bfd[0].bgp_held);
+}

@@ -111,3 +111,33 @@ fn keys_the_listeners_or_every_open_depend_on_refuse_the_whole_reload() {
         "asn, listen changed: restart steer server to apply (nothing was changed)"
     );
 }
+
+#[test]
+fn any_change_to_the_bfd_sessions_needs_a_restart() {
+    let with_bfd = BASE.replace("asn = 65020\n", "asn = 65020\nbfd = true\n");
+    let plan_from = |old: &str, new: &str| plan(&cfg(old), &cfg(new));
+    assert!(plan_from(BASE, &with_bfd).is_err(), "BFD turned on");
+    assert!(plan_from(&with_bfd, BASE).is_err(), "BFD turned off");
+    assert!(
+        plan_from(
+            &with_bfd,
+            &format!("{with_bfd}\n[bfd]\ninterval_ms = 100\n")
+        )
+        .is_err(),
+        "[bfd] timers"
+    );
+    assert!(
+        plan_from(&with_bfd, &with_bfd.replace("asn = 65020", "asn = 65021")).is_err(),
+        "a reset of an appliance with BFD"
+    );
+    let p = plan_from(
+        &with_bfd,
+        &with_bfd.replace("bfd = true\n", "bfd = true\nmax_prefixes = 9\n"),
+    )
+    .unwrap();
+    assert_eq!(p.in_place, [("fw1".to_string(), vec!["max_prefixes"])]);
+    assert_eq!(
+        plan_from(BASE, &with_bfd).unwrap_err().to_string(),
+        "peer BFD sessions changed: restart steer server to apply (nothing was changed)"
+    );
+}
