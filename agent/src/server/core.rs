@@ -17,8 +17,6 @@
 
 use super::host_policy::{AllowRule, Claim, Claims, HostPolicy, Released};
 use super::reload::Plan;
-use super::view::{AdvertisedView, BfdPeerView, BfdView, PathView, PeerView, RouteView};
-use crate::bfd::packet::State as BfdState;
 use crate::bfd::session::Signal;
 use crate::bfd::status::BfdStatus;
 use crate::bgp::attribute::PathAttributes;
@@ -31,12 +29,9 @@ use crate::bgp::peer::{Established, Outbound, PeerId, PeerMsg, SessionCommand, S
 use crate::bgp::routes::RouteBatch;
 use crate::bgp::status::PeerStatus;
 use crate::config::{PeerConfig, ServerConfig};
-use crate::control::RouteQuery;
 use crate::prefix::Prefix;
-use crate::rib::decision::{DEFAULT_LOCAL_PREF, why_lost};
-use crate::rib::export::{
-    Audience, ExportCache, ExportContext, GroupKey, export, local_route_attrs,
-};
+use crate::rib::decision::DEFAULT_LOCAL_PREF;
+use crate::rib::export::{Audience, ExportContext, GroupKey, local_route_attrs};
 use crate::rib::group::{Changes, Member, UpdateGroup, refresh};
 use crate::rib::table::{CountChange, Path, Rejection, Source, SourceKind, Table};
 use bytes::Bytes;
@@ -72,16 +67,16 @@ const MAX_SHARDS: usize = 4;
 const EXPORT_CHUNK: usize = 8192;
 
 #[derive(Debug)]
-struct Live {
-    epoch: u64,
-    source: Arc<Source>,
-    negotiated: Negotiated,
-    group: u64,
-    out: Outbound,
+pub(super) struct Live {
+    pub(super) epoch: u64,
+    pub(super) source: Arc<Source>,
+    pub(super) negotiated: Negotiated,
+    pub(super) group: u64,
+    pub(super) out: Outbound,
 }
 
 #[derive(Debug)]
-struct Restarting {
+pub(super) struct Restarting {
     deadline: Instant,
     families: Vec<Family>,
 }
@@ -105,15 +100,15 @@ pub struct PeerEntry {
     pub status: Arc<PeerStatus>,
     /// Command channel of its session task.
     pub cmd: Option<UnboundedSender<SessionCommand>>,
-    live: Option<Live>,
-    received: u32,
-    restarting: Option<Restarting>,
-    max_prefix_trips: u32,
+    pub(super) live: Option<Live>,
+    pub(super) received: u32,
+    pub(super) restarting: Option<Restarting>,
+    pub(super) max_prefix_trips: u32,
     /// Keep its routes through its graceful restart.
     pub graceful_restart: bool,
     /// Its BFD session, when `bfd = true` (set by the daemon).
     pub bfd: Option<Arc<BfdStatus>>,
-    bfd_held: bool,
+    pub(super) bfd_held: bool,
 }
 
 impl PeerEntry {
@@ -156,40 +151,23 @@ impl PeerEntry {
     }
 }
 
-/// Why a query could not be answered.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum QueryError {
-    /// No such peer name.
-    #[error("no peer named `{0}`")]
-    NoPeer(String),
-    /// `--advertised` without `--peer`.
-    #[error("--advertised needs --peer NAME")]
-    AdvertisedNeedsPeer,
-    /// Not a prefix or address.
-    #[error("`{0}` is neither a prefix nor an address")]
-    BadPrefix(String),
-    /// The peer has no session, so nothing is advertised.
-    #[error("peer `{0}` is not established; nothing is advertised to it")]
-    NotEstablished(String),
-}
-
 /// The route server.
 #[derive(Debug)]
 pub struct RouteServer {
-    cfg: Arc<ServerConfig>,
-    table: Table,
-    peers: FxHashMap<PeerId, PeerEntry>,
-    groups: Vec<(u64, UpdateGroup)>,
-    next_group: u64,
-    next_peer: PeerId,
-    ctx: ExportContext,
-    local: Arc<Source>,
-    host_policy: HostPolicy,
-    claims: Claims,
-    changed_paths: usize,
-    last_flush: Option<Instant>,
-    flush_wanted: Option<Instant>,
-    cpus: usize,
+    pub(super) cfg: Arc<ServerConfig>,
+    pub(super) table: Table,
+    pub(super) peers: FxHashMap<PeerId, PeerEntry>,
+    pub(super) groups: Vec<(u64, UpdateGroup)>,
+    pub(super) next_group: u64,
+    pub(super) next_peer: PeerId,
+    pub(super) ctx: ExportContext,
+    pub(super) local: Arc<Source>,
+    pub(super) host_policy: HostPolicy,
+    pub(super) claims: Claims,
+    pub(super) changed_paths: usize,
+    pub(super) last_flush: Option<Instant>,
+    pub(super) flush_wanted: Option<Instant>,
+    pub(super) cpus: usize,
 }
 
 impl RouteServer {
@@ -1003,23 +981,6 @@ impl RouteServer {
         }
     }
 
-    /// `steer show bfd`: every appliance with BFD.
-    pub fn show_bfd(&self) -> Vec<BfdView> {
-        let mut v: Vec<BfdView> = self
-            .peers
-            .values()
-            .filter_map(|p| {
-                p.bfd.as_ref().map(|b| BfdView {
-                    peer: p.name.clone(),
-                    bgp_held: p.bfd_held,
-                    status: b.snapshot(),
-                })
-            })
-            .collect();
-        v.sort_by(|a, b| a.peer.cmp(&b.peer));
-        v
-    }
-
     /// Expire graceful-restart state and forget departed hosts.
     pub fn tick(&mut self, now: Instant) {
         let expired: Vec<PeerId> = self
@@ -1136,183 +1097,6 @@ impl RouteServer {
             }
         }
     }
-
-    /// Paths accepted by import policy, per peer, in one pass over the table.
-    fn accepted_counts(&self) -> FxHashMap<PeerId, usize> {
-        let mut m = FxHashMap::default();
-        for p in self.table.iter().flat_map(|(_, d)| d.paths.iter()) {
-            if p.rejected.is_none() {
-                *m.entry(p.source.peer).or_insert(0) += 1;
-            }
-        }
-        m
-    }
-
-    fn advertised_count(&self, id: PeerId) -> usize {
-        let Some(live) = self.peers.get(&id).and_then(|p| p.live.as_ref()) else {
-            return 0;
-        };
-        self.groups
-            .iter()
-            .find(|(g, _)| *g == live.group)
-            .map_or(0, |(_, g)| g.advertised_paths())
-    }
-
-    /// `steer show peers`.
-    pub fn show_peers(&self) -> Vec<PeerView> {
-        let accepted = self.accepted_counts();
-        let mut v: Vec<PeerView> = self
-            .peers
-            .values()
-            .map(|p| PeerView {
-                name: p.name.clone(),
-                kind: p.kind,
-                address: p.addr,
-                asn: p.asn,
-                status: p.status.snapshot(),
-                received: p.received,
-                accepted: accepted.get(&p.id).copied().unwrap_or(0),
-                advertised: self.advertised_count(p.id),
-                max_prefixes: p.max_prefixes,
-                max_prefix_trips: p.max_prefix_trips,
-                stale: p.restarting.is_some(),
-                update_group: p.live.as_ref().map(|l| l.group),
-                bfd: p
-                    .bfd
-                    .as_ref()
-                    .map(|b| bfd_peer_view(&b.snapshot(), p.bfd_held)),
-            })
-            .collect();
-        v.sort_by_key(|p| (p.kind != SourceKind::Appliance, p.address));
-        v
-    }
-
-    fn peer_by_name(&self, name: &str) -> Result<&PeerEntry, QueryError> {
-        self.peers
-            .values()
-            .find(|p| p.name == name)
-            .ok_or_else(|| QueryError::NoPeer(name.to_string()))
-    }
-
-    fn match_prefix(&self, text: &str) -> Result<Vec<Prefix>, QueryError> {
-        if text.contains('/') {
-            let p: Prefix = text
-                .parse()
-                .map_err(|_| QueryError::BadPrefix(text.into()))?;
-            return Ok(vec![p]);
-        }
-        let addr: IpAddr = text
-            .parse()
-            .map_err(|_| QueryError::BadPrefix(text.into()))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        for len in (0..=max).rev() {
-            let p = Prefix::new(addr, len);
-            if self.table.get(&p).is_some() {
-                return Ok(vec![p]);
-            }
-        }
-        Ok(Vec::new())
-    }
-
-    /// The prefixes `show routes` (or with `advertised`, `show routes
-    /// --advertised`) covers for `q`, unsorted: the snapshot the control
-    /// socket pages through.
-    pub fn route_keys(&self, q: &RouteQuery) -> Result<Vec<Prefix>, QueryError> {
-        if let Some(t) = &q.prefix {
-            return self.match_prefix(t);
-        }
-        if q.advertised {
-            self.advertised_group(q)?;
-        }
-        Ok(self.table.iter().map(|(p, _)| *p).collect())
-    }
-
-    /// `steer show routes [--peer NAME] [PREFIX]`: with `q.keys`, the
-    /// routes of those prefixes only, in their order.
-    pub fn show_routes(&self, q: &RouteQuery) -> Result<Vec<RouteView>, QueryError> {
-        let peer = q
-            .peer
-            .as_deref()
-            .map(|n| self.peer_by_name(n))
-            .transpose()?;
-        let prefixes = match &q.keys {
-            Some(k) => k.clone(),
-            None => {
-                let mut v = self.route_keys(q)?;
-                v.sort_unstable();
-                v
-            }
-        };
-        let mut out = Vec::new();
-        for prefix in prefixes {
-            let Some(d) = self.table.get(&prefix) else {
-                continue;
-            };
-            let best = d.best();
-            let paths: Vec<PathView> = d
-                .paths
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| peer.is_none_or(|x| x.id == p.source.peer))
-                .map(|(i, p)| {
-                    let reason = match (&p.rejected, best) {
-                        (Some(r), _) => Some(format!("refused: {r}")),
-                        (None, Some(b)) if i >= d.multipath => {
-                            let v = why_lost(&b.candidate(), &p.candidate());
-                            Some(v.step.rule().to_string())
-                        }
-                        _ => None,
-                    };
-                    PathView::new(p, i == 0 && d.multipath > 0, i < d.multipath, reason)
-                })
-                .collect();
-            if !paths.is_empty() {
-                out.push(RouteView { prefix, paths });
-            }
-        }
-        Ok(out)
-    }
-
-    /// The update group of `q.peer`, for `--advertised`.
-    fn advertised_group(&self, q: &RouteQuery) -> Result<Option<&UpdateGroup>, QueryError> {
-        let name = q.peer.as_deref().ok_or(QueryError::AdvertisedNeedsPeer)?;
-        let peer = self.peer_by_name(name)?;
-        let live = peer
-            .live
-            .as_ref()
-            .ok_or_else(|| QueryError::NotEstablished(name.into()))?;
-        Ok(self
-            .groups
-            .iter()
-            .find(|(gid, _)| *gid == live.group)
-            .map(|(_, g)| g))
-    }
-
-    /// `steer show routes --peer NAME --advertised [PREFIX]`: with
-    /// `q.keys`, those prefixes only.
-    pub fn show_advertised(&self, q: &RouteQuery) -> Result<Vec<AdvertisedView>, QueryError> {
-        let Some(g) = self.advertised_group(q)? else {
-            return Ok(Vec::new());
-        };
-        let prefixes: Vec<Prefix> = match (&q.keys, q.prefix.as_deref()) {
-            (Some(k), _) => k.clone(),
-            (None, Some(t)) => self.match_prefix(t)?,
-            (None, None) => self.table.iter().map(|(p, _)| *p).collect(),
-        };
-        let mut cache = ExportCache::default();
-        let mut v: Vec<AdvertisedView> = prefixes
-            .iter()
-            .filter_map(|p| self.table.get(p).map(|d| (p, d)))
-            .flat_map(|(p, d)| {
-                export(p, Some(d), &g.key, &self.ctx, &mut cache)
-                    .into_iter()
-                    .map(|(id, a)| AdvertisedView::new(*p, id, &a))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        v.sort_by_key(|a| (a.prefix, a.path_id));
-        Ok(v)
-    }
 }
 
 fn host_policy_of(cfg: &ServerConfig) -> HostPolicy {
@@ -1333,26 +1117,6 @@ fn peer_name(peers: &FxHashMap<PeerId, PeerEntry>, id: PeerId) -> String {
     peers
         .get(&id)
         .map_or_else(|| format!("peer {id}"), |p| p.name.clone())
-}
-
-/// The BFD column of `steer show peers`.
-fn bfd_peer_view(s: &crate::bfd::status::BfdSnapshot, held: bool) -> BfdPeerView {
-    let state = s.session.state;
-    let summary = if held {
-        "Down, BGP held".to_string()
-    } else if state == BfdState::Up {
-        "Up".to_string()
-    } else if s.packets_in == 0 {
-        "not running (BGP not blocked)".to_string()
-    } else {
-        format!("{state} (BGP not blocked)")
-    };
-    BfdPeerView {
-        state,
-        running: state == BfdState::Up,
-        holds_bgp: held,
-        summary,
-    }
 }
 
 fn sweep_stale(table: &mut Table, id: PeerId, f: Family) -> usize {

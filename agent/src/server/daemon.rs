@@ -5,8 +5,9 @@
 //! SIGTERM/SIGINT send Cease/Administrative Shutdown (RFC 8203) to every
 //! peer, and BFD AdminDown, before exiting.
 
-use super::core::{QueryError, RouteServer};
+use super::core::RouteServer;
 use super::reload;
+use super::view::QueryError;
 use crate::bfd::driver::Event as BfdEvent;
 use crate::bgp::capability::{AddPathFamily, Capability, GracefulRestart};
 use crate::bgp::fsm::{Backoff, FsmConfig};

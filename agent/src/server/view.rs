@@ -1,12 +1,20 @@
-//! What `steer show peers`, `steer show bfd` and `steer show routes` return: plain
-//! serializable records (the `--json` output) built from the server state.
+//! What `steer show peers`, `steer show bfd` and `steer show routes`
+//! return: plain serializable records (the `--json` output), and the
+//! queries on the route server that build them.
 
+use super::core::{PeerEntry, RouteServer};
 use crate::bfd::packet::State as BfdState;
 use crate::bfd::status::BfdSnapshot;
 use crate::bgp::attribute::{Origin, PathAttributes, community};
+use crate::bgp::peer::PeerId;
 use crate::bgp::status::StatusSnapshot;
+use crate::control::RouteQuery;
 use crate::prefix::Prefix;
+use crate::rib::decision::why_lost;
+use crate::rib::export::{ExportCache, export};
+use crate::rib::group::UpdateGroup;
 use crate::rib::table::{Path, SourceKind};
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
 /// One peer.
@@ -217,5 +225,240 @@ impl AdvertisedView {
             path_id,
             attrs: AttrView::new(a),
         }
+    }
+}
+
+/// Why a query could not be answered.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum QueryError {
+    /// No such peer name.
+    #[error("no peer named `{0}`")]
+    NoPeer(String),
+    /// `--advertised` without `--peer`.
+    #[error("--advertised needs --peer NAME")]
+    AdvertisedNeedsPeer,
+    /// Not a prefix or address.
+    #[error("`{0}` is neither a prefix nor an address")]
+    BadPrefix(String),
+    /// The peer has no session, so nothing is advertised.
+    #[error("peer `{0}` is not established; nothing is advertised to it")]
+    NotEstablished(String),
+}
+
+/// The queries behind `steer show`, answered from the route server's
+/// state.
+impl RouteServer {
+    /// `steer show bfd`: every appliance with BFD.
+    pub fn show_bfd(&self) -> Vec<BfdView> {
+        let mut v: Vec<BfdView> = self
+            .peers
+            .values()
+            .filter_map(|p| {
+                p.bfd.as_ref().map(|b| BfdView {
+                    peer: p.name.clone(),
+                    bgp_held: p.bfd_held,
+                    status: b.snapshot(),
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| a.peer.cmp(&b.peer));
+        v
+    }
+
+    /// Paths accepted by import policy, per peer, in one pass over the table.
+    fn accepted_counts(&self) -> FxHashMap<PeerId, usize> {
+        let mut m = FxHashMap::default();
+        for p in self.table.iter().flat_map(|(_, d)| d.paths.iter()) {
+            if p.rejected.is_none() {
+                *m.entry(p.source.peer).or_insert(0) += 1;
+            }
+        }
+        m
+    }
+
+    fn advertised_count(&self, id: PeerId) -> usize {
+        let Some(live) = self.peers.get(&id).and_then(|p| p.live.as_ref()) else {
+            return 0;
+        };
+        self.groups
+            .iter()
+            .find(|(g, _)| *g == live.group)
+            .map_or(0, |(_, g)| g.advertised_paths())
+    }
+
+    /// `steer show peers`.
+    pub fn show_peers(&self) -> Vec<PeerView> {
+        let accepted = self.accepted_counts();
+        let mut v: Vec<PeerView> = self
+            .peers
+            .values()
+            .map(|p| PeerView {
+                name: p.name.clone(),
+                kind: p.kind,
+                address: p.addr,
+                asn: p.asn,
+                status: p.status.snapshot(),
+                received: p.received,
+                accepted: accepted.get(&p.id).copied().unwrap_or(0),
+                advertised: self.advertised_count(p.id),
+                max_prefixes: p.max_prefixes,
+                max_prefix_trips: p.max_prefix_trips,
+                stale: p.restarting.is_some(),
+                update_group: p.live.as_ref().map(|l| l.group),
+                bfd: p
+                    .bfd
+                    .as_ref()
+                    .map(|b| bfd_peer_view(&b.snapshot(), p.bfd_held)),
+            })
+            .collect();
+        v.sort_by_key(|p| (p.kind != SourceKind::Appliance, p.address));
+        v
+    }
+
+    fn peer_by_name(&self, name: &str) -> Result<&PeerEntry, QueryError> {
+        self.peers
+            .values()
+            .find(|p| p.name == name)
+            .ok_or_else(|| QueryError::NoPeer(name.to_string()))
+    }
+
+    fn match_prefix(&self, text: &str) -> Result<Vec<Prefix>, QueryError> {
+        if text.contains('/') {
+            let p: Prefix = text
+                .parse()
+                .map_err(|_| QueryError::BadPrefix(text.into()))?;
+            return Ok(vec![p]);
+        }
+        let addr: IpAddr = text
+            .parse()
+            .map_err(|_| QueryError::BadPrefix(text.into()))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        for len in (0..=max).rev() {
+            let p = Prefix::new(addr, len);
+            if self.table.get(&p).is_some() {
+                return Ok(vec![p]);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// The prefixes `show routes` (or with `advertised`, `show routes
+    /// --advertised`) covers for `q`, unsorted: the snapshot the control
+    /// socket pages through.
+    pub fn route_keys(&self, q: &RouteQuery) -> Result<Vec<Prefix>, QueryError> {
+        if let Some(t) = &q.prefix {
+            return self.match_prefix(t);
+        }
+        if q.advertised {
+            self.advertised_group(q)?;
+        }
+        Ok(self.table.iter().map(|(p, _)| *p).collect())
+    }
+
+    /// `steer show routes [--peer NAME] [PREFIX]`: with `q.keys`, the
+    /// routes of those prefixes only, in their order.
+    pub fn show_routes(&self, q: &RouteQuery) -> Result<Vec<RouteView>, QueryError> {
+        let peer = q
+            .peer
+            .as_deref()
+            .map(|n| self.peer_by_name(n))
+            .transpose()?;
+        let prefixes = match &q.keys {
+            Some(k) => k.clone(),
+            None => {
+                let mut v = self.route_keys(q)?;
+                v.sort_unstable();
+                v
+            }
+        };
+        let mut out = Vec::new();
+        for prefix in prefixes {
+            let Some(d) = self.table.get(&prefix) else {
+                continue;
+            };
+            let best = d.best();
+            let paths: Vec<PathView> = d
+                .paths
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| peer.is_none_or(|x| x.id == p.source.peer))
+                .map(|(i, p)| {
+                    let reason = match (&p.rejected, best) {
+                        (Some(r), _) => Some(format!("refused: {r}")),
+                        (None, Some(b)) if i >= d.multipath => {
+                            let v = why_lost(&b.candidate(), &p.candidate());
+                            Some(v.step.rule().to_string())
+                        }
+                        _ => None,
+                    };
+                    PathView::new(p, i == 0 && d.multipath > 0, i < d.multipath, reason)
+                })
+                .collect();
+            if !paths.is_empty() {
+                out.push(RouteView { prefix, paths });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The update group of `q.peer`, for `--advertised`.
+    fn advertised_group(&self, q: &RouteQuery) -> Result<Option<&UpdateGroup>, QueryError> {
+        let name = q.peer.as_deref().ok_or(QueryError::AdvertisedNeedsPeer)?;
+        let peer = self.peer_by_name(name)?;
+        let live = peer
+            .live
+            .as_ref()
+            .ok_or_else(|| QueryError::NotEstablished(name.into()))?;
+        Ok(self
+            .groups
+            .iter()
+            .find(|(gid, _)| *gid == live.group)
+            .map(|(_, g)| g))
+    }
+
+    /// `steer show routes --peer NAME --advertised [PREFIX]`: with
+    /// `q.keys`, those prefixes only.
+    pub fn show_advertised(&self, q: &RouteQuery) -> Result<Vec<AdvertisedView>, QueryError> {
+        let Some(g) = self.advertised_group(q)? else {
+            return Ok(Vec::new());
+        };
+        let prefixes: Vec<Prefix> = match (&q.keys, q.prefix.as_deref()) {
+            (Some(k), _) => k.clone(),
+            (None, Some(t)) => self.match_prefix(t)?,
+            (None, None) => self.table.iter().map(|(p, _)| *p).collect(),
+        };
+        let mut cache = ExportCache::default();
+        let mut v: Vec<AdvertisedView> = prefixes
+            .iter()
+            .filter_map(|p| self.table.get(p).map(|d| (p, d)))
+            .flat_map(|(p, d)| {
+                export(p, Some(d), &g.key, &self.ctx, &mut cache)
+                    .into_iter()
+                    .map(|(id, a)| AdvertisedView::new(*p, id, &a))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        v.sort_by_key(|a| (a.prefix, a.path_id));
+        Ok(v)
+    }
+}
+
+/// The BFD column of `steer show peers`.
+fn bfd_peer_view(s: &crate::bfd::status::BfdSnapshot, held: bool) -> BfdPeerView {
+    let state = s.session.state;
+    let summary = if held {
+        "Down, BGP held".to_string()
+    } else if state == BfdState::Up {
+        "Up".to_string()
+    } else if s.packets_in == 0 {
+        "not running (BGP not blocked)".to_string()
+    } else {
+        format!("{state} (BGP not blocked)")
+    };
+    BfdPeerView {
+        state,
+        running: state == BfdState::Up,
+        holds_bgp: held,
+        summary,
     }
 }

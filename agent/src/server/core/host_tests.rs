@@ -6,6 +6,7 @@ use super::tests::*;
 use super::*;
 use crate::bgp::attribute::AsPath;
 use crate::bgp::nlri::Nlri;
+use crate::control::RouteQuery;
 
 fn hijack(lp: u32, nh: &str) -> Arc<PathAttributes> {
     let mut a = (*attrs(&[], nh)).clone();

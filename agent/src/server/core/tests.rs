@@ -8,7 +8,9 @@ use crate::bgp::message::{CodecConfig, Message, decode, frame_len};
 use crate::bgp::nlri::Nlri;
 use crate::bgp::peer::Outbound;
 use crate::config::ConfigFile;
+use crate::control::RouteQuery;
 use crate::server::reload::Plan;
+use crate::server::view::QueryError;
 use std::net::{Ipv4Addr, SocketAddr};
 use tokio::sync::mpsc;
 
