@@ -520,26 +520,16 @@ impl Agent {
             let l = [("peer", name.as_str()), ("address", addr.as_str())];
             let st = s.status.snapshot();
             let up = matches!(st.state, crate::bgp::fsm::State::Established);
-            e.sample(
-                "steer_bgp_session_up",
-                "gauge",
-                "1 when the BGP session is Established.",
-                &l,
-                f64::from(u8::from(up)),
-            );
-            e.sample(
-                "steer_bgp_prefixes_received",
-                "gauge",
-                "Paths received from the route server.",
+            e.add(&metrics::BGP_SESSION_UP, &l, f64::from(u8::from(up)));
+            e.add(
+                &metrics::BGP_PREFIXES_RECEIVED,
                 &l,
                 self.rib.path_count(i) as f64,
             );
             e.send_queue(&l, &st);
         }
-        e.sample(
-            "steer_agent_wanted_prefixes",
-            "gauge",
-            "Prefixes the agent wants installed.",
+        e.add(
+            &metrics::AGENT_WANTED_PREFIXES,
             &[],
             self.rib.merged().len() as f64,
         );
@@ -549,40 +539,18 @@ impl Agent {
         {
             let installed = v.entries.iter().filter(|x| x.kernel.is_some()).count();
             let mismatched = v.entries.iter().filter(|x| x.mismatch).count();
-            e.sample(
-                "steer_fib_kernel_routes",
-                "gauge",
-                "Routes in Steer's kernel table.",
-                &[],
-                installed as f64,
-            );
-            e.sample(
-                "steer_fib_mismatched_prefixes",
-                "gauge",
-                "Prefixes where kernel, eBPF map and intent disagree.",
-                &[],
-                mismatched as f64,
-            );
-            e.sample(
-                "steer_fib_failures",
-                "gauge",
-                "Changes refused and not yet repaired.",
-                &[],
-                v.failures.len() as f64,
-            );
+            e.add(&metrics::FIB_KERNEL_ROUTES, &[], installed as f64);
+            e.add(&metrics::FIB_MISMATCHED_PREFIXES, &[], mismatched as f64);
+            e.add(&metrics::FIB_FAILURES, &[], v.failures.len() as f64);
             for (hook, reasons) in &v.counters {
                 for (reason, (pkts, bytes)) in reasons {
-                    e.sample(
-                        "steer_dataplane_packets_total",
-                        "counter",
-                        "Packets seen by the eBPF hooks, by hook (xdp, tc) and outcome.",
+                    e.add(
+                        &metrics::DATAPLANE_PACKETS_TOTAL,
                         &[("hook", hook), ("reason", reason)],
                         *pkts as f64,
                     );
-                    e.sample(
-                        "steer_dataplane_bytes_total",
-                        "counter",
-                        "Bytes seen by the eBPF hooks, by hook (xdp, tc) and outcome.",
+                    e.add(
+                        &metrics::DATAPLANE_BYTES_TOTAL,
                         &[("hook", hook), ("reason", reason)],
                         *bytes as f64,
                     );
@@ -592,17 +560,13 @@ impl Agent {
                 crate::control::metrics::flow_table(&mut e, f);
             }
             for (reason, (pkts, bytes)) in v.counters.get("xdp").into_iter().flatten() {
-                e.sample(
-                    "steer_xdp_packets_total",
-                    "counter",
-                    "Deprecated: steer_dataplane_packets_total{hook=\"xdp\"}.",
+                e.add(
+                    &metrics::XDP_PACKETS_TOTAL,
                     &[("reason", reason)],
                     *pkts as f64,
                 );
-                e.sample(
-                    "steer_xdp_bytes_total",
-                    "counter",
-                    "Deprecated: steer_dataplane_bytes_total{hook=\"xdp\"}.",
+                e.add(
+                    &metrics::XDP_BYTES_TOTAL,
                     &[("reason", reason)],
                     *bytes as f64,
                 );

@@ -90,17 +90,13 @@ pub fn metrics(rs: &RouteServer, e: &mut Exposition) {
     peers.sort_by_key(|(name, _)| *name);
     for (name, s) in peers {
         let l = [("peer", name)];
-        e.sample(
-            "steer_bfd_session_up",
-            "gauge",
-            "1 when the BFD session with the appliance is Up.",
+        e.add(
+            &crate::control::metrics::BFD_SESSION_UP,
             &l,
             f64::from(u8::from(s.session.state == State::Up)),
         );
-        e.sample(
-            "steer_bfd_transitions_total",
-            "counter",
-            "BFD session state changes.",
+        e.add(
+            &crate::control::metrics::BFD_TRANSITIONS_TOTAL,
             &l,
             s.session.transitions as f64,
         );

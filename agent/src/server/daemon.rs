@@ -364,70 +364,32 @@ impl Daemon {
 
     fn metrics(&self) -> String {
         let mut e = Exposition::default();
-        e.sample(
-            "steer_rib_prefixes",
-            "gauge",
-            "Prefixes in the route server's table.",
-            &[],
-            self.rs.table().len() as f64,
-        );
+        e.add(&metrics::RIB_PREFIXES, &[], self.rs.table().len() as f64);
         for p in self.rs.show_peers() {
             let kind = format!("{:?}", p.kind).to_lowercase();
             let l = [("peer", p.name.as_str()), ("kind", kind.as_str())];
             let up = matches!(p.status.state, crate::bgp::fsm::State::Established);
-            e.sample(
-                "steer_bgp_session_up",
-                "gauge",
-                "1 when the BGP session is Established.",
-                &l,
-                f64::from(u8::from(up)),
-            );
-            e.sample(
-                "steer_bgp_prefixes_received",
-                "gauge",
-                "Paths received from the peer.",
-                &l,
-                f64::from(p.received),
-            );
-            e.sample(
-                "steer_bgp_prefixes_accepted",
-                "gauge",
-                "Paths accepted from the peer.",
-                &l,
-                p.accepted as f64,
-            );
-            e.sample(
-                "steer_bgp_prefixes_advertised",
-                "gauge",
-                "Paths advertised to the peer.",
-                &l,
-                p.advertised as f64,
-            );
-            e.sample(
-                "steer_bgp_updates_received_total",
-                "counter",
-                "UPDATE messages received.",
+            e.add(&metrics::BGP_SESSION_UP, &l, f64::from(u8::from(up)));
+            e.add(&metrics::BGP_PREFIXES_RECEIVED, &l, f64::from(p.received));
+            e.add(&metrics::BGP_PREFIXES_ACCEPTED, &l, p.accepted as f64);
+            e.add(&metrics::BGP_PREFIXES_ADVERTISED, &l, p.advertised as f64);
+            e.add(
+                &metrics::BGP_UPDATES_RECEIVED_TOTAL,
                 &l,
                 p.status.updates_in as f64,
             );
-            e.sample(
-                "steer_bgp_updates_sent_total",
-                "counter",
-                "UPDATE messages sent.",
+            e.add(
+                &metrics::BGP_UPDATES_SENT_TOTAL,
                 &l,
                 p.status.updates_out as f64,
             );
-            e.sample(
-                "steer_bgp_established_total",
-                "counter",
-                "Times the session reached Established.",
+            e.add(
+                &metrics::BGP_ESTABLISHED_TOTAL,
                 &l,
                 p.status.established_count as f64,
             );
-            e.sample(
-                "steer_bgp_max_prefix_trips_total",
-                "counter",
-                "Sessions ended by max_prefixes.",
+            e.add(
+                &metrics::BGP_MAX_PREFIX_TRIPS_TOTAL,
                 &l,
                 f64::from(p.max_prefix_trips),
             );
