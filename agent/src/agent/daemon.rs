@@ -21,8 +21,9 @@ use crate::bgp::peer::{Outbound, PeerMsg, SessionCommand, SessionEvent};
 use crate::bgp::session::{self, Security, SendLimits, SessionHandle, SessionSpec};
 use crate::bgp::status::PeerStatus;
 use crate::config::{AgentConfig, ConfigFile, DataplaneSetting, EcmpSetting};
+use crate::control::front::{Front, Signal};
 use crate::control::metrics::{self, Exposition};
-use crate::control::socket::{self, Query};
+use crate::control::socket;
 use crate::control::{Request, RouteQuery};
 use crate::fib::kernel::EcmpStrategy;
 use crate::fib::xdp::{DataplaneMode, XdpConfig, XdpMode};
@@ -33,7 +34,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -641,7 +641,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let socket_path = socket_path.unwrap_or_else(|| cfg.socket_path());
-    let control = socket::bind(&socket_path, cfg.socket_group.as_deref())?;
+    let mut front = Front::open(
+        &socket_path,
+        cfg.socket_group.as_deref(),
+        cfg.metrics_listen,
+    )
+    .await?;
     let (dataplane, deprecated) = cfg.dataplane();
     if let Some(note) = deprecated {
         warn!("{note}");
@@ -649,14 +654,6 @@ pub async fn run(
     enable_forwarding();
     let (fib, fib_thread) =
         fib_task::start(fib_setup(&cfg)).context("cannot set up the dataplane")?;
-    let (query_tx, mut queries) = mpsc::channel::<Query>(16);
-    tokio::spawn(socket::serve(control, query_tx));
-    let (scrape_tx, mut scrapes) = mpsc::channel(4);
-    if let Some(addr) = cfg.metrics_listen {
-        metrics::serve(addr, scrape_tx)
-            .await
-            .with_context(|| format!("cannot serve metrics on {addr}"))?;
-    }
 
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let restarted = cfg.pin_path().join(steer_common::MAP_LPM4).exists();
@@ -691,9 +688,6 @@ pub async fn run(
         socket_path.display()
     );
 
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut buf = Vec::with_capacity(256);
     let mut reconcile = tokio::time::interval(Duration::from_secs(cfg.reconcile_interval));
     reconcile.tick().await;
@@ -713,24 +707,25 @@ pub async fn run(
                 }
                 agent.push_changes();
             }
-            Some((req, reply)) = queries.recv() => {
+            Some((req, reply)) = front.queries.recv() => {
                 let answer = match req {
                     Request::Reload => agent.reload().map(serde_json::Value::String),
                     req => agent.answer(req).await,
                 };
                 let _ = reply.send(answer.map(socket::Answer::Json));
             }
-            _ = hup.recv() => {
-                info!("SIGHUP: reloading");
-                let _ = agent.reload();
-            }
-            Some(reply) = scrapes.recv() => {
+            signal = front.signals.next() => match signal {
+                Signal::Stop(name) => { info!("{name}: shutting down"); break; }
+                Signal::Reload => {
+                    info!("SIGHUP: reloading");
+                    let _ = agent.reload();
+                }
+            },
+            Some(reply) = front.scrapes.recv() => {
                 let _ = reply.send(agent.metrics().await);
             }
             _ = reconcile.tick() => { agent.fib.send(FibCmd::Reconcile); }
             _ = ticker.tick() => agent.tick(Instant::now()),
-            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
-            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
         }
     }
     let n = if cfg.flush_on_exit {
@@ -755,7 +750,7 @@ pub async fn run(
     });
     let _ = done_rx.await;
     let _ = fib_thread.join();
-    let _ = std::fs::remove_file(&socket_path);
+    front.close();
     info!("stopped");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Operating a running daemon: the control socket behind `steer show`, the
 //! renderers of its answers, and Prometheus metrics.
 
+pub mod front;
 pub mod metrics;
 pub mod render;
 pub mod socket;

@@ -16,8 +16,9 @@ use crate::bgp::peer::{PeerId, PeerMsg, SessionCommand};
 use crate::bgp::session::{self, Security, SendLimits, SessionSpec};
 use crate::bgp::sockopt;
 use crate::config::{ConfigFile, ServerConfig};
+use crate::control::front::{Front, Signal};
 use crate::control::metrics::{self, Exposition};
-use crate::control::socket::{self, Answer, Query};
+use crate::control::socket::Answer;
 use crate::control::{Request, RouteQuery};
 use crate::rib::table::SourceKind;
 use anyhow::Context;
@@ -27,7 +28,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
@@ -415,7 +415,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let socket_path = socket_path.unwrap_or_else(|| cfg.socket_path());
-    let control = socket::bind(&socket_path, cfg.socket_group.as_deref())?;
+    let mut front = Front::open(
+        &socket_path,
+        cfg.socket_group.as_deref(),
+        cfg.metrics_listen,
+    )
+    .await?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (accept_tx, mut accepted) = mpsc::channel::<(TcpStream, SocketAddr)>(64);
     let mut listeners = Vec::new();
@@ -447,14 +452,6 @@ pub async fn run(
                 }
             }
         });
-    }
-    let (query_tx, mut queries) = mpsc::channel::<Query>(16);
-    tokio::spawn(socket::serve(control, query_tx));
-    let (scrape_tx, mut scrapes) = mpsc::channel(4);
-    if let Some(addr) = cfg.metrics_listen {
-        metrics::serve(addr, scrape_tx)
-            .await
-            .with_context(|| format!("cannot serve metrics on {addr}"))?;
     }
 
     let mut d = Daemon {
@@ -489,9 +486,6 @@ pub async fn run(
         socket_path.display()
     );
 
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut buf = Vec::with_capacity(1024);
     loop {
         let deadline = d.rs.next_deadline();
@@ -500,12 +494,13 @@ pub async fn run(
         // still answered after every batch of events, so neither starves.
         tokio::select! {
             biased;
-            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
-            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
-            _ = hup.recv() => {
-                info!("SIGHUP: reloading");
-                let _ = d.reload();
-            }
+            signal = front.signals.next() => match signal {
+                Signal::Stop(name) => { info!("{name}: shutting down"); break; }
+                Signal::Reload => {
+                    info!("SIGHUP: reloading");
+                    let _ = d.reload();
+                }
+            },
             n = events.recv_many(&mut buf, 1024) => {
                 if n == 0 {
                     break;
@@ -526,7 +521,7 @@ pub async fn run(
                 }
                 d.rs.flush_due(Instant::now());
                 d.rs.tick(Instant::now());
-                if let Ok((req, reply)) = queries.try_recv() {
+                if let Ok((req, reply)) = front.queries.try_recv() {
                     let _ = reply.send(d.answer(req));
                 }
             }
@@ -535,11 +530,11 @@ pub async fn run(
                 d.rs.flush();
             }
             Some((s, remote)) = accepted.recv() => d.accept(s, remote),
-            Some((req, reply)) = queries.recv() => {
+            Some((req, reply)) = front.queries.recv() => {
                 d.rs.flush();
                 let _ = reply.send(d.answer(req));
             }
-            Some(reply) = scrapes.recv() => {
+            Some(reply) = front.scrapes.recv() => {
                 let _ = reply.send(d.metrics());
             }
             () = async {
@@ -565,7 +560,7 @@ pub async fn run(
             error!("a session did not stop within 3s");
         }
     }
-    let _ = std::fs::remove_file(&socket_path);
+    front.close();
     info!("stopped");
     Ok(())
 }
