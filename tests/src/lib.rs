@@ -49,6 +49,7 @@ pub mod netns;
 pub mod process;
 pub mod rawpeer;
 pub mod route;
+pub mod scenario;
 pub mod seed;
 pub mod shape;
 pub mod steer;
