@@ -1,6 +1,7 @@
 //! The route-server lab most lab tests start from: `steer server` at
-//! [`RS_ADDR`] on one LAN with appliances (BIRD, FRR, ExaBGP) and GoBGP host
-//! stand-ins next to it, every session Established before the test begins.
+//! [`RS_ADDR`] on one LAN with appliances (BIRD, FRR, ExaBGP), host
+//! stand-ins (GoBGP, ExaBGP) or `steer agent` hosts with their VMs next to
+//! it, every session Established before the test begins.
 //!
 //! ```no_run
 //! use steer_tests::scenario::RouteServerLab;
@@ -18,9 +19,11 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+use crate::steer::peer_state;
 use crate::{
     AddPaths, BgpDaemon, Bird, BirdConfig, Exabgp, ExabgpConfig, Frr, FrrConfig, Gobgp,
     GobgpConfig, Lab, Lan, Neighbor, Netns, Role, Steer,
@@ -42,18 +45,28 @@ enum Member {
     Frr(FrrConfig),
     Exabgp(ExabgpConfig),
     Host(GobgpConfig),
+    Agent(Box<dyn FnOnce(&Path) -> String>),
 }
+
+/// A VM namespace linked to its host: `(vm, host, host side, vm side)`.
+type Vm = (String, String, String, String);
+
+/// What a test does to the namespaces before any daemon starts.
+type Prepare = Box<dyn FnOnce(&BTreeMap<String, Netns>) -> Result<()>>;
 
 /// The builder: the server's config and the LAN's members, in the order
 /// they start.
 pub struct RouteServerLab {
     config: String,
     members: Vec<(String, String, Member)>,
+    vms: Vec<Vm>,
+    prepare: Option<Prepare>,
 }
 
 /// A started route-server lab. Daemons are dropped before the route
 /// server, and the namespaces last.
 pub struct RouteServer {
+    agents: BTreeMap<String, Steer>,
     hosts: BTreeMap<String, Gobgp>,
     exabgps: BTreeMap<String, Exabgp>,
     frrs: BTreeMap<String, Frr>,
@@ -61,6 +74,7 @@ pub struct RouteServer {
     /// `steer server`.
     pub rs: Steer,
     nodes: BTreeMap<String, Netns>,
+    pin_dirs: BTreeMap<String, PathBuf>,
     /// The LAN every member is on.
     pub lan: Lan,
     /// The lab, for nodes off the LAN.
@@ -73,6 +87,8 @@ impl RouteServerLab {
         RouteServerLab {
             config: config_toml.to_string(),
             members: Vec::new(),
+            vms: Vec::new(),
+            prepare: None,
         }
     }
 
@@ -123,6 +139,40 @@ impl RouteServerLab {
         self.member(node, addr, Member::Host(config))
     }
 
+    /// A `steer agent` host at `addr`; `config` makes its configuration
+    /// from its bpffs pin dir.
+    pub fn host_agent(
+        self,
+        node: &str,
+        addr: &str,
+        config: impl FnOnce(&Path) -> String + 'static,
+    ) -> RouteServerLab {
+        self.member(node, addr, Member::Agent(Box::new(config)))
+    }
+
+    /// A VM namespace `vm` off the LAN, linked to `host` (interface `vm` at
+    /// `host_cidr` there, `eth0` at `vm_cidr` in the VM), its default route
+    /// via the host.
+    pub fn vm(mut self, vm: &str, host: &str, host_cidr: &str, vm_cidr: &str) -> RouteServerLab {
+        self.vms.push((
+            vm.to_string(),
+            host.to_string(),
+            host_cidr.to_string(),
+            vm_cidr.to_string(),
+        ));
+        self
+    }
+
+    /// Runs `f` on the namespaces (by node name, VMs included) once they
+    /// exist and before any daemon starts.
+    pub fn prepare(
+        mut self,
+        f: impl FnOnce(&BTreeMap<String, Netns>) -> Result<()> + 'static,
+    ) -> RouteServerLab {
+        self.prepare = Some(Box::new(f));
+        self
+    }
+
     /// Builds the LAN, starts the server and every member, and waits until
     /// each member's session with the server is Established.
     pub fn start(self) -> Result<RouteServer> {
@@ -133,18 +183,31 @@ impl RouteServerLab {
         for (node, cidr, _) in &self.members {
             nodes.insert(node.clone(), lab.on_lan(&lan, node, cidr)?);
         }
+        for (vm, host, host_cidr, vm_cidr) in &self.vms {
+            let vm_ns = lab.node(vm)?;
+            lab.link(&nodes[host], vm, host_cidr, &vm_ns, "eth0", vm_cidr)?;
+            let gateway = host_cidr.split('/').next().unwrap_or(host_cidr);
+            vm_ns.ip(&format!("route add default via {gateway}"))?;
+            nodes.insert(vm.clone(), vm_ns);
+        }
+        if let Some(prepare) = self.prepare {
+            prepare(&nodes)?;
+        }
         let rs = Steer::start(&rs_ns, Role::Server, &self.config)?;
         let mut s = RouteServer {
+            agents: BTreeMap::new(),
             hosts: BTreeMap::new(),
             exabgps: BTreeMap::new(),
             frrs: BTreeMap::new(),
             birds: BTreeMap::new(),
             rs,
             nodes,
+            pin_dirs: BTreeMap::new(),
             lan,
             lab,
         };
-        for (node, _, member) in self.members {
+        let mut agent_addrs = Vec::new();
+        for (node, cidr, member) in self.members {
             let ns = &s.nodes[&node];
             match member {
                 Member::Node => {}
@@ -152,6 +215,13 @@ impl RouteServerLab {
                 Member::Frr(c) => drop(s.frrs.insert(node, Frr::start(ns, c)?)),
                 Member::Exabgp(c) => drop(s.exabgps.insert(node, Exabgp::start(ns, c)?)),
                 Member::Host(c) => drop(s.hosts.insert(node, Gobgp::start(ns, c)?)),
+                Member::Agent(config) => {
+                    let pins = s.lab.bpf_pin_dir(&node)?;
+                    let agent = Steer::start(ns, Role::Agent, &config(&pins))?;
+                    s.agents.insert(node.clone(), agent);
+                    s.pin_dirs.insert(node, pins);
+                    agent_addrs.push(cidr.trim_end_matches("/24").to_string());
+                }
             }
         }
         for bird in s.birds.values() {
@@ -166,12 +236,21 @@ impl RouteServerLab {
         for host in s.hosts.values() {
             host.wait_established(RS_ADDR)?;
         }
+        for addr in agent_addrs {
+            let name = format!("host-{addr}");
+            s.rs.wait_show(&["peers"], |v| peer_state(v, &name) == "Established")?;
+        }
         Ok(s)
     }
 }
 
 fn named<'a, T>(kind: &str, all: &'a BTreeMap<String, T>, node: &str) -> &'a T {
     all.get(node)
+        .unwrap_or_else(|| panic!("no {kind} `{node}` in this route-server lab"))
+}
+
+fn named_mut<'a, T>(kind: &str, all: &'a mut BTreeMap<String, T>, node: &str) -> &'a mut T {
+    all.get_mut(node)
         .unwrap_or_else(|| panic!("no {kind} `{node}` in this route-server lab"))
 }
 
@@ -186,14 +265,39 @@ impl RouteServer {
         named("BIRD appliance", &self.birds, node)
     }
 
+    /// The BIRD appliance in `node`, to change its routes or stop it.
+    pub fn bird_mut(&mut self, node: &str) -> &mut Bird {
+        named_mut("BIRD appliance", &mut self.birds, node)
+    }
+
     /// The FRR appliance in `node`.
     pub fn frr(&self, node: &str) -> &Frr {
         named("FRR appliance", &self.frrs, node)
     }
 
+    /// The FRR appliance in `node`, to change its routes or stop it.
+    pub fn frr_mut(&mut self, node: &str) -> &mut Frr {
+        named_mut("FRR appliance", &mut self.frrs, node)
+    }
+
     /// The ExaBGP appliance in `node`.
     pub fn exabgp(&self, node: &str) -> &Exabgp {
         named("ExaBGP appliance", &self.exabgps, node)
+    }
+
+    /// The `steer agent` in `node`.
+    pub fn agent(&self, node: &str) -> &Steer {
+        named("agent", &self.agents, node)
+    }
+
+    /// The `steer agent` in `node`, to stop, restart or reconfigure it.
+    pub fn agent_mut(&mut self, node: &str) -> &mut Steer {
+        named_mut("agent", &mut self.agents, node)
+    }
+
+    /// The bpffs pin dir of the agent in `node`.
+    pub fn pin_dir(&self, node: &str) -> &Path {
+        named::<PathBuf>("agent", &self.pin_dirs, node)
     }
 
     /// The GoBGP host stand-in in `node`.
