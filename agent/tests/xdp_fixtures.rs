@@ -902,6 +902,17 @@ impl FlowLab {
         member_of(&got.frame)
     }
 
+    /// Sends every flow of `placed` again, the `i`th through XDP if
+    /// `xdp(i)` (else TC), and checks each hits its entry and keeps its
+    /// member.
+    fn stay(&self, placed: &BTreeMap<u16, usize>, xdp: impl Fn(usize) -> bool, when: &str) {
+        self.events(&[("hit", placed.len() as u64)], || {
+            for (i, (&sport, &member)) in placed.iter().enumerate() {
+                assert_eq!(self.send(sport, xdp(i)), member, "flow {sport} {when}");
+            }
+        });
+    }
+
     /// Flow `sport` through XDP (`xdp`) or TC.
     fn send(&self, sport: u16, xdp: bool) -> usize {
         if xdp {
@@ -946,11 +957,7 @@ fn flow_table_rows_hit_miss_stale_member_and_idle() {
         );
 
         // Hit: each flow again, through the other hook.
-        lab.events(&[("hit", 64)], || {
-            for (i, &sport) in sports.iter().enumerate() {
-                assert_eq!(lab.send(sport, i % 2 == 0), placed[&sport], "flow {sport}");
-            }
-        });
+        lab.stay(&placed, |i| i % 2 == 0, "through the other hook");
         let table = lab.dp.flow_table().unwrap();
         assert_eq!((table.entries, table.active), (64, 64));
         let mut per_hop = BTreeMap::new();
@@ -961,30 +968,14 @@ fn flow_table_rows_hit_miss_stale_member_and_idle() {
 
         // A member joins: no running flow moves; some new flows take it.
         lab.members(&[0, 1, 2, 3]);
-        lab.events(&[("hit", 64)], || {
-            for &sport in &sports {
-                assert_eq!(
-                    lab.via_tc(sport),
-                    placed[&sport],
-                    "flow {sport} after the join"
-                );
-            }
-        });
+        lab.stay(&placed, |_| false, "after the join");
         let joined = (50000..50064u16).filter(|s| lab.via_tc(*s) == 3).count();
         assert!(joined > 0, "no new flow went to the joining member");
 
         // The agent goes away and a new one adopts the pinned maps.
         drop(lab);
         let mut lab = FlowLab::open(&pin, ifindex);
-        lab.events(&[("hit", 64)], || {
-            for &sport in &sports {
-                assert_eq!(
-                    lab.via_xdp(sport),
-                    placed[&sport],
-                    "flow {sport} after a restart"
-                );
-            }
-        });
+        lab.stay(&placed, |_| true, "after a restart");
 
         // A member leaves: only its flows move, spread over the others.
         lab.members(&[1, 2, 3]);
