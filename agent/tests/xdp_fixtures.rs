@@ -519,8 +519,17 @@ fn tc_fixtures() -> Vec<Fixture<TcAction>> {
     rows
 }
 
-/// Runs `rows` in a fresh namespace on a dataplane opened in `mode`.
-fn run_table<A: HookUnderTest>(pin: &str, mode: DataplaneMode, rows: Vec<Fixture<A>>) {
+/// The fast path as the agent runs it by default on these veths.
+const NATIVE: DataplaneMode = DataplaneMode::Xdp(XdpMode::Native);
+
+/// Runs `f` in a fresh namespace set up by [`lab`], with the dataplane
+/// opened in `mode` on the pin dir `pin` and [`routes`] applied; `f` gets
+/// the dataplane, vm0's ifindex and the pin dir.
+fn with_dataplane(
+    pin: &str,
+    mode: DataplaneMode,
+    f: impl FnOnce(XdpDataplane, u32, &PinDir) + Send,
+) {
     require_root_and(&["ip"]);
     let ns = Netns::new().unwrap();
     let pin = PinDir::new(pin);
@@ -529,17 +538,20 @@ fn run_table<A: HookUnderTest>(pin: &str, mode: DataplaneMode, rows: Vec<Fixture
         let mut dp = XdpDataplane::open(&XdpConfig::new(pin.0.clone(), &[], mode))
             .expect("open the eBPF dataplane");
         dp.apply(&routes()).unwrap();
-        run_fixtures(&dp, ifindex, &rows);
+        f(dp, ifindex, &pin);
+    });
+}
+
+/// Runs `rows` on a dataplane opened in `mode`.
+fn run_table<A: HookUnderTest>(pin: &str, mode: DataplaneMode, rows: Vec<Fixture<A>>) {
+    with_dataplane(pin, mode, |dp, ifindex, _| {
+        run_fixtures(&dp, ifindex, &rows)
     });
 }
 
 #[test]
 fn fixtures_give_the_expected_action_frame_and_counter() {
-    run_table(
-        "fixtures",
-        DataplaneMode::Xdp(XdpMode::Native),
-        xdp_fixtures(),
-    );
+    run_table("fixtures", NATIVE, xdp_fixtures());
 }
 
 #[test]
@@ -562,14 +574,7 @@ fn tc_fixtures_give_the_expected_action_packet_and_counter() {
 
 #[test]
 fn tc_ipv4_checksum_matches_a_recomputed_one_for_every_ttl() {
-    require_root_and(&["ip"]);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("tc-checksum");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut dp =
-            XdpDataplane::open(&XdpConfig::new(pin.0.clone(), &[], DataplaneMode::Tc)).unwrap();
-        dp.apply(&routes()).unwrap();
+    with_dataplane("tc-checksum", DataplaneMode::Tc, |dp, ifindex, _| {
         let meta = SkbMeta {
             ifindex,
             ..SkbMeta::default()
@@ -597,13 +602,7 @@ fn tc_ipv4_checksum_matches_a_recomputed_one_for_every_ttl() {
 
 #[test]
 fn forwarded_ipv4_checksum_matches_a_recomputed_one_for_every_ttl() {
-    require_root_and(&["ip"]);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("checksum");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut dp = open(&pin);
-        dp.apply(&routes()).unwrap();
+    with_dataplane("checksum", NATIVE, |dp, ifindex, _| {
         for ttl in 2..=255u8 {
             for host in [1u8, 10, 254] {
                 let src = Ipv4Addr::new(10, 1, 1, host);
@@ -628,13 +627,7 @@ fn forwarded_ipv4_checksum_matches_a_recomputed_one_for_every_ttl() {
 
 #[test]
 fn ecmp_keeps_each_flow_on_one_member_and_spreads_flows_over_all() {
-    require_root_and(&["ip"]);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("ecmp");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut dp = open(&pin);
-        dp.apply(&routes()).unwrap();
+    with_dataplane("ecmp", NATIVE, |dp, ifindex, _| {
         let mut per_member: BTreeMap<Mac, u32> = BTreeMap::new();
         let flows = 256u16;
         for sport in 0..flows {
@@ -670,12 +663,7 @@ fn ecmp_keeps_each_flow_on_one_member_and_spreads_flows_over_all() {
 #[test]
 fn counters_split_repeated_runs_between_forwarded_and_ttl_expired() {
     require_root_and(&["ip", "bpftool"]);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("counters");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut dp = open(&pin);
-        dp.apply(&routes()).unwrap();
+    with_dataplane("counters", NATIVE, |dp, ifindex, pin| {
         let before = dp.counters().unwrap();
         let p = V4::udp(VM_MAC, HOST_VM0_MAC, v4("10.1.1.10"), v4("203.0.113.5"));
         let len = p.frame().len() as u64;
@@ -766,15 +754,9 @@ fn debug_records() -> Vec<String> {
 
 #[test]
 fn debug_events_reach_the_log_facade_only_while_switched_on() {
-    require_root_and(&["ip"]);
     log::set_logger(&Capture).unwrap();
     log::set_max_level(log::LevelFilter::Trace);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("debug");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut dp = open(&pin);
-        dp.apply(&routes()).unwrap();
+    with_dataplane("debug", NATIVE, |mut dp, ifindex, _| {
         let frame = V4::udp(VM_MAC, HOST_VM0_MAC, v4("10.1.1.10"), v4("10.1.2.10")).frame();
 
         dp.set_debug(true).unwrap();
@@ -931,13 +913,8 @@ impl FlowLab {
 /// picked anew.
 #[test]
 fn flow_table_rows_hit_miss_stale_member_and_idle() {
-    require_root_and(&["ip"]);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("flows");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut lab = FlowLab::open(&pin, ifindex);
-        lab.dp.apply(&routes()).unwrap();
+    with_dataplane("flows", NATIVE, |dp, ifindex, pin| {
+        let mut lab = FlowLab { dp, ifindex };
         lab.members(&[0, 1, 2]);
         let sports: Vec<u16> = (40000..40064).collect();
 
@@ -974,7 +951,7 @@ fn flow_table_rows_hit_miss_stale_member_and_idle() {
 
         // The agent goes away and a new one adopts the pinned maps.
         drop(lab);
-        let mut lab = FlowLab::open(&pin, ifindex);
+        let mut lab = FlowLab::open(pin, ifindex);
         lab.stay(&placed, |_| true, "after a restart");
 
         // A member leaves: only its flows move, spread over the others.
@@ -1013,13 +990,8 @@ fn flow_table_rows_hit_miss_stale_member_and_idle() {
 fn a_full_flow_table_evicts_the_least_recently_used_flow() {
     use aya::maps::{HashMap as BpfHashMap, Map, MapData};
     use steer_common::{FlowEntry, FlowKey, MAX_FLOWS};
-    require_root_and(&["ip"]);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("flows-lru");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut lab = FlowLab::open(&pin, ifindex);
-        lab.dp.apply(&routes()).unwrap();
+    with_dataplane("flows-lru", NATIVE, |dp, ifindex, pin| {
+        let mut lab = FlowLab { dp, ifindex };
         lab.members(&[0, 1, 2]);
         let pinned = MapData::from_pin(pin.0.join(steer_common::MAP_FLOWS)).unwrap();
         let mut flows: BpfHashMap<_, FlowKey, FlowEntry> =
