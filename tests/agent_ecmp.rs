@@ -7,10 +7,8 @@
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use steer_tests::{
-    Announce, BgpDaemon, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Process, Role,
-    Steer, wait_for,
-};
+use steer_tests::scenario::RouteServerLab;
+use steer_tests::{Announce, BirdConfig, FrrConfig, Netns, Process, wait_for};
 
 const RS_CONFIG: &str = r#"
 asn = 65515
@@ -73,47 +71,39 @@ type PortCounts = BTreeMap<u16, u32>;
 /// What each firewall received, and how many packets `hook` forwarded,
 /// with `dataplane` (`auto`, `xdp`, `kernel`).
 fn run(dataplane: &str, hook: &str) -> Result<(PortCounts, PortCounts, u64)> {
-    let mut lab = Lab::new()?;
-    let lan = lab.lan("vnet")?;
-    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
-    let fw1_ns = lab.on_lan(&lan, "fw1", "10.1.0.20/24")?;
-    let fw2_ns = lab.on_lan(&lan, "fw2", "10.1.0.21/24")?;
-    let host = lab.on_lan(&lan, "host1", "10.1.0.31/24")?;
-    let vm = lab.node("vm1")?;
-    lab.link(&host, "vm1", "10.1.1.1/24", &vm, "eth0", "10.1.1.10/24")?;
-    vm.ip("route add default via 10.1.1.1")?;
-    if dataplane == "xdp" {
-        // Guests that compute their own checksums can be forwarded by native
-        // XDP; TC forwards them either way.
-        vm.exec("ethtool", &["-K", "eth0", "tx", "off"])?;
-    }
-    for ns in [&fw1_ns, &fw2_ns] {
-        ns.ip("addr add 203.0.113.1/24 dev lo")?;
-    }
-    let _rs = Steer::start(&rs_ns, Role::Server, RS_CONFIG)?;
-    let fw1 = Frr::start(
-        &fw1_ns,
-        FrrConfig::new("fw1", "10.1.0.20", 65020)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
-            .announce(Announce::new("0.0.0.0/0")),
-    )?;
-    let fw2 = Bird::start(
-        &fw2_ns,
-        BirdConfig::new("10.1.0.21", 65021)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
-            .announce(Announce::new("0.0.0.0/0")),
-    )?;
-    let pins = lab.bpf_pin_dir("host1")?;
-    let agent = Steer::start(
-        &host,
-        Role::Agent,
-        &format!(
-            "asn = 65515\nrouter_id = \"10.1.0.31\"\nroute_servers = [\"10.1.0.4\"]\nvm_interfaces = [\"vm1\"]\nvm_prefixes = [\"10.1.1.0/24\"]\ndataplane = \"{dataplane}\"\npin_dir = \"{}\"\nconnect_retry = 1\n",
-            pins.display()
-        ),
-    )?;
-    fw1.wait_established("10.1.0.4")?;
-    fw2.wait_established("rs")?;
+    let dataplane = dataplane.to_string();
+    let s = RouteServerLab::new(RS_CONFIG)
+        .appliance_frr(
+            "fw1",
+            FrrConfig::new("fw1", "10.1.0.20", 65020).announce(Announce::new("0.0.0.0/0")),
+        )
+        .appliance_bird(
+            "fw2",
+            BirdConfig::new("10.1.0.21", 65021).announce(Announce::new("0.0.0.0/0")),
+        )
+        .host_agent("host1", "10.1.0.31", {
+            let dataplane = dataplane.clone();
+            move |pins| {
+                format!(
+                    "asn = 65515\nrouter_id = \"10.1.0.31\"\nroute_servers = [\"10.1.0.4\"]\nvm_interfaces = [\"vm1\"]\nvm_prefixes = [\"10.1.1.0/24\"]\ndataplane = \"{dataplane}\"\npin_dir = \"{}\"\nconnect_retry = 1\n",
+                    pins.display()
+                )
+            }
+        })
+        .vm("vm1", "host1", "10.1.1.1/24", "10.1.1.10/24")
+        .prepare(move |n| {
+            if dataplane == "xdp" {
+                // Guests that compute their own checksums can be forwarded by
+                // native XDP; TC forwards them either way.
+                n["vm1"].exec("ethtool", &["-K", "eth0", "tx", "off"])?;
+            }
+            for fw in ["fw1", "fw2"] {
+                n[fw].ip("addr add 203.0.113.1/24 dev lo")?;
+            }
+            Ok(())
+        })
+        .start()?;
+    let (host, vm, agent) = (s.ns("host1"), s.ns("vm1"), s.agent("host1"));
     wait_for(
         "an ECMP default route in table 200",
         steer_tests::default_timeout(),
@@ -126,12 +116,12 @@ fn run(dataplane: &str, hook: &str) -> Result<(PortCounts, PortCounts, u64)> {
             )
         },
     )?;
-    let s1 = sink(&fw1_ns, lab.dir(), "sink1")?;
-    let s2 = sink(&fw2_ns, lab.dir(), "sink2")?;
+    let s1 = sink(s.ns("fw1"), s.lab.dir(), "sink1")?;
+    let s2 = sink(s.ns("fw2"), s.lab.dir(), "sink2")?;
     std::thread::sleep(Duration::from_millis(500));
     vm.output("ping", &["-c", "2", "-W", "1", "10.1.1.1"])?;
     let before: serde_json::Value = agent.show(&["fib"])?;
-    send_flows(&vm)?;
+    send_flows(vm)?;
     std::thread::sleep(Duration::from_secs(1));
     let after: serde_json::Value = agent.show(&["fib"])?;
     let fwd = |v: &serde_json::Value| v["counters"][hook]["forwarded"][0].as_u64().unwrap_or(0);

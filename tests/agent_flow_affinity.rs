@@ -19,10 +19,10 @@ use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use steer_tests::scenario::{RouteServerLab, rs_neighbor};
 use steer_tests::traffic;
 use steer_tests::{
-    Announce, BgpDaemon, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Process, Role,
-    Steer, wait_for,
+    Announce, BgpDaemon, Bird, BirdConfig, FrrConfig, Netns, Process, Steer, wait_for,
 };
 
 const RS_CONFIG: &str = r#"
@@ -52,6 +52,8 @@ ranges = ["10.1.0.0/24"]
 "#;
 
 const FIREWALLS: [&str; 3] = ["10.1.0.20", "10.1.0.21", "10.1.0.22"];
+/// The firewalls' namespaces, in the order of [`FIREWALLS`].
+const FW_NODES: [&str; 3] = ["fw1", "fw2", "fw3"];
 /// The running flows: source ports 40000.. .
 const FLOWS: u16 = 64;
 /// Flows started after the join: source ports 50000.. .
@@ -170,88 +172,77 @@ struct Outcome {
 }
 
 fn run(dataplane: &str) -> Result<Outcome> {
-    let mut lab = Lab::new()?;
-    let lan = lab.lan("vnet")?;
-    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
-    let fw_ns: Vec<Netns> = FIREWALLS
-        .iter()
-        .enumerate()
-        .map(|(i, a)| lab.on_lan(&lan, &format!("fw{}", i + 1), &format!("{a}/24")))
-        .collect::<Result<_>>()?;
-    let host = lab.on_lan(&lan, "host1", "10.1.0.31/24")?;
-    let vm = lab.node("vm1")?;
-    lab.link(&host, "vm1", "10.1.1.1/24", &vm, "eth0", "10.1.1.10/24")?;
-    vm.ip("route add default via 10.1.1.1")?;
-    for ns in &fw_ns {
-        ns.ip("addr add 203.0.113.1/24 dev lo")?;
-    }
-    let _rs = Steer::start(&rs_ns, Role::Server, RS_CONFIG)?;
-    let bird = |i: usize| -> Result<Bird> {
-        Bird::start(
-            &fw_ns[i],
-            BirdConfig::new(FIREWALLS[i], 65020 + i as u32)
-                .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
-                .announce(Announce::new("0.0.0.0/0")),
-        )
+    let bird = |i: usize| {
+        BirdConfig::new(FIREWALLS[i], 65020 + i as u32)
+            .neighbor(rs_neighbor())
+            .announce(Announce::new("0.0.0.0/0"))
     };
-    let fw1 = Frr::start(
-        &fw_ns[0],
-        FrrConfig::new("fw1", FIREWALLS[0], 65020)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
-            .announce(Announce::new("0.0.0.0/0")),
-    )?;
-    let mut fw2 = bird(1)?;
-    let pins = lab.bpf_pin_dir("host1")?;
-    let mut agent = Steer::start(
-        &host,
-        Role::Agent,
-        &format!(
-            "asn = 65515\nrouter_id = \"10.1.0.31\"\nroute_servers = [\"10.1.0.4\"]\n\
-             vm_interfaces = [\"vm1\"]\nvm_prefixes = [\"10.1.1.0/24\"]\n\
-             dataplane = \"{dataplane}\"\npin_dir = \"{}\"\nconnect_retry = 1\n\
-             flow_idle_timeout = {IDLE_SECS}\n",
-            pins.display()
-        ),
-    )?;
-    fw1.wait_established("10.1.0.4")?;
-    fw2.wait_established("rs")?;
-    converged(&agent, &[0, 1])?;
-    let sinks: Vec<Process> = fw_ns
+    let mut s = RouteServerLab::new(RS_CONFIG)
+        .appliance_frr(
+            "fw1",
+            FrrConfig::new("fw1", FIREWALLS[0], 65020).announce(Announce::new("0.0.0.0/0")),
+        )
+        .appliance_bird("fw2", bird(1))
+        .node("fw3", FIREWALLS[2])
+        .host_agent("host1", "10.1.0.31", {
+            let dataplane = dataplane.to_string();
+            move |pins| {
+                format!(
+                    "asn = 65515\nrouter_id = \"10.1.0.31\"\nroute_servers = [\"10.1.0.4\"]\n\
+                     vm_interfaces = [\"vm1\"]\nvm_prefixes = [\"10.1.1.0/24\"]\n\
+                     dataplane = \"{dataplane}\"\npin_dir = \"{}\"\nconnect_retry = 1\n\
+                     flow_idle_timeout = {IDLE_SECS}\n",
+                    pins.display()
+                )
+            }
+        })
+        .vm("vm1", "host1", "10.1.1.1/24", "10.1.1.10/24")
+        .prepare(|n| {
+            for fw in FW_NODES {
+                n[fw].ip("addr add 203.0.113.1/24 dev lo")?;
+            }
+            Ok(())
+        })
+        .start()?;
+    let (host, vm) = (s.ns("host1").clone(), s.ns("vm1").clone());
+    let lab_dir = s.lab.dir().to_path_buf();
+    converged(s.agent("host1"), &[0, 1])?;
+    let sinks: Vec<Process> = FW_NODES
         .iter()
         .enumerate()
-        .map(|(i, ns)| sink(ns, lab.dir(), &format!("sink{}", i + 1)))
+        .map(|(i, fw)| sink(s.ns(fw), &lab_dir, &format!("sink{}", i + 1)))
         .collect::<Result<_>>()?;
     std::thread::sleep(Duration::from_millis(500));
     vm.output("ping", &["-c", "2", "-W", "1", "10.1.1.1"])?;
-    let phase: PathBuf = lab.dir().join("phase");
+    let phase: PathBuf = lab_dir.join("phase");
     set_phase(&phase, "0")?;
     let snmp0 = traffic::snmp(&host)?;
     let (rx0, _) = traffic::iface_packets(&host, "vm1")?;
-    let _sender = sender(&vm, lab.dir(), &phase)?;
+    let _sender = sender(&vm, &lab_dir, &phase)?;
     std::thread::sleep(Duration::from_secs(2));
 
     // A third firewall joins; new flows start once idle buckets and new
     // picks can reach it.
-    let fw3 = bird(2)?;
+    let fw3 = Bird::start(s.ns("fw3"), bird(2))?;
     fw3.wait_established("rs")?;
-    converged(&agent, &[0, 1, 2])?;
+    converged(s.agent("host1"), &[0, 1, 2])?;
     std::thread::sleep(Duration::from_secs(IDLE_SECS + 2));
     set_phase(&phase, "1")?;
     std::thread::sleep(Duration::from_secs(2));
 
     // The agent is killed (-9) and restarted: its pinned flow table and
     // the kernel's groups carry the flows meanwhile and after.
-    agent.kill9();
+    s.agent_mut("host1").kill9();
     std::thread::sleep(Duration::from_millis(500));
-    agent.restart()?;
-    converged(&agent, &[0, 1, 2])?;
+    s.agent_mut("host1").restart()?;
+    converged(s.agent("host1"), &[0, 1, 2])?;
     std::thread::sleep(Duration::from_secs(2));
 
     // The second firewall leaves (phase 2 while the set changes, 3 after).
     set_phase(&phase, "2")?;
     std::thread::sleep(Duration::from_millis(200));
-    fw2.stop();
-    converged(&agent, &[0, 2])?;
+    s.bird_mut("fw2").stop();
+    converged(s.agent("host1"), &[0, 2])?;
     std::thread::sleep(Duration::from_millis(200));
     set_phase(&phase, "3")?;
     std::thread::sleep(Duration::from_secs(2));
@@ -260,7 +251,7 @@ fn run(dataplane: &str) -> Result<Outcome> {
     let by_kernel = traffic::snmp(&host)?["Ip:ForwDatagrams"] - snmp0["Ip:ForwDatagrams"];
     let from_vm = traffic::iface_packets(&host, "vm1")?.0 - rx0;
 
-    let fib = agent.show(&["fib"])?;
+    let fib = s.agent("host1").show(&["fib"])?;
     let summary = format!(
         "{dataplane}: {from_vm} packets from the VM, {by_kernel} forwarded by the kernel; \
          agent's flow table {} counters {}",

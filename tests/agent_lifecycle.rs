@@ -10,9 +10,9 @@
 use anyhow::Result;
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use steer_tests::scenario::{RouteServer, RouteServerLab};
 use steer_tests::{
-    Announce, Bird, BirdConfig, Frr, FrrConfig, Lab, Neighbor, Netns, Role, Steer, default_timeout,
-    hooks, wait_for,
+    Announce, BirdConfig, FrrConfig, Netns, Steer, default_timeout, hooks, wait_for,
 };
 
 fn rs_config(gr_time: u16) -> String {
@@ -41,18 +41,6 @@ ranges = ["10.1.0.0/24"]
     )
 }
 
-struct Host {
-    lab: Lab,
-    rs_ns: Netns,
-    rs: Steer,
-    sdwan: Bird,
-    fw: Frr,
-    host: Netns,
-    vm: Netns,
-    agent: Steer,
-    pins: std::path::PathBuf,
-}
-
 fn agent_config(pins: &std::path::Path, extra: &str) -> String {
     let interfaces = if extra.contains("vm_interfaces") {
         ""
@@ -65,45 +53,27 @@ fn agent_config(pins: &std::path::Path, extra: &str) -> String {
     )
 }
 
-fn setup(gr_time: u16, agent_extra: &str) -> Result<Host> {
-    let mut lab = Lab::new()?;
-    let lan = lab.lan("vnet")?;
-    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
-    let sdwan_ns = lab.on_lan(&lan, "sdwan", "10.1.0.10/24")?;
-    let fw_ns = lab.on_lan(&lan, "fw", "10.1.0.20/24")?;
-    let host = lab.on_lan(&lan, "host1", "10.1.0.31/24")?;
-    let vm = lab.node("vm1")?;
-    lab.link(&host, "vm1", "10.1.1.1/24", &vm, "eth0", "10.1.1.10/24")?;
-    vm.ip("route add default via 10.1.1.1")?;
-    sdwan_ns.ip("addr add 10.250.0.1/16 dev lo")?;
-    fw_ns.ip("addr add 203.0.113.1/24 dev lo")?;
-    let rs = Steer::start(&rs_ns, Role::Server, &rs_config(gr_time))?;
-    let sdwan = Bird::start(
-        &sdwan_ns,
-        BirdConfig::new("10.1.0.10", 65010)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
-            .announce(Announce::new("10.250.0.0/16"))
-            .announce(Announce::new("10.251.0.0/16")),
-    )?;
-    let fw = Frr::start(
-        &fw_ns,
-        FrrConfig::new("fw", "10.1.0.20", 65020)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
-            .announce(Announce::new("0.0.0.0/0")),
-    )?;
-    let pins = lab.bpf_pin_dir("host1")?;
-    let agent = Steer::start(&host, Role::Agent, &agent_config(&pins, agent_extra))?;
-    let h = Host {
-        lab,
-        rs_ns,
-        rs,
-        sdwan,
-        fw,
-        host,
-        vm,
-        agent,
-        pins,
-    };
+fn setup(gr_time: u16, agent_extra: &str) -> Result<RouteServer> {
+    let extra = agent_extra.to_string();
+    let h = RouteServerLab::new(&rs_config(gr_time))
+        .appliance_bird(
+            "sdwan",
+            BirdConfig::new("10.1.0.10", 65010)
+                .announce(Announce::new("10.250.0.0/16"))
+                .announce(Announce::new("10.251.0.0/16")),
+        )
+        .appliance_frr(
+            "fw",
+            FrrConfig::new("fw", "10.1.0.20", 65020).announce(Announce::new("0.0.0.0/0")),
+        )
+        .host_agent("host1", "10.1.0.31", move |pins| agent_config(pins, &extra))
+        .vm("vm1", "host1", "10.1.1.1/24", "10.1.1.10/24")
+        .prepare(|n| {
+            n["sdwan"].ip("addr add 10.250.0.1/16 dev lo")?;
+            n["fw"].ip("addr add 203.0.113.1/24 dev lo")?;
+            Ok(())
+        })
+        .start()?;
     wait_state(&h, |t, x| {
         ["default", "10.250.0.0/16", "10.251.0.0/16"]
             .iter()
@@ -117,9 +87,9 @@ fn setup(gr_time: u16, agent_extra: &str) -> Result<Host> {
 
 /// Table 200 as `ip route` prints it and the XDP entries as
 /// `prefix=target` lines.
-fn state(h: &Host) -> Result<(String, String)> {
-    let t = h.host.ip("route show table 200")?;
-    let fib: Value = h.agent.show(&["fib"])?;
+fn state(h: &RouteServer) -> Result<(String, String)> {
+    let t = h.ns("host1").ip("route show table 200")?;
+    let fib: Value = h.agent("host1").show(&["fib"])?;
     let x = fib["entries"]
         .as_array()
         .into_iter()
@@ -137,7 +107,7 @@ fn state(h: &Host) -> Result<(String, String)> {
     Ok((t, x))
 }
 
-fn wait_state(h: &Host, ok: impl Fn(&str, &str) -> bool) -> Result<(String, String)> {
+fn wait_state(h: &RouteServer, ok: impl Fn(&str, &str) -> bool) -> Result<(String, String)> {
     wait_for(
         "table 200 and the XDP map to match",
         default_timeout(),
@@ -151,7 +121,7 @@ fn wait_state(h: &Host, ok: impl Fn(&str, &str) -> bool) -> Result<(String, Stri
 #[test]
 fn withdrawn_prefix_and_ended_appliance_session_leave_kernel_and_xdp() -> Result<()> {
     let mut h = setup(120, "")?;
-    h.sdwan.withdraw("10.251.0.0/16")?;
+    h.bird_mut("sdwan").withdraw("10.251.0.0/16")?;
     let (t, x) = wait_state(&h, |t, x| {
         !t.contains("10.251.0.0/16") && !x.contains("10.251.0.0/16")
     })?;
@@ -160,7 +130,7 @@ fn withdrawn_prefix_and_ended_appliance_session_leave_kernel_and_xdp() -> Result
         "{t}\n{x}"
     );
 
-    h.fw.stop();
+    h.frr_mut("fw").stop();
     let (t, x) = wait_state(&h, |t, x| {
         !t.contains("default") && !x.contains("0.0.0.0/0")
     })?;
@@ -183,7 +153,7 @@ fn route_server_loss_is_bridged_for_its_restart_time_then_swept() -> Result<()> 
     let (t, _) = wait_state(&h, |t, x| {
         !t.contains("10.250.0.0/16") && !x.contains("10.250.0.0/16")
     })
-    .map_err(|e| e.context(h.agent.log_tail()))?;
+    .map_err(|e| e.context(h.agent("host1").log_tail()))?;
     assert!(
         t0.elapsed() >= Duration::from_secs(5),
         "swept too early: {:?}",
@@ -193,7 +163,6 @@ fn route_server_loss_is_bridged_for_its_restart_time_then_swept() -> Result<()> 
         t.contains("unreachable 10.1.0.0/16") || !t.contains("default"),
         "{t}"
     );
-    let _ = &h.rs_ns;
     Ok(())
 }
 
@@ -240,12 +209,13 @@ fn forwarded(agent: &Steer, hook: &str) -> Result<u64> {
 /// lost, and `hook` forwarded (at least) every echo request meanwhile.
 fn kill_9_loses_no_packet(dataplane: &str, hook: &str) -> Result<()> {
     let mut h = setup(120, dataplane)?;
-    h.vm.output("ping", &["-c", "3", "-i", "0.1", "10.250.0.1"])?;
-    let before = forwarded(&h.agent, hook)?;
-    let ping = steady_ping(&h.vm, "10.250.0.1", 800)?;
+    h.ns("vm1")
+        .output("ping", &["-c", "3", "-i", "0.1", "10.250.0.1"])?;
+    let before = forwarded(h.agent("host1"), hook)?;
+    let ping = steady_ping(h.ns("vm1"), "10.250.0.1", 800)?;
     std::thread::sleep(Duration::from_secs(1));
-    h.agent.kill9();
-    h.sdwan.withdraw("10.251.0.0/16")?;
+    h.agent_mut("host1").kill9();
+    h.bird_mut("sdwan").withdraw("10.251.0.0/16")?;
     std::thread::sleep(Duration::from_secs(2));
     let (t, x) = state_without_agent(&h)?;
     assert!(
@@ -256,14 +226,14 @@ fn kill_9_loses_no_packet(dataplane: &str, hook: &str) -> Result<()> {
         x.contains("10.251.0.0/16"),
         "and in the pinned XDP map:\n{x}"
     );
-    h.agent.restart()?;
+    h.agent_mut("host1").restart()?;
     let (sent, received) = loss(ping)?;
     assert_eq!(
         (sent, received),
         (800, 800),
         "packets lost across kill -9 and restart"
     );
-    let carried = forwarded(&h.agent, hook)? - before;
+    let carried = forwarded(h.agent("host1"), hook)? - before;
     assert!(carried >= 800, "{hook} forwarded only {carried} of 800");
     wait_state(&h, |t, x| {
         !t.contains("10.251.0.0/16") && !x.contains("10.251.0.0/16") && t.contains("10.250.0.0/16")
@@ -273,16 +243,16 @@ fn kill_9_loses_no_packet(dataplane: &str, hook: &str) -> Result<()> {
 
 /// The pinned XDP map as bpftool sees it while no agent runs: the
 /// prefixes present, from the LPM map's keys.
-fn state_without_agent(h: &Host) -> Result<(String, String)> {
-    let t = h.host.ip("route show table 200")?;
-    let dump = h.host.exec(
+fn state_without_agent(h: &RouteServer) -> Result<(String, String)> {
+    let t = h.ns("host1").ip("route show table 200")?;
+    let dump = h.ns("host1").exec(
         "bpftool",
         &[
             "-j",
             "map",
             "dump",
             "pinned",
-            &h.pins.join("STEER_LPM4").display().to_string(),
+            &h.pin_dir("host1").join("STEER_LPM4").display().to_string(),
         ],
     )?;
     let v: Value = serde_json::from_str(&dump)?;
@@ -314,48 +284,49 @@ fn reconcile_repairs_a_deleted_route_and_attaches_tc_to_a_vm_interface_that_appe
         120,
         "vm_interfaces = [\"vm1\", \"vm9\"]\nreconcile_interval = 2\n",
     )?;
-    h.host.ip("route del 10.250.0.0/16 table 200")?;
+    h.ns("host1").ip("route del 10.250.0.0/16 table 200")?;
     wait_state(&h, |t, _| t.contains("10.250.0.0/16"))?;
+    let host = h.ns("host1").clone();
     let vm9 = h.lab.node("vm9")?;
     h.lab
-        .link(&h.host, "vm9", "10.1.9.1/24", &vm9, "eth0", "10.1.9.10/24")?;
+        .link(&host, "vm9", "10.1.9.1/24", &vm9, "eth0", "10.1.9.10/24")?;
     wait_for("the TC program on vm9", default_timeout(), || {
-        let fib: Value = h.agent.show(&["fib"])?;
+        let fib: Value = h.agent("host1").show(&["fib"])?;
         Ok(fib["attached"].to_string().contains("vm9").then_some(()))
     })?;
-    assert_eq!(hooks::tcx_programs(&h.host, "vm9")?.len(), 1);
+    assert_eq!(hooks::tcx_programs(h.ns("host1"), "vm9")?.len(), 1);
     Ok(())
 }
 
 #[test]
 fn sigterm_keeps_the_dataplane_and_flush_on_exit_removes_it() -> Result<()> {
     let mut h = setup(120, "")?;
-    h.agent.terminate();
-    let t = h.host.ip("route show table 200")?;
+    h.agent_mut("host1").terminate();
+    let t = h.ns("host1").ip("route show table 200")?;
     assert!(t.contains("10.250.0.0/16"), "{t}");
     assert_eq!(
-        hooks::tcx_programs(&h.host, "vm1")?.len(),
+        hooks::tcx_programs(h.ns("host1"), "vm1")?.len(),
         1,
         "the TC program must stay attached"
     );
-    assert!(h.host.ip("rule show")?.contains("lookup 200"));
+    assert!(h.ns("host1").ip("rule show")?.contains("lookup 200"));
     assert_eq!(
-        h.vm.output("ping", &["-c", "3", "-i", "0.1", "-W", "1", "10.250.0.1"])?
+        h.ns("vm1")
+            .output("ping", &["-c", "3", "-i", "0.1", "-W", "1", "10.250.0.1"])?
             .status
             .code(),
         Some(0)
     );
 
-    h.agent
-        .write_config(&agent_config(&h.pins, "flush_on_exit = true\n"))?;
-    h.agent.restart()?;
+    h.agent("host1")
+        .write_config(&agent_config(h.pin_dir("host1"), "flush_on_exit = true\n"))?;
+    h.agent_mut("host1").restart()?;
     wait_state(&h, |t, _| t.contains("10.250.0.0/16"))?;
-    h.agent.terminate();
-    assert_eq!(h.host.ip("route show table 200")?.trim(), "");
-    assert!(!h.host.ip("rule show")?.contains("lookup 200"));
-    assert!(hooks::tcx_programs(&h.host, "vm1")?.is_empty());
-    assert_eq!(hooks::xdp_program(&h.host, "vm1")?, None);
-    assert!(!h.pins.exists(), "pins removed");
-    let _ = h.lab.dir();
+    h.agent_mut("host1").terminate();
+    assert_eq!(h.ns("host1").ip("route show table 200")?.trim(), "");
+    assert!(!h.ns("host1").ip("rule show")?.contains("lookup 200"));
+    assert!(hooks::tcx_programs(h.ns("host1"), "vm1")?.is_empty());
+    assert_eq!(hooks::xdp_program(h.ns("host1"), "vm1")?, None);
+    assert!(!h.pin_dir("host1").exists(), "pins removed");
     Ok(())
 }

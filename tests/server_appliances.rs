@@ -8,11 +8,9 @@
 use anyhow::Result;
 use serde_json::Value;
 use std::time::Duration;
+use steer_tests::scenario::RouteServerLab;
 use steer_tests::steer::peer_state;
-use steer_tests::{
-    AddPaths, Announce, BgpDaemon, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig, Lab,
-    Neighbor, RawPeer, Role, Steer, wait_for,
-};
+use steer_tests::{Announce, BgpDaemon, BirdConfig, FrrConfig, RawPeer, wait_for};
 
 const RS_CONFIG: &str = r#"
 asn = 65515
@@ -42,36 +40,22 @@ ranges = ["10.1.0.0/25"]
 
 #[test]
 fn bird_and_frr_appliances_exchange_routes_with_the_route_server_and_its_host_leg() -> Result<()> {
-    let mut lab = Lab::new()?;
-    let lan = lab.lan("vnet")?;
-    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
-    let sdwan_ns = lab.on_lan(&lan, "sdwan", "10.1.0.10/24")?;
-    let fw_ns = lab.on_lan(&lan, "fw", "10.1.0.20/24")?;
-    let host_ns = lab.on_lan(&lan, "host1", "10.1.0.31/24")?;
-    let stranger_ns = lab.on_lan(&lan, "stranger", "10.1.0.200/24")?;
+    let mut s = RouteServerLab::new(RS_CONFIG)
+        .node("stranger", "10.1.0.200")
+        .appliance_bird(
+            "sdwan",
+            BirdConfig::new("10.1.0.10", 65010)
+                .announce(Announce::new("10.250.0.0/16").community(65010, 100)),
+        )
+        .appliance_frr(
+            "fw",
+            FrrConfig::new("fw", "10.1.0.20", 65020).announce(Announce::new("0.0.0.0/0")),
+        )
+        .host_gobgp("host1", "10.1.0.31")
+        .start()?;
+    let (bird, frr, host) = (s.bird("sdwan"), s.frr("fw"), s.host("host1"));
+    let rs = &s.rs;
 
-    let mut rs = Steer::start(&rs_ns, Role::Server, RS_CONFIG)?;
-    let bird = Bird::start(
-        &sdwan_ns,
-        BirdConfig::new("10.1.0.10", 65010)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
-            .announce(Announce::new("10.250.0.0/16").community(65010, 100)),
-    )?;
-    let frr = Frr::start(
-        &fw_ns,
-        FrrConfig::new("fw", "10.1.0.20", 65020)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
-            .announce(Announce::new("0.0.0.0/0")),
-    )?;
-    let host = Gobgp::start(
-        &host_ns,
-        GobgpConfig::new("10.1.0.31", 65515)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515).add_paths(AddPaths::Rx)),
-    )?;
-
-    bird.wait_established("rs")?;
-    frr.wait_established("10.1.0.4")?;
-    host.wait_established("10.1.0.4")?;
     let peers = rs.wait_show(&["peers"], |v| {
         ["sdwan", "firewall", "host-10.1.0.31"]
             .iter()
@@ -130,7 +114,7 @@ fn bird_and_frr_appliances_exchange_routes_with_the_route_server_and_its_host_le
     let vnet_at_host = host.wait_routes("10.1.0.0/16", |p| p.len() == 1)?;
     assert_eq!(vnet_at_host[0].large_communities, vec![(65515, 1, 1)]);
 
-    let metrics = rs_ns.exec(
+    let metrics = rs.ns().exec(
         "python3",
         &["-c", "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9179/metrics').read().decode())"],
     )?;
@@ -155,7 +139,7 @@ fn bird_and_frr_appliances_exchange_routes_with_the_route_server_and_its_host_le
         .collect();
     assert_eq!(adv, vec!["10.1.0.0/16"]);
 
-    let mut stranger = RawPeer::connect_bgp(&stranger_ns, "10.1.0.4", Duration::from_secs(5))?;
+    let mut stranger = RawPeer::connect_bgp(s.ns("stranger"), "10.1.0.4", Duration::from_secs(5))?;
     assert!(
         stranger.is_closed(Duration::from_secs(5)),
         "a connection from outside the peers and host ranges must be closed"
@@ -165,7 +149,8 @@ fn bird_and_frr_appliances_exchange_routes_with_the_route_server_and_its_host_le
         "no OPEN may be sent to a stranger"
     );
 
-    rs.terminate();
+    s.rs.terminate();
+    let (bird, frr) = (s.bird("sdwan"), s.frr("fw"));
     wait_for(
         "BIRD to log the administrative shutdown",
         Duration::from_secs(20),

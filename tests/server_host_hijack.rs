@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
+use steer_tests::scenario::RouteServerLab;
 use steer_tests::wire::{self, Message};
 use steer_tests::{
-    AddPaths, Announce, BgpDaemon, Bird, BirdConfig, Exabgp, ExabgpConfig, Gobgp, GobgpConfig, Lab,
-    Neighbor, Notification, RawPeer, Role, Route, Steer, default_timeout, wait_for,
+    Announce, BirdConfig, Notification, RawPeer, Route, Steer, default_timeout, wait_for,
 };
 
 const RS_CONFIG: &str = r#"
@@ -77,59 +77,38 @@ fn wait_refused(rs: &Steer, prefix: &str, peer: &str, reason: &str) -> Result<()
 
 #[test]
 fn every_hijack_from_the_host_range_is_refused_and_no_view_changes() -> Result<()> {
-    let mut lab = Lab::new()?;
-    let lan = lab.lan("vnet")?;
-    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
-    let sdwan_ns = lab.on_lan(&lan, "sdwan", "10.1.0.20/24")?;
-    let victim_ns = lab.on_lan(&lan, "victim", "10.1.0.31/24")?;
-    let other_ns = lab.on_lan(&lan, "other", "10.1.0.32/24")?;
-    let attacker_ns = lab.on_lan(&lan, "attacker", "10.1.0.33/24")?;
-    let flood_ns = lab.on_lan(&lan, "flood", "10.1.0.34/24")?;
-    let watch_ns = lab.on_lan(&lan, "watch", "10.1.0.35/24")?;
-
-    let rs = Steer::start(&rs_ns, Role::Server, RS_CONFIG)?;
-    let sdwan = Bird::start(
-        &sdwan_ns,
-        BirdConfig::new("10.1.0.20", 65020)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
-            .announce(Announce::new("192.0.2.0/24")),
-    )?;
-    let other = Gobgp::start(
-        &other_ns,
-        GobgpConfig::new("10.1.0.32", 65515)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515).add_paths(AddPaths::Rx)),
-    )?;
-    let mut victim = Exabgp::start(
-        &victim_ns,
-        ExabgpConfig::new("10.1.0.31", 65515, "10.1.0.4", 65515),
-    )?;
-    let mut attacker = Exabgp::start(
-        &attacker_ns,
-        ExabgpConfig::new("10.1.0.33", 65515, "10.1.0.4", 65515),
-    )?;
-    let mut watch = RawPeer::connect_bgp(&watch_ns, "10.1.0.4", default_timeout())?;
+    let s = RouteServerLab::new(RS_CONFIG)
+        .appliance_bird(
+            "sdwan",
+            BirdConfig::new("10.1.0.20", 65020).announce(Announce::new("192.0.2.0/24")),
+        )
+        .host_exabgp("victim", "10.1.0.31")
+        .host_gobgp("other", "10.1.0.32")
+        .host_exabgp("attacker", "10.1.0.33")
+        .node("flood", "10.1.0.34")
+        .node("watch", "10.1.0.35")
+        .start()?;
+    let (rs, sdwan, other) = (&s.rs, s.bird("sdwan"), s.host("other"));
+    let (victim, attacker) = (s.exabgp("victim"), s.exabgp("attacker"));
+    let mut watch = RawPeer::connect_bgp(s.ns("watch"), "10.1.0.4", default_timeout())?;
     watch.establish_simple(65515, 90, Ipv4Addr::new(10, 1, 0, 35))?;
-    sdwan.wait_established("rs")?;
-    other.wait_established("10.1.0.4")?;
-    victim.wait_established()?;
-    attacker.wait_established()?;
 
     victim.announce("10.8.1.0/24", "")?;
     other.wait_routes("10.8.1.0/24", |p| !p.is_empty())?;
 
     // The issue's table, row by row.
     attacker.announce("10.8.1.0/24", "")?;
-    wait_refused(&rs, "10.8.1.0/24", "host-10.1.0.33", "conflict")?;
+    wait_refused(rs, "10.8.1.0/24", "host-10.1.0.33", "conflict")?;
     attacker.announce("10.8.1.0/24", "local-preference 200")?;
     attacker.announce("10.8.1.10/32", "")?;
-    wait_refused(&rs, "10.8.1.10/32", "host-10.1.0.33", "inside 10.8.1.0/24")?;
+    wait_refused(rs, "10.8.1.10/32", "host-10.1.0.33", "inside 10.8.1.0/24")?;
     attacker.send("announce route 10.8.0.0/16 next-hop 10.8.0.99 local-preference 200")?;
-    wait_refused(&rs, "10.8.0.0/16", "host-10.1.0.33", "VNet prefix")?;
+    wait_refused(rs, "10.8.0.0/16", "host-10.1.0.33", "VNet prefix")?;
     attacker.announce("0.0.0.0/0", "")?;
     attacker.announce("192.0.2.128/25", "")?;
-    wait_refused(&rs, "192.0.2.128/25", "host-10.1.0.33", "VNet space")?;
+    wait_refused(rs, "192.0.2.128/25", "host-10.1.0.33", "VNet space")?;
 
-    let mut flood = RawPeer::connect_bgp(&flood_ns, "10.1.0.4", default_timeout())?;
+    let mut flood = RawPeer::connect_bgp(s.ns("flood"), "10.1.0.4", default_timeout())?;
     flood.establish_simple(65515, 90, Ipv4Addr::new(10, 1, 0, 34))?;
     let nlri: Vec<u8> = (0..700u32)
         .flat_map(|i| {

@@ -9,10 +9,11 @@ use anyhow::Result;
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::time::Duration;
+use steer_tests::scenario::{RouteServer, RouteServerLab};
 use steer_tests::wire::{self, Message};
 use steer_tests::{
-    AddPaths, BgpDaemon, Exabgp, ExabgpConfig, Gobgp, GobgpConfig, Lab, Neighbor, Netns,
-    Notification, RawAttribute, RawPeer, Role, SessionState, Steer, default_timeout,
+    BgpDaemon, Exabgp, ExabgpConfig, Netns, Notification, RawAttribute, RawPeer, SessionState,
+    Steer, default_timeout,
 };
 
 const RS_CONFIG: &str = r#"
@@ -37,35 +38,14 @@ passive = true
 ranges = ["10.1.0.0/25"]
 "#;
 
-struct Setup {
-    _lab: Lab,
-    rs: Steer,
-    host: Gobgp,
-    exa_ns: Netns,
-    raw_ns: Netns,
-}
-
-fn setup() -> Result<Setup> {
-    let mut lab = Lab::new()?;
-    let lan = lab.lan("vnet")?;
-    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
-    let exa_ns = lab.on_lan(&lan, "exa", "10.1.0.30/24")?;
-    let raw_ns = lab.on_lan(&lan, "raw", "10.1.0.40/24")?;
-    let host_ns = lab.on_lan(&lan, "host1", "10.1.0.31/24")?;
-    let rs = Steer::start(&rs_ns, Role::Server, RS_CONFIG)?;
-    let host = Gobgp::start(
-        &host_ns,
-        GobgpConfig::new("10.1.0.31", 65515)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515).add_paths(AddPaths::Rx)),
-    )?;
-    host.wait_established("10.1.0.4")?;
-    Ok(Setup {
-        _lab: lab,
-        rs,
-        host,
-        exa_ns,
-        raw_ns,
-    })
+/// The server and a GoBGP host, with the `exa` and `raw` nodes on the LAN
+/// and nothing started in them.
+fn setup() -> Result<RouteServer> {
+    RouteServerLab::new(RS_CONFIG)
+        .node("exa", "10.1.0.30")
+        .node("raw", "10.1.0.40")
+        .host_gobgp("host1", "10.1.0.31")
+        .start()
 }
 
 fn route(rs: &Steer, prefix: &str) -> Result<Value> {
@@ -88,7 +68,7 @@ fn state(rs: &Steer, name: &str) -> Result<String> {
 fn exabgp_raw_attributes_get_treat_as_withdraw_attribute_discard_or_session_reset() -> Result<()> {
     let mut s = setup()?;
     let mut exa = Exabgp::start(
-        &s.exa_ns,
+        s.ns("exa"),
         ExabgpConfig::new("10.1.0.30", 65030, "10.1.0.4", 65515),
     )?;
     exa.wait_established()?;
@@ -97,12 +77,16 @@ fn exabgp_raw_attributes_get_treat_as_withdraw_attribute_discard_or_session_rese
     // with a bad ORIGIN value, and another with wrong ORIGIN flags.
     exa.announce("192.0.2.0/25", "next-hop self")?;
     exa.announce("192.0.2.128/25", "next-hop self")?;
-    s.host.wait_routes("192.0.2.0/25", |p| p.len() == 1)?;
-    s.host.wait_routes("192.0.2.128/25", |p| p.len() == 1)?;
+    s.host("host1")
+        .wait_routes("192.0.2.0/25", |p| p.len() == 1)?;
+    s.host("host1")
+        .wait_routes("192.0.2.128/25", |p| p.len() == 1)?;
     exa.announce_raw("192.0.2.0/25", &[RawAttribute::new(0x40, 0x01, &[5])])?;
     exa.announce_raw("192.0.2.128/25", &[RawAttribute::new(0xc0, 0x01, &[0])])?;
-    s.host.wait_routes("192.0.2.0/25", |p| p.is_empty())?;
-    s.host.wait_routes("192.0.2.128/25", |p| p.is_empty())?;
+    s.host("host1")
+        .wait_routes("192.0.2.0/25", |p| p.is_empty())?;
+    s.host("host1")
+        .wait_routes("192.0.2.128/25", |p| p.is_empty())?;
     assert_eq!(route(&s.rs, "192.0.2.0/25")?, Value::Null);
     assert_eq!(exa.session_state(), SessionState::Established);
     assert_eq!(state(&s.rs, "exa")?, "Established");
@@ -122,15 +106,17 @@ fn exabgp_raw_attributes_get_treat_as_withdraw_attribute_discard_or_session_rese
             &[0, 0, 0xfe, 0x26, 10, 1, 0, 30],
         )],
     )?;
-    s.host.wait_routes("203.0.113.0/25", |p| p.len() == 1)?;
-    s.host.wait_routes("203.0.113.128/25", |p| p.len() == 1)?;
+    s.host("host1")
+        .wait_routes("203.0.113.0/25", |p| p.len() == 1)?;
+    s.host("host1")
+        .wait_routes("203.0.113.128/25", |p| p.len() == 1)?;
     assert_eq!(route(&s.rs, "203.0.113.0/25")?["aggregator"], Value::Null);
     assert_eq!(
         route(&s.rs, "203.0.113.128/25")?["aggregator"],
         "65062 10.1.0.30"
     );
     let rib = s
-        .host
+        .host("host1")
         .json(&["global", "rib", "203.0.113.0/25"])?
         .to_string();
     assert!(
@@ -143,7 +129,8 @@ fn exabgp_raw_attributes_get_treat_as_withdraw_attribute_discard_or_session_rese
         "198.51.100.0/24",
         &[RawAttribute::new(0xc0, 0xf0, &[0xde, 0xad, 0xbe, 0xef])],
     )?;
-    s.host.wait_routes("198.51.100.0/24", |p| p.len() == 1)?;
+    s.host("host1")
+        .wait_routes("198.51.100.0/24", |p| p.len() == 1)?;
     assert_eq!(
         route(&s.rs, "198.51.100.0/24")?["unknown"][0],
         "240:deadbeef"
@@ -160,7 +147,10 @@ fn exabgp_raw_attributes_get_treat_as_withdraw_attribute_discard_or_session_rese
         s.rs.is_running(),
         "the route server must survive malformed input"
     );
-    assert_eq!(s.host.session_state("10.1.0.4")?, SessionState::Established);
+    assert_eq!(
+        s.host("host1").session_state("10.1.0.4")?,
+        SessionState::Established
+    );
     exa.withdraw("198.51.100.128/25")?;
     Ok(())
 }
@@ -179,7 +169,7 @@ fn raw(ns: &Netns) -> Result<RawPeer> {
 fn raw_speaker_header_errors_get_the_exact_notification() -> Result<()> {
     let s = setup()?;
 
-    let mut p = raw(&s.raw_ns)?;
+    let mut p = raw(s.ns("raw"))?;
     p.send(&wire::corrupt_marker(wire::keepalive()))?;
     assert_eq!(
         p.expect_notification(default_timeout())?,
@@ -191,7 +181,7 @@ fn raw_speaker_header_errors_get_the_exact_notification() -> Result<()> {
     );
     assert!(p.is_closed(Duration::from_secs(5)));
 
-    let mut p = raw(&s.raw_ns)?;
+    let mut p = raw(s.ns("raw"))?;
     p.send(&wire::with_length(wire::keepalive(), 5000))?;
     assert_eq!(
         p.expect_notification(default_timeout())?,
@@ -202,7 +192,7 @@ fn raw_speaker_header_errors_get_the_exact_notification() -> Result<()> {
         }
     );
 
-    let mut p = raw(&s.raw_ns)?;
+    let mut p = raw(s.ns("raw"))?;
     p.send(&wire::message(9, &[]))?;
     assert_eq!(
         p.expect_notification(default_timeout())?,
@@ -213,7 +203,7 @@ fn raw_speaker_header_errors_get_the_exact_notification() -> Result<()> {
         }
     );
 
-    let mut p = RawPeer::connect_bgp(&s.raw_ns, "10.1.0.4", Duration::from_secs(10))?;
+    let mut p = RawPeer::connect_bgp(s.ns("raw"), "10.1.0.4", Duration::from_secs(10))?;
     p.establish_simple(65040, 90, Ipv4Addr::new(10, 1, 0, 40))?;
     let origin = wire::attribute(0x40, 1, &[0]);
     let as_path = wire::attribute(0x40, 2, &[2, 1, 0xfe, 0x40]);
@@ -233,6 +223,9 @@ fn raw_speaker_header_errors_get_the_exact_notification() -> Result<()> {
         s.rs.show(&["peers"]).is_ok(),
         "the route server must keep answering"
     );
-    assert_eq!(s.host.session_state("10.1.0.4")?, SessionState::Established);
+    assert_eq!(
+        s.host("host1").session_state("10.1.0.4")?,
+        SessionState::Established
+    );
     Ok(())
 }

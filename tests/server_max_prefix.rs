@@ -5,10 +5,8 @@
 use anyhow::Result;
 use serde_json::Value;
 use std::time::Duration;
-use steer_tests::{
-    AddPaths, Announce, BgpDaemon, Exabgp, ExabgpConfig, Frr, FrrConfig, Gobgp, GobgpConfig, Lab,
-    Neighbor, Notification, Role, Steer, default_timeout,
-};
+use steer_tests::scenario::RouteServerLab;
+use steer_tests::{Announce, FrrConfig, Notification, default_timeout};
 
 const RS_CONFIG: &str = r#"
 asn = 65515
@@ -43,32 +41,15 @@ fn peer<'a>(peers: &'a Value, name: &str) -> &'a Value {
 #[test]
 fn one_prefix_over_the_limit_ends_only_that_session_with_cease_1_and_withdraws_its_routes()
 -> Result<()> {
-    let mut lab = Lab::new()?;
-    let lan = lab.lan("vnet")?;
-    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
-    let exa_ns = lab.on_lan(&lan, "greedy", "10.1.0.30/24")?;
-    let fw_ns = lab.on_lan(&lan, "fw", "10.1.0.20/24")?;
-    let host_ns = lab.on_lan(&lan, "host1", "10.1.0.31/24")?;
-
-    let rs = Steer::start(&rs_ns, Role::Server, RS_CONFIG)?;
-    let fw = Frr::start(
-        &fw_ns,
-        FrrConfig::new("fw", "10.1.0.20", 65020)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
-            .announce(Announce::new("0.0.0.0/0")),
-    )?;
-    let host = Gobgp::start(
-        &host_ns,
-        GobgpConfig::new("10.1.0.31", 65515)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515).add_paths(AddPaths::Rx)),
-    )?;
-    let mut exa = Exabgp::start(
-        &exa_ns,
-        ExabgpConfig::new("10.1.0.30", 65030, "10.1.0.4", 65515),
-    )?;
-    exa.wait_established()?;
-    fw.wait_established("10.1.0.4")?;
-    host.wait_established("10.1.0.4")?;
+    let s = RouteServerLab::new(RS_CONFIG)
+        .appliance_frr(
+            "fw",
+            FrrConfig::new("fw", "10.1.0.20", 65020).announce(Announce::new("0.0.0.0/0")),
+        )
+        .host_gobgp("host1", "10.1.0.31")
+        .appliance_exabgp("greedy", "10.1.0.30", 65030)
+        .start()?;
+    let (rs, exa, host) = (&s.rs, s.exabgp("greedy"), s.host("host1"));
 
     let prefixes: Vec<String> = (0..11)
         .map(|i| format!("198.51.100.{}/28", i * 16))

@@ -6,10 +6,8 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use steer_tests::{
-    AddPaths, Announce, BgpDaemon, Bird, BirdConfig, Gobgp, GobgpConfig, Lab, Neighbor, Role,
-    Steer, default_timeout, wait_for,
-};
+use steer_tests::scenario::{RouteServerLab, rs_neighbor};
+use steer_tests::{Announce, BgpDaemon, Bird, BirdConfig, default_timeout, wait_for};
 
 fn config(appliances: &[(&str, &str, u32)], vnet: &str, ranges: &str, fw1_limit: u32) -> String {
     let mut s = format!(
@@ -34,37 +32,25 @@ fn has(routes: &[steer_tests::Route], prefix: &str) -> bool {
 
 #[test]
 fn reload_adds_removes_and_changes_peers_without_resetting_the_unchanged_ones() -> Result<()> {
-    let mut lab = Lab::new()?;
-    let lan = lab.lan("vnet")?;
-    let rs_ns = lab.on_lan(&lan, "rs", "10.1.0.4/24")?;
-    let host_ns = lab.on_lan(&lan, "host", "10.1.0.31/24")?;
-    let fw = |lab: &mut Lab, name: &str, addr: &str, asn: u32, prefix: &str| -> Result<Bird> {
-        let ns = lab.on_lan(&lan, name, &format!("{addr}/24"))?;
-        Bird::start(
-            &ns,
-            BirdConfig::new(addr, asn)
-                .neighbor(Neighbor::new("rs", "10.1.0.4", 65515))
-                .announce(Announce::new(prefix)),
-        )
+    let fw = |addr: &str, asn: u32, prefix: &str| {
+        BirdConfig::new(addr, asn)
+            .neighbor(rs_neighbor())
+            .announce(Announce::new(prefix))
     };
-    let fw1 = fw(&mut lab, "fw1", "10.1.0.201", 65021, "198.51.100.0/24")?;
-    let fw2 = fw(&mut lab, "fw2", "10.1.0.202", 65022, "203.0.113.0/24")?;
-    let fw3 = fw(&mut lab, "fw3", "10.1.0.203", 65023, "192.0.2.0/24")?;
     let a = config(
         &[("fw1", "10.1.0.201", 65021), ("fw2", "10.1.0.202", 65022)],
         "\"10.1.0.0/16\"",
         "\"10.1.0.0/25\"",
         1000,
     );
-    let rs = Steer::start(&rs_ns, Role::Server, &a)?;
-    let host = Gobgp::start(
-        &host_ns,
-        GobgpConfig::new("10.1.0.31", 65515)
-            .neighbor(Neighbor::new("rs", "10.1.0.4", 65515).add_paths(AddPaths::Rx)),
-    )?;
-    fw1.wait_established("rs")?;
-    fw2.wait_established("rs")?;
-    host.wait_established("10.1.0.4")?;
+    let s = RouteServerLab::new(&a)
+        .appliance_bird("fw1", fw("10.1.0.201", 65021, "198.51.100.0/24"))
+        .appliance_bird("fw2", fw("10.1.0.202", 65022, "203.0.113.0/24"))
+        .node("fw3", "10.1.0.203")
+        .host_gobgp("host", "10.1.0.31")
+        .start()?;
+    let fw3 = Bird::start(s.ns("fw3"), fw("10.1.0.203", 65023, "192.0.2.0/24"))?;
+    let (rs, fw1, fw2, host) = (&s.rs, s.bird("fw1"), s.bird("fw2"), s.host("host"));
     host.wait_routes("203.0.113.0/24", |p| p.len() == 1)?;
     host.wait_routes("198.51.100.0/24", |p| p.len() == 1)?;
     std::thread::sleep(Duration::from_secs(1));

@@ -110,14 +110,10 @@ fn routes() -> Vec<(Prefix, Option<XdpTarget>)> {
 }
 
 fn open(pin: &PinDir) -> XdpDataplane {
-    open_in(pin, XdpMode::Native)
-}
-
-fn open_in(pin: &PinDir, mode: XdpMode) -> XdpDataplane {
     XdpDataplane::open(&XdpConfig::new(
         pin.0.clone(),
         &[],
-        DataplaneMode::Xdp(mode),
+        DataplaneMode::Xdp(XdpMode::Native),
     ))
     .expect("open the eBPF dataplane")
 }
@@ -138,328 +134,134 @@ fn offloaded_v6(p: &V6) -> Vec<u8> {
     f
 }
 
-/// Runs one frame and checks the action, the frame out and that exactly
-/// one packet of `frame.len()` bytes was counted, under `reason`.
-fn check(
-    dp: &XdpDataplane,
-    ifindex: u32,
-    name: &str,
-    frame: &[u8],
-    action: XdpAction,
-    out: &[u8],
+/// One fixture row (katran `fixtures/*.h` style): a frame in, and what one
+/// hook must do with it: the action, the frame out and the one counter that
+/// counts it (one packet of the frame's length; every other counter stays).
+struct Fixture<A> {
+    name: &'static str,
+    frame: Vec<u8>,
+    /// `(gso_size, gso_segs)` for a GSO superpacket (TC only).
+    gso: Option<(u32, u32)>,
+    action: A,
+    out: Vec<u8>,
     reason: Reason,
-) {
-    let before = dp.counters().unwrap();
-    let got = dp.test_run(frame, ifindex).unwrap();
-    let after = dp.counters().unwrap();
-    assert_eq!(got.action, action, "{name}: action");
-    assert_eq!(got.frame, out, "{name}: frame out");
-    assert_counted(
-        name,
-        &before,
-        &after,
-        (Hook::Xdp, reason),
-        1,
-        frame.len() as u64,
-    );
 }
 
-fn assert_counted(
-    name: &str,
-    before: &DataplaneCounters,
-    after: &DataplaneCounters,
-    (hook, reason): (Hook, Reason),
-    packets: u64,
-    bytes: u64,
-) {
-    for (b, a) in before.values.iter().zip(&after.values) {
-        let (dp, db) = (a.packets - b.packets, a.bytes - b.bytes);
-        if a.hook == hook.name() && a.name == reason.name() {
-            assert_eq!((dp, db), (packets, bytes), "{name}: counter {}", a.name);
-        } else {
-            assert_eq!((dp, db), (0, 0), "{name}: counter {} must not move", a.name);
-        }
+/// A hook's verdicts and its test run: what makes one runner serve the XDP
+/// and the TC tables.
+trait HookUnderTest: Copy + PartialEq + std::fmt::Debug + Send + Sync {
+    const HOOK: Hook;
+    const FORWARD: Self;
+    const PASS: Self;
+    fn run(dp: &XdpDataplane, frame: &[u8], meta: SkbMeta) -> (Self, Vec<u8>);
+}
+
+impl HookUnderTest for XdpAction {
+    const HOOK: Hook = Hook::Xdp;
+    const FORWARD: Self = XdpAction::Redirect;
+    const PASS: Self = XdpAction::Pass;
+    fn run(dp: &XdpDataplane, frame: &[u8], meta: SkbMeta) -> (Self, Vec<u8>) {
+        let got = dp.test_run(frame, meta.ifindex).unwrap();
+        (got.action, got.frame)
     }
 }
 
-fn forwarded_v4(p: &V4, dst_mac: Mac) -> Vec<u8> {
-    let mut out = p.clone();
-    out.ttl -= 1;
-    out.dst_mac = dst_mac;
-    out.src_mac = HOST_UP0_MAC;
-    out.frame()
+impl HookUnderTest for TcAction {
+    const HOOK: Hook = Hook::Tc;
+    const FORWARD: Self = TcAction::Redirect;
+    const PASS: Self = TcAction::Ok;
+    fn run(dp: &XdpDataplane, frame: &[u8], meta: SkbMeta) -> (Self, Vec<u8>) {
+        let got = dp.tc_test_run(frame, meta).unwrap();
+        (got.action, got.frame)
+    }
 }
 
-#[test]
-fn fixtures_give_the_expected_action_frame_and_counter() {
-    require_root_and(&["ip"]);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("fixtures");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut dp = open(&pin);
-        dp.apply(&routes()).unwrap();
-
-        let base = V4::udp(VM_MAC, HOST_VM0_MAC, v4("10.1.1.10"), v4("203.0.113.5"));
-        let base6 = V6::udp(
-            VM_MAC,
-            HOST_VM0_MAC,
-            v6("2001:db8:1::10"),
-            v6("2001:db8:aaaa::5"),
-        );
-        let pass = |f: &[u8]| f.to_vec();
-        let redirect = XdpAction::Redirect;
-        let p = XdpAction::Pass;
-
-        let case = |name: &str, frame: Vec<u8>, action, out: Vec<u8>, reason| {
-            check(&dp, ifindex, name, &frame, action, &out, reason)
-        };
-
-        case(
-            "ipv4 forward",
-            base.frame(),
-            redirect,
-            forwarded_v4(&base, NVA_MACS[0]),
-            Reason::Forwarded,
-        );
-
-        let mut over6 = base.clone();
-        over6.dst = v4("100.64.3.9");
-        case(
-            "ipv4 over an ipv6 next hop",
-            over6.frame(),
-            redirect,
-            forwarded_v4(&over6, NVA6_MAC),
-            Reason::Forwarded,
-        );
-
-        let mut out6 = base6.clone();
-        out6.hop_limit = 63;
-        out6.dst_mac = NVA6_MAC;
-        out6.src_mac = HOST_UP0_MAC;
-        case(
-            "ipv6 forward",
-            base6.frame(),
-            redirect,
-            out6.frame(),
-            Reason::Forwarded,
-        );
-
-        let mut t = base.clone();
-        t.ttl = 1;
-        case("ttl 1", t.frame(), p, pass(&t.frame()), Reason::TtlExpired);
-        let mut t = base6.clone();
-        t.hop_limit = 1;
-        case(
-            "hop limit 1",
-            t.frame(),
-            p,
-            pass(&t.frame()),
-            Reason::TtlExpired,
-        );
-
-        let mut t = base.clone();
-        t.dst = v4("192.0.2.99");
-        case("no route", t.frame(), p, pass(&t.frame()), Reason::NoRoute);
-        let mut t = base6.clone();
-        t.dst = v6("2001:db8:bbbb::1");
-        case(
-            "no ipv6 route",
-            t.frame(),
-            p,
-            pass(&t.frame()),
-            Reason::NoRoute,
-        );
-
-        let mut t = base.clone();
-        t.dst = v4("10.1.2.10");
-        case(
-            "pass entry",
-            t.frame(),
-            p,
-            pass(&t.frame()),
-            Reason::PassEntry,
-        );
-        let mut t = base6.clone();
-        t.dst = v6("2001:db8:1::20");
-        case(
-            "ipv6 pass entry",
-            t.frame(),
-            p,
-            pass(&t.frame()),
-            Reason::PassEntry,
-        );
-
-        let mut t = base.clone();
-        t.options = vec![1, 1, 1, 0];
-        case(
-            "ipv4 options",
-            t.frame(),
-            p,
-            pass(&t.frame()),
-            Reason::Ipv4Options,
-        );
-
-        let mut t = base.clone();
-        t.frag = 0x2000;
-        case(
-            "first fragment (MF)",
-            t.frame(),
-            p,
-            pass(&t.frame()),
-            Reason::Ipv4Fragment,
-        );
-        t.frag = 0x00b9;
-        case(
-            "later fragment (offset)",
-            t.frame(),
-            p,
-            pass(&t.frame()),
-            Reason::Ipv4Fragment,
-        );
-
-        let mut t = base6.clone();
-        t.next_header = 0;
-        case(
-            "ipv6 hop-by-hop header",
-            t.frame(),
-            p,
-            pass(&t.frame()),
-            Reason::Ipv6ExtHeader,
-        );
-
-        let mut arp = base.frame();
-        arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-        case("arp", arp.clone(), p, arp, Reason::NotIp);
-        let mut vlan = base.frame();
-        vlan.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
-        case("vlan tagged", vlan.clone(), p, vlan, Reason::NotIp);
-
-        let mut t = base.clone();
-        t.dst_mac = [0xff; 6];
-        case(
-            "broadcast frame",
-            t.frame(),
-            p,
-            pass(&t.frame()),
-            Reason::NotUnicast,
-        );
-        let mut t = base.clone();
-        t.dst = v4("224.0.0.5");
-        case(
-            "multicast destination",
-            t.frame(),
-            p,
-            pass(&t.frame()),
-            Reason::NotUnicast,
-        );
-
-        let short = base.frame()[..14 + 12].to_vec();
-        case(
-            "truncated ipv4 header",
-            short.clone(),
-            p,
-            short,
-            Reason::Truncated,
-        );
-        let mut lying = base.frame();
-        lying.truncate(lying.len() - 8);
-        case(
-            "total length beyond the frame",
-            lying.clone(),
-            p,
-            lying,
-            Reason::Truncated,
-        );
-
-        let mut t = base.clone();
-        t.dst = v4("100.64.1.1");
-        case(
-            "next hop without neighbour",
-            t.frame(),
-            p,
-            pass(&t.frame()),
-            Reason::NoNeigh,
-        );
-        let mut t = base.clone();
-        t.dst = v4("100.64.2.1");
-        case(
-            "next hop without route",
-            t.frame(),
-            p,
-            pass(&t.frame()),
-            Reason::FibFailed,
-        );
-        let mut t = base.clone();
-        t.payload = 1600;
-        case(
-            "larger than the egress mtu",
-            t.frame(),
-            p,
-            pass(&t.frame()),
-            Reason::FragNeeded,
-        );
-
-        let f = offloaded_v4(&base);
-        case(
-            "udp checksum left to offload (on to TC)",
-            f.clone(),
-            p,
-            f,
-            Reason::CsumPartial,
-        );
-        let f = offloaded_v6(&base6);
-        case(
-            "ipv6 udp checksum left to offload",
-            f.clone(),
-            p,
-            f,
-            Reason::CsumPartial,
-        );
-    });
+/// A row forwarded to the next hop as `out`.
+fn forwarded<A: HookUnderTest>(name: &'static str, frame: Vec<u8>, out: Vec<u8>) -> Fixture<A> {
+    Fixture {
+        name,
+        frame,
+        gso: None,
+        action: A::FORWARD,
+        out,
+        reason: Reason::Forwarded,
+    }
 }
 
-#[test]
-fn generic_mode_forwards_checksums_left_to_offload() {
-    require_root_and(&["ip"]);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("generic");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut dp = open_in(&pin, XdpMode::Generic);
-        dp.apply(&routes()).unwrap();
-        let base = V4::udp(VM_MAC, HOST_VM0_MAC, v4("10.1.1.10"), v4("203.0.113.5"));
-        let mut out = offloaded_v4(&base);
-        out[0..6].copy_from_slice(&NVA_MACS[0]);
-        out[6..12].copy_from_slice(&HOST_UP0_MAC);
-        out[14 + 8] = 63;
-        let sum = ipv4_checksum(&{
-            let mut h = out[14..34].to_vec();
-            h[10..12].copy_from_slice(&[0, 0]);
-            h
-        });
-        out[14 + 10..14 + 12].copy_from_slice(&sum.to_be_bytes());
-        check(
-            &dp,
+/// A row handed to the kernel stack unchanged, counted under `reason`.
+fn passed<A: HookUnderTest>(name: &'static str, frame: Vec<u8>, reason: Reason) -> Fixture<A> {
+    Fixture {
+        name,
+        out: frame.clone(),
+        frame,
+        gso: None,
+        action: A::PASS,
+        reason,
+    }
+}
+
+/// Runs every row on `dp` and fails naming each row that went wrong.
+fn run_fixtures<A: HookUnderTest>(dp: &XdpDataplane, ifindex: u32, rows: &[Fixture<A>]) {
+    let mut failures = Vec::new();
+    for row in rows {
+        let (gso_size, gso_segs) = row.gso.unwrap_or((0, 0));
+        let meta = SkbMeta {
             ifindex,
-            "offloaded udp, generic",
-            &offloaded_v4(&base),
-            XdpAction::Redirect,
-            &out,
-            Reason::Forwarded,
-        );
-    });
+            gso_size,
+            gso_segs,
+        };
+        let before = dp.counters().unwrap();
+        let (action, out) = A::run(dp, &row.frame, meta);
+        let after = dp.counters().unwrap();
+        if action != row.action {
+            failures.push(format!(
+                "{}: action {action:?}, want {:?}",
+                row.name, row.action
+            ));
+        }
+        if out != row.out {
+            failures.push(format!(
+                "{}: packet out\n    got  {out:02x?}\n    want {:02x?}",
+                row.name, row.out
+            ));
+        }
+        let counted = (A::HOOK, row.reason, 1, row.frame.len() as u64);
+        failures.extend(counter_errors(row.name, &before, &after, counted));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} {} fixtures failed:\n{}",
+        failures.len(),
+        rows.len(),
+        A::HOOK.name(),
+        failures.join("\n")
+    );
 }
 
-/// One TC fixture: an skb in, what must come out.
-struct TcCase {
-    name: &'static str,
-    frame: Vec<u8>,
-    /// `(gso_size, gso_segs)` for a GSO superpacket.
-    gso: Option<(u32, u32)>,
-    action: TcAction,
-    out: Vec<u8>,
-    reason: Reason,
+/// What differs between the counters' movement from `before` to `after`
+/// and exactly `packets`/`bytes` on `(hook, reason)` and nothing elsewhere.
+fn counter_errors(
+    name: &str,
+    before: &DataplaneCounters,
+    after: &DataplaneCounters,
+    (hook, reason, packets, bytes): (Hook, Reason, u64, u64),
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (b, a) in before.values.iter().zip(&after.values) {
+        let moved = (a.packets - b.packets, a.bytes - b.bytes);
+        let want = if a.hook == hook.name() && a.name == reason.name() {
+            (packets, bytes)
+        } else {
+            (0, 0)
+        };
+        if moved != want {
+            errors.push(format!(
+                "{name}: counter {} {} moved {moved:?}, want {want:?}",
+                a.hook, a.name
+            ));
+        }
+    }
+    errors
 }
 
 /// `p` with TTL - 1 and the IPv4 checksum recomputed, MACs as given.
@@ -484,208 +286,295 @@ fn routed_raw_v4(frame: &[u8], dst_mac: Mac) -> Vec<u8> {
     out
 }
 
-fn tc_cases() -> Vec<TcCase> {
-    let base = V4::udp(VM_MAC, HOST_VM0_MAC, v4("10.1.1.10"), v4("203.0.113.5"));
-    let base6 = V6::udp(
+/// `frame` (IPv6 at 14) routed to the IPv6 NVA: hop limit 64 - 1, MACs
+/// replaced; the rest (the UDP checksum, computed or offloaded) untouched.
+fn routed_raw_v6(frame: &[u8]) -> Vec<u8> {
+    let mut out = frame.to_vec();
+    out[0..6].copy_from_slice(&NVA6_MAC);
+    out[6..12].copy_from_slice(&HOST_UP0_MAC);
+    out[14 + 7] = 63;
+    out
+}
+
+/// The fixtures' IPv4 flow: a VM to 203.0.113.5 (one NVA).
+fn base() -> V4 {
+    V4::udp(VM_MAC, HOST_VM0_MAC, v4("10.1.1.10"), v4("203.0.113.5"))
+}
+
+/// The fixtures' IPv6 flow: a VM to 2001:db8:aaaa::5.
+fn base6() -> V6 {
+    V6::udp(
         VM_MAC,
         HOST_VM0_MAC,
         v6("2001:db8:1::10"),
         v6("2001:db8:aaaa::5"),
-    );
-    let fwd = |name, frame: Vec<u8>, out: Vec<u8>, gso| TcCase {
-        name,
-        frame,
-        gso,
-        action: TcAction::Redirect,
-        out,
-        reason: Reason::Forwarded,
-    };
-    let pass = |name, frame: Vec<u8>, reason| TcCase {
-        name,
-        out: frame.clone(),
-        frame,
-        gso: None,
-        action: TcAction::Ok,
-        reason,
-    };
-    let with = |f: &dyn Fn(&mut V4)| {
-        let mut p = base.clone();
-        f(&mut p);
-        p
-    };
-    let with6 = |f: &dyn Fn(&mut V6)| {
-        let mut p = base6.clone();
-        f(&mut p);
-        p
-    };
-    let mut out6 = base6.clone();
-    out6.hop_limit = 63;
-    out6.dst_mac = NVA6_MAC;
-    out6.src_mac = HOST_UP0_MAC;
-    let mut out6_offloaded = offloaded_v6(&base6);
-    out6_offloaded[0..6].copy_from_slice(&NVA6_MAC);
-    out6_offloaded[6..12].copy_from_slice(&HOST_UP0_MAC);
-    out6_offloaded[14 + 7] = 63;
-    let over6 = with(&|p| p.dst = v4("100.64.3.9"));
-    let big = with(&|p| p.payload = 1600);
-    let no_neigh = with(&|p| p.dst = v4("100.64.1.1"));
-    let other_host = with(&|p| p.dst_mac = [0x02, 0, 0, 0, 0x99, 0x99]);
-    let mut arp = base.frame();
-    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-    let mut vlan = base.frame();
-    vlan.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
-    let mut lying = base.frame();
-    lying.truncate(lying.len() - 8);
+    )
+}
+
+/// [`base`] changed by `f`.
+fn with(f: impl FnOnce(&mut V4)) -> V4 {
+    let mut p = base();
+    f(&mut p);
+    p
+}
+
+/// [`base6`] changed by `f`.
+fn with6(f: impl FnOnce(&mut V6)) -> V6 {
+    let mut p = base6();
+    f(&mut p);
+    p
+}
+
+/// The base frame with its EtherType or tag replaced by `f`.
+fn base_frame(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut frame = base().frame();
+    f(&mut frame);
+    frame
+}
+
+/// The rows both hooks forward alike.
+fn forwarded_by_both<A: HookUnderTest>() -> Vec<Fixture<A>> {
+    let over6 = with(|p| p.dst = v4("100.64.3.9"));
     vec![
-        fwd(
+        forwarded(
             "ipv4 forward",
-            base.frame(),
-            routed_v4(&base, NVA_MACS[0], HOST_UP0_MAC),
-            None,
+            base().frame(),
+            routed_v4(&base(), NVA_MACS[0], HOST_UP0_MAC),
         ),
-        fwd(
+        forwarded(
             "ipv4 over an ipv6 next hop",
             over6.frame(),
             routed_v4(&over6, NVA6_MAC, HOST_UP0_MAC),
-            None,
         ),
-        fwd("ipv6 forward", base6.frame(), out6.frame(), None),
-        fwd(
-            "udp checksum left to offload is forwarded untouched",
-            offloaded_v4(&base),
-            routed_raw_v4(&offloaded_v4(&base), NVA_MACS[0]),
-            None,
+        forwarded(
+            "ipv6 forward",
+            base6().frame(),
+            routed_raw_v6(&base6().frame()),
         ),
-        fwd(
-            "ipv6 udp checksum left to offload is forwarded untouched",
-            offloaded_v6(&base6),
-            out6_offloaded,
-            None,
-        ),
-        fwd(
-            "gso superpacket larger than the egress mtu",
-            big.frame(),
-            routed_v4(&big, NVA_MACS[0], HOST_UP0_MAC),
-            Some((1448, 2)),
-        ),
-        fwd(
-            "next hop without neighbour: the kernel resolves it on the way out",
-            no_neigh.frame(),
-            routed_v4(&no_neigh, HOST_VM0_MAC, VM_MAC),
-            None,
-        ),
-        pass("the same size without gso", big.frame(), Reason::FragNeeded),
-        pass(
-            "next hop without route",
-            with(&|p| p.dst = v4("100.64.2.1")).frame(),
-            Reason::FibFailed,
-        ),
-        pass("ttl 1", with(&|p| p.ttl = 1).frame(), Reason::TtlExpired),
-        pass(
-            "hop limit 1",
-            with6(&|p| p.hop_limit = 1).frame(),
-            Reason::TtlExpired,
-        ),
-        pass(
-            "no route",
-            with(&|p| p.dst = v4("192.0.2.99")).frame(),
-            Reason::NoRoute,
-        ),
-        pass(
-            "no ipv6 route",
-            with6(&|p| p.dst = v6("2001:db8:bbbb::1")).frame(),
-            Reason::NoRoute,
-        ),
-        pass(
-            "pass entry",
-            with(&|p| p.dst = v4("10.1.2.10")).frame(),
-            Reason::PassEntry,
-        ),
-        pass(
-            "ipv6 pass entry",
-            with6(&|p| p.dst = v6("2001:db8:1::20")).frame(),
-            Reason::PassEntry,
-        ),
-        pass(
-            "ipv4 options",
-            with(&|p| p.options = vec![1, 1, 1, 0]).frame(),
-            Reason::Ipv4Options,
-        ),
-        pass(
-            "first fragment (MF)",
-            with(&|p| p.frag = 0x2000).frame(),
-            Reason::Ipv4Fragment,
-        ),
-        pass(
-            "ipv6 hop-by-hop header",
-            with6(&|p| p.next_header = 0).frame(),
-            Reason::Ipv6ExtHeader,
-        ),
-        pass("arp", arp, Reason::NotIp),
-        pass("vlan tagged", vlan, Reason::NotIp),
-        pass(
-            "broadcast frame",
-            with(&|p| p.dst_mac = [0xff; 6]).frame(),
-            Reason::NotUnicast,
-        ),
-        pass(
-            "frame for another host's mac",
-            other_host.frame(),
-            Reason::NotUnicast,
-        ),
-        pass(
-            "multicast destination",
-            with(&|p| p.dst = v4("224.0.0.5")).frame(),
-            Reason::NotUnicast,
-        ),
-        pass("total length beyond the packet", lying, Reason::Truncated),
     ]
 }
 
-#[test]
-fn tc_fixtures_give_the_expected_action_packet_and_counter() {
+/// The rows both hooks hand to the stack alike.
+fn passed_by_both<A: HookUnderTest>() -> Vec<Fixture<A>> {
+    vec![
+        passed("ttl 1", with(|p| p.ttl = 1).frame(), Reason::TtlExpired),
+        passed(
+            "hop limit 1",
+            with6(|p| p.hop_limit = 1).frame(),
+            Reason::TtlExpired,
+        ),
+        passed(
+            "no route",
+            with(|p| p.dst = v4("192.0.2.99")).frame(),
+            Reason::NoRoute,
+        ),
+        passed(
+            "no ipv6 route",
+            with6(|p| p.dst = v6("2001:db8:bbbb::1")).frame(),
+            Reason::NoRoute,
+        ),
+        passed(
+            "pass entry",
+            with(|p| p.dst = v4("10.1.2.10")).frame(),
+            Reason::PassEntry,
+        ),
+        passed(
+            "ipv6 pass entry",
+            with6(|p| p.dst = v6("2001:db8:1::20")).frame(),
+            Reason::PassEntry,
+        ),
+        passed(
+            "ipv4 options",
+            with(|p| p.options = vec![1, 1, 1, 0]).frame(),
+            Reason::Ipv4Options,
+        ),
+        passed(
+            "first fragment (MF)",
+            with(|p| p.frag = 0x2000).frame(),
+            Reason::Ipv4Fragment,
+        ),
+        passed(
+            "ipv6 hop-by-hop header",
+            with6(|p| p.next_header = 0).frame(),
+            Reason::Ipv6ExtHeader,
+        ),
+        passed(
+            "arp",
+            base_frame(|f| f[12..14].copy_from_slice(&0x0806u16.to_be_bytes())),
+            Reason::NotIp,
+        ),
+        passed(
+            "vlan tagged",
+            base_frame(|f| drop(f.splice(12..12, [0x81, 0x00, 0x00, 0x64]))),
+            Reason::NotIp,
+        ),
+        passed(
+            "broadcast frame",
+            with(|p| p.dst_mac = [0xff; 6]).frame(),
+            Reason::NotUnicast,
+        ),
+        passed(
+            "multicast destination",
+            with(|p| p.dst = v4("224.0.0.5")).frame(),
+            Reason::NotUnicast,
+        ),
+        passed(
+            "next hop without route",
+            with(|p| p.dst = v4("100.64.2.1")).frame(),
+            Reason::FibFailed,
+        ),
+    ]
+}
+
+/// The XDP table: forwards, then what XDP leaves to the stack (or to TC).
+fn xdp_fixtures() -> Vec<Fixture<XdpAction>> {
+    let mut rows = forwarded_by_both();
+    rows.extend(passed_by_both());
+    rows.extend([
+        passed(
+            "later fragment (offset)",
+            with(|p| p.frag = 0x00b9).frame(),
+            Reason::Ipv4Fragment,
+        ),
+        passed(
+            "truncated ipv4 header",
+            base().frame()[..14 + 12].to_vec(),
+            Reason::Truncated,
+        ),
+        passed(
+            "total length beyond the frame",
+            base_frame(|f| f.truncate(f.len() - 8)),
+            Reason::Truncated,
+        ),
+        passed(
+            "next hop without neighbour",
+            with(|p| p.dst = v4("100.64.1.1")).frame(),
+            Reason::NoNeigh,
+        ),
+        passed(
+            "larger than the egress mtu",
+            with(|p| p.payload = 1600).frame(),
+            Reason::FragNeeded,
+        ),
+        passed(
+            "udp checksum left to offload (on to TC)",
+            offloaded_v4(&base()),
+            Reason::CsumPartial,
+        ),
+        passed(
+            "ipv6 udp checksum left to offload",
+            offloaded_v6(&base6()),
+            Reason::CsumPartial,
+        ),
+    ]);
+    rows
+}
+
+/// The TC table: an skb with the `__sk_buff` fields of a real one in; TC
+/// forwards what XDP left to it (offloaded checksums, GSO, unresolved
+/// neighbours) and hands the rest to the stack.
+fn tc_fixtures() -> Vec<Fixture<TcAction>> {
+    let big = with(|p| p.payload = 1600);
+    let no_neigh = with(|p| p.dst = v4("100.64.1.1"));
+    let mut rows = forwarded_by_both();
+    rows.extend([
+        forwarded(
+            "udp checksum left to offload is forwarded untouched",
+            offloaded_v4(&base()),
+            routed_raw_v4(&offloaded_v4(&base()), NVA_MACS[0]),
+        ),
+        forwarded(
+            "ipv6 udp checksum left to offload is forwarded untouched",
+            offloaded_v6(&base6()),
+            routed_raw_v6(&offloaded_v6(&base6())),
+        ),
+        Fixture {
+            gso: Some((1448, 2)),
+            ..forwarded(
+                "gso superpacket larger than the egress mtu",
+                big.frame(),
+                routed_v4(&big, NVA_MACS[0], HOST_UP0_MAC),
+            )
+        },
+        forwarded(
+            "next hop without neighbour: the kernel resolves it on the way out",
+            no_neigh.frame(),
+            routed_v4(&no_neigh, HOST_VM0_MAC, VM_MAC),
+        ),
+        passed("the same size without gso", big.frame(), Reason::FragNeeded),
+    ]);
+    rows.extend(passed_by_both());
+    rows.extend([
+        passed(
+            "frame for another host's mac",
+            with(|p| p.dst_mac = [0x02, 0, 0, 0, 0x99, 0x99]).frame(),
+            Reason::NotUnicast,
+        ),
+        passed(
+            "total length beyond the packet",
+            base_frame(|f| f.truncate(f.len() - 8)),
+            Reason::Truncated,
+        ),
+    ]);
+    rows
+}
+
+/// The fast path as the agent runs it by default on these veths.
+const NATIVE: DataplaneMode = DataplaneMode::Xdp(XdpMode::Native);
+
+/// Runs `f` in a fresh namespace set up by [`lab`], with the dataplane
+/// opened in `mode` on the pin dir `pin` and [`routes`] applied; `f` gets
+/// the dataplane, vm0's ifindex and the pin dir.
+fn with_dataplane(
+    pin: &str,
+    mode: DataplaneMode,
+    f: impl FnOnce(XdpDataplane, u32, &PinDir) + Send,
+) {
     require_root_and(&["ip"]);
     let ns = Netns::new().unwrap();
-    let pin = PinDir::new("tc-fixtures");
+    let pin = PinDir::new(pin);
     ns.run(|| {
         let ifindex = lab().unwrap();
-        let mut dp = XdpDataplane::open(&XdpConfig::new(pin.0.clone(), &[], DataplaneMode::Tc))
+        let mut dp = XdpDataplane::open(&XdpConfig::new(pin.0.clone(), &[], mode))
             .expect("open the eBPF dataplane");
         dp.apply(&routes()).unwrap();
-        for case in tc_cases() {
-            let (gso_size, gso_segs) = case.gso.unwrap_or((0, 0));
-            let meta = SkbMeta {
-                ifindex,
-                gso_size,
-                gso_segs,
-            };
-            let before = dp.counters().unwrap();
-            let got = dp.tc_test_run(&case.frame, meta).unwrap();
-            let after = dp.counters().unwrap();
-            assert_eq!(got.action, case.action, "{}: action", case.name);
-            assert_eq!(got.frame, case.out, "{}: packet out", case.name);
-            assert_counted(
-                case.name,
-                &before,
-                &after,
-                (Hook::Tc, case.reason),
-                1,
-                case.frame.len() as u64,
-            );
-        }
+        f(dp, ifindex, &pin);
+    });
+}
+
+/// Runs `rows` on a dataplane opened in `mode`.
+fn run_table<A: HookUnderTest>(pin: &str, mode: DataplaneMode, rows: Vec<Fixture<A>>) {
+    with_dataplane(pin, mode, |dp, ifindex, _| {
+        run_fixtures(&dp, ifindex, &rows)
     });
 }
 
 #[test]
+fn fixtures_give_the_expected_action_frame_and_counter() {
+    run_table("fixtures", NATIVE, xdp_fixtures());
+}
+
+#[test]
+fn generic_mode_forwards_checksums_left_to_offload() {
+    run_table(
+        "generic",
+        DataplaneMode::Xdp(XdpMode::Generic),
+        vec![forwarded::<XdpAction>(
+            "offloaded udp, generic",
+            offloaded_v4(&base()),
+            routed_raw_v4(&offloaded_v4(&base()), NVA_MACS[0]),
+        )],
+    );
+}
+
+#[test]
+fn tc_fixtures_give_the_expected_action_packet_and_counter() {
+    run_table("tc-fixtures", DataplaneMode::Tc, tc_fixtures());
+}
+
+#[test]
 fn tc_ipv4_checksum_matches_a_recomputed_one_for_every_ttl() {
-    require_root_and(&["ip"]);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("tc-checksum");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut dp =
-            XdpDataplane::open(&XdpConfig::new(pin.0.clone(), &[], DataplaneMode::Tc)).unwrap();
-        dp.apply(&routes()).unwrap();
+    with_dataplane("tc-checksum", DataplaneMode::Tc, |dp, ifindex, _| {
         let meta = SkbMeta {
             ifindex,
             ..SkbMeta::default()
@@ -713,13 +602,7 @@ fn tc_ipv4_checksum_matches_a_recomputed_one_for_every_ttl() {
 
 #[test]
 fn forwarded_ipv4_checksum_matches_a_recomputed_one_for_every_ttl() {
-    require_root_and(&["ip"]);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("checksum");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut dp = open(&pin);
-        dp.apply(&routes()).unwrap();
+    with_dataplane("checksum", NATIVE, |dp, ifindex, _| {
         for ttl in 2..=255u8 {
             for host in [1u8, 10, 254] {
                 let src = Ipv4Addr::new(10, 1, 1, host);
@@ -744,13 +627,7 @@ fn forwarded_ipv4_checksum_matches_a_recomputed_one_for_every_ttl() {
 
 #[test]
 fn ecmp_keeps_each_flow_on_one_member_and_spreads_flows_over_all() {
-    require_root_and(&["ip"]);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("ecmp");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut dp = open(&pin);
-        dp.apply(&routes()).unwrap();
+    with_dataplane("ecmp", NATIVE, |dp, ifindex, _| {
         let mut per_member: BTreeMap<Mac, u32> = BTreeMap::new();
         let flows = 256u16;
         for sport in 0..flows {
@@ -786,12 +663,7 @@ fn ecmp_keeps_each_flow_on_one_member_and_spreads_flows_over_all() {
 #[test]
 fn counters_split_repeated_runs_between_forwarded_and_ttl_expired() {
     require_root_and(&["ip", "bpftool"]);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("counters");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut dp = open(&pin);
-        dp.apply(&routes()).unwrap();
+    with_dataplane("counters", NATIVE, |dp, ifindex, pin| {
         let before = dp.counters().unwrap();
         let p = V4::udp(VM_MAC, HOST_VM0_MAC, v4("10.1.1.10"), v4("203.0.113.5"));
         let len = p.frame().len() as u64;
@@ -882,15 +754,9 @@ fn debug_records() -> Vec<String> {
 
 #[test]
 fn debug_events_reach_the_log_facade_only_while_switched_on() {
-    require_root_and(&["ip"]);
     log::set_logger(&Capture).unwrap();
     log::set_max_level(log::LevelFilter::Trace);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("debug");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut dp = open(&pin);
-        dp.apply(&routes()).unwrap();
+    with_dataplane("debug", NATIVE, |mut dp, ifindex, _| {
         let frame = V4::udp(VM_MAC, HOST_VM0_MAC, v4("10.1.1.10"), v4("10.1.2.10")).frame();
 
         dp.set_debug(true).unwrap();
@@ -965,13 +831,22 @@ struct FlowLab {
 
 impl FlowLab {
     fn open(pin: &PinDir, ifindex: u32) -> FlowLab {
-        let dp = XdpDataplane::open(&XdpConfig::new(
-            pin.0.clone(),
-            &[],
-            DataplaneMode::Xdp(XdpMode::Native),
-        ))
-        .unwrap();
-        FlowLab { dp, ifindex }
+        FlowLab {
+            dp: open(pin),
+            ifindex,
+        }
+    }
+
+    /// Runs `f` and checks that the flow-table events it caused are
+    /// exactly `want`.
+    fn events<R>(&self, want: &[(&'static str, u64)], f: impl FnOnce() -> R) -> R {
+        let before = flow_events(&self.dp);
+        let r = f();
+        assert_eq!(
+            event_deltas(&before, &flow_events(&self.dp)),
+            BTreeMap::from_iter(want.iter().copied())
+        );
+        r
     }
 
     fn members(&mut self, members: &[usize]) {
@@ -1009,6 +884,17 @@ impl FlowLab {
         member_of(&got.frame)
     }
 
+    /// Sends every flow of `placed` again, the `i`th through XDP if
+    /// `xdp(i)` (else TC), and checks each hits its entry and keeps its
+    /// member.
+    fn stay(&self, placed: &BTreeMap<u16, usize>, xdp: impl Fn(usize) -> bool, when: &str) {
+        self.events(&[("hit", placed.len() as u64)], || {
+            for (i, (&sport, &member)) in placed.iter().enumerate() {
+                assert_eq!(self.send(sport, xdp(i)), member, "flow {sport} {when}");
+            }
+        });
+    }
+
     /// Flow `sport` through XDP (`xdp`) or TC.
     fn send(&self, sport: u16, xdp: bool) -> usize {
         if xdp {
@@ -1027,27 +913,19 @@ impl FlowLab {
 /// picked anew.
 #[test]
 fn flow_table_rows_hit_miss_stale_member_and_idle() {
-    require_root_and(&["ip"]);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("flows");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut lab = FlowLab::open(&pin, ifindex);
-        lab.dp.apply(&routes()).unwrap();
+    with_dataplane("flows", NATIVE, |dp, ifindex, pin| {
+        let mut lab = FlowLab { dp, ifindex };
         lab.members(&[0, 1, 2]);
         let sports: Vec<u16> = (40000..40064).collect();
 
         // New: 64 flows, half first seen by TC, half by XDP.
-        let before = flow_events(&lab.dp);
-        let placed: BTreeMap<u16, usize> = sports
-            .iter()
-            .enumerate()
-            .map(|(i, &sport)| (sport, lab.send(sport, i % 2 == 1)))
-            .collect();
-        assert_eq!(
-            event_deltas(&before, &flow_events(&lab.dp)),
-            BTreeMap::from([("new", 64)])
-        );
+        let placed: BTreeMap<u16, usize> = lab.events(&[("new", 64)], || {
+            sports
+                .iter()
+                .enumerate()
+                .map(|(i, &sport)| (sport, lab.send(sport, i % 2 == 1)))
+                .collect()
+        });
         let spread: std::collections::BTreeSet<usize> = placed.values().copied().collect();
         assert_eq!(
             spread.len(),
@@ -1056,14 +934,7 @@ fn flow_table_rows_hit_miss_stale_member_and_idle() {
         );
 
         // Hit: each flow again, through the other hook.
-        let before = flow_events(&lab.dp);
-        for (i, &sport) in sports.iter().enumerate() {
-            assert_eq!(lab.send(sport, i % 2 == 0), placed[&sport], "flow {sport}");
-        }
-        assert_eq!(
-            event_deltas(&before, &flow_events(&lab.dp)),
-            BTreeMap::from([("hit", 64)])
-        );
+        lab.stay(&placed, |i| i % 2 == 0, "through the other hook");
         let table = lab.dp.flow_table().unwrap();
         assert_eq!((table.entries, table.active), (64, 64));
         let mut per_hop = BTreeMap::new();
@@ -1074,55 +945,32 @@ fn flow_table_rows_hit_miss_stale_member_and_idle() {
 
         // A member joins: no running flow moves; some new flows take it.
         lab.members(&[0, 1, 2, 3]);
-        let before = flow_events(&lab.dp);
-        for &sport in &sports {
-            assert_eq!(
-                lab.via_tc(sport),
-                placed[&sport],
-                "flow {sport} after the join"
-            );
-        }
-        assert_eq!(
-            event_deltas(&before, &flow_events(&lab.dp)),
-            BTreeMap::from([("hit", 64)])
-        );
+        lab.stay(&placed, |_| false, "after the join");
         let joined = (50000..50064u16).filter(|s| lab.via_tc(*s) == 3).count();
         assert!(joined > 0, "no new flow went to the joining member");
 
         // The agent goes away and a new one adopts the pinned maps.
         drop(lab);
-        let mut lab = FlowLab::open(&pin, ifindex);
-        let before = flow_events(&lab.dp);
-        for &sport in &sports {
-            assert_eq!(
-                lab.via_xdp(sport),
-                placed[&sport],
-                "flow {sport} after a restart"
-            );
-        }
-        assert_eq!(
-            event_deltas(&before, &flow_events(&lab.dp)),
-            BTreeMap::from([("hit", 64)])
-        );
+        let mut lab = FlowLab::open(pin, ifindex);
+        lab.stay(&placed, |_| true, "after a restart");
 
         // A member leaves: only its flows move, spread over the others.
         lab.members(&[1, 2, 3]);
-        let before = flow_events(&lab.dp);
-        let mut moved_to = BTreeMap::new();
-        for &sport in &sports {
-            let got = lab.via_xdp(sport);
-            if placed[&sport] == 0 {
-                assert_ne!(got, 0, "flow {sport} left the leaver");
-                *moved_to.entry(got).or_insert(0) += 1;
-            } else {
-                assert_eq!(got, placed[&sport], "flow {sport} was not on the leaver");
-            }
-        }
         let on_leaver = placed.values().filter(|m| **m == 0).count() as u64;
-        assert_eq!(
-            event_deltas(&before, &flow_events(&lab.dp)),
-            BTreeMap::from([("hit", 64 - on_leaver), ("stale_member", on_leaver)])
-        );
+        let want = [("hit", 64 - on_leaver), ("stale_member", on_leaver)];
+        let moved_to = lab.events(&want, || {
+            let mut moved_to = BTreeMap::new();
+            for &sport in &sports {
+                let got = lab.via_xdp(sport);
+                if placed[&sport] == 0 {
+                    assert_ne!(got, 0, "flow {sport} left the leaver");
+                    *moved_to.entry(got).or_insert(0) += 1;
+                } else {
+                    assert_eq!(got, placed[&sport], "flow {sport} was not on the leaver");
+                }
+            }
+            moved_to
+        });
         assert!(
             moved_to.len() >= 2,
             "the leaver's {on_leaver} flows spread: {moved_to:?}"
@@ -1131,12 +979,7 @@ fn flow_table_rows_hit_miss_stale_member_and_idle() {
         // Idle past the timeout: picked anew.
         lab.dp.set_flow_idle_timeout(1).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(2100));
-        let before = flow_events(&lab.dp);
-        lab.via_tc(sports[1]);
-        assert_eq!(
-            event_deltas(&before, &flow_events(&lab.dp)),
-            BTreeMap::from([("idle", 1)])
-        );
+        lab.events(&[("idle", 1)], || lab.via_tc(sports[1]));
     });
 }
 
@@ -1147,13 +990,8 @@ fn flow_table_rows_hit_miss_stale_member_and_idle() {
 fn a_full_flow_table_evicts_the_least_recently_used_flow() {
     use aya::maps::{HashMap as BpfHashMap, Map, MapData};
     use steer_common::{FlowEntry, FlowKey, MAX_FLOWS};
-    require_root_and(&["ip"]);
-    let ns = Netns::new().unwrap();
-    let pin = PinDir::new("flows-lru");
-    ns.run(|| {
-        let ifindex = lab().unwrap();
-        let mut lab = FlowLab::open(&pin, ifindex);
-        lab.dp.apply(&routes()).unwrap();
+    with_dataplane("flows-lru", NATIVE, |dp, ifindex, pin| {
+        let mut lab = FlowLab { dp, ifindex };
         lab.members(&[0, 1, 2]);
         let pinned = MapData::from_pin(pin.0.join(steer_common::MAP_FLOWS)).unwrap();
         let mut flows: BpfHashMap<_, FlowKey, FlowEntry> =
@@ -1178,13 +1016,10 @@ fn a_full_flow_table_evicts_the_least_recently_used_flow() {
             "filled to {full} of {MAX_FLOWS}"
         );
 
-        let before = flow_events(&lab.dp);
-        let first = lab.via_tc(40000);
-        assert_eq!(lab.via_xdp(40000), first, "the new flow keeps its member");
-        assert_eq!(
-            event_deltas(&before, &flow_events(&lab.dp)),
-            BTreeMap::from([("hit", 1), ("new", 1)])
-        );
+        lab.events(&[("hit", 1), ("new", 1)], || {
+            let first = lab.via_tc(40000);
+            assert_eq!(lab.via_xdp(40000), first, "the new flow keeps its member");
+        });
         let entries = lab.dp.flow_entries().unwrap();
         assert!(entries.len() as u64 <= u64::from(MAX_FLOWS));
         assert!(

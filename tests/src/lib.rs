@@ -6,6 +6,9 @@
 //! what the daemons report. Everything a test creates (namespaces, daemons,
 //! temp dirs, bpffs pins) is removed when its owner is dropped, also on panic.
 //! `scripts/lab-cleanup.sh` removes what a killed test process left behind.
+//! Most route-server tests start from [`scenario::RouteServerLab`], which
+//! builds the usual LAN (server, appliances, hosts) and waits for every
+//! session.
 //!
 //! ```no_run
 //! use steer_tests::{AddPaths, Announce, BgpDaemon, Bird, BirdConfig, Gobgp, GobgpConfig, Lab, Neighbor};
@@ -52,6 +55,7 @@ pub mod process;
 pub mod rawpeer;
 pub mod route;
 pub mod rtmon;
+pub mod scenario;
 pub mod seed;
 pub mod shape;
 pub mod sockopt;

@@ -251,38 +251,74 @@ fn open_without_capabilities_matches_its_bytes_both_ways() {
     );
 }
 
+/// What decoding one OPEN must give.
+#[derive(Debug)]
+enum OpenOutcome {
+    /// Decoded, with exactly these capabilities.
+    Capabilities(Vec<Capability>),
+    /// Decoded.
+    Accepted,
+    /// Refused with this NOTIFICATION (code, subcode, data).
+    Refused(u8, u8, Vec<u8>),
+}
+
+/// Decodes each row's OPEN body (name, body, outcome) and fails naming
+/// every row whose outcome differs.
+fn open_table(rows: &[(&str, &str, OpenOutcome)]) {
+    let mut failures = Vec::new();
+    for (name, body, want) in rows {
+        let got = decode(
+            &message(MessageType::Open, &hex(body)),
+            &CodecConfig::default(),
+        );
+        let ok = match (&got, want) {
+            (Ok(Message::Open(o)), OpenOutcome::Capabilities(caps)) => &o.capabilities == caps,
+            (Ok(Message::Open(_)), OpenOutcome::Accepted) => true,
+            (Err(e), OpenOutcome::Refused(code, sub, data)) => {
+                notification(e) == (*code, *sub, data.clone())
+            }
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!(
+                "{name}\n    body {body}\n    got  {got:?}\n    want {want:?}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} OPEN cases failed:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn open_accepts_capabilities_spread_over_several_parameters() {
-    let bytes = full(
-        "0033 01  04 fde9 005a c0000201  16
+    open_table(&[(
+        "capabilities in two parameters",
+        "04 fde9 005a c0000201  16
          02 06 01 04 0001 00 01
          02 0c 02 00  41 04 0000fde9  46 00  06 00",
-    );
-    let Message::Open(open) = decode(&bytes, &CodecConfig::default()).unwrap() else {
-        panic!("not an OPEN");
-    };
-    assert_eq!(
-        open.capabilities,
-        vec![
+        OpenOutcome::Capabilities(vec![
             Capability::Multiprotocol(Family::IPV4_UNICAST),
             Capability::RouteRefresh,
             Capability::FourOctetAs(65001),
             Capability::EnhancedRouteRefresh,
             Capability::ExtendedMessage,
-        ]
-    );
+        ]),
+    )]);
 }
 
 #[test]
 fn open_accepts_rfc_9072_extended_optional_parameters() {
-    let bytes = full(
-        "0029 01  04 fde9 005a c0000201  ff ff 0009
+    open_table(&[(
+        "extended optional parameters (RFC 9072)",
+        "04 fde9 005a c0000201  ff ff 0009
          02 0006 41 04 0000fde9",
-    );
-    let Message::Open(open) = decode(&bytes, &CodecConfig::default()).unwrap() else {
-        panic!("not an OPEN");
-    };
-    assert_eq!(open.capabilities, vec![Capability::FourOctetAs(65001)]);
+        OpenOutcome::Capabilities(vec![Capability::FourOctetAs(65001)]),
+    )]);
 }
 
 #[test]
@@ -301,43 +337,78 @@ fn open_with_capabilities_over_253_octets_uses_rfc_9072_and_round_trips() {
 
 #[test]
 fn open_errors_carry_the_rfc_4271_notification() {
-    let base = "04 fde9 005a c0000201 00";
-    let cases = [
-        ("03 fde9 005a c0000201 00", (2, 1, vec![0, 4])),
-        ("05 fde9 005a c0000201 00", (2, 1, vec![0, 4])),
-        ("04 fde9 0001 c0000201 00", (2, 6, vec![])),
-        ("04 fde9 0002 c0000201 00", (2, 6, vec![])),
-        ("04 fde9 005a 00000000 00", (2, 3, vec![])),
-        ("04 fde9 005a c0000201 01", (2, 0, vec![])),
-        ("04 fde9 005a c0000201 04 01 02 0000", (2, 4, vec![])),
-    ];
-    for (body, expected) in cases {
-        let m = message(MessageType::Open, &hex(body));
-        let e = decode(&m, &CodecConfig::default()).unwrap_err();
-        assert_eq!(notification(&e), expected, "{body}");
-    }
-    for hold in ["0000", "0003"] {
-        let m = message(MessageType::Open, &hex(&base.replace("005a", hold)));
-        assert!(decode(&m, &CodecConfig::default()).is_ok(), "hold {hold}");
-    }
+    use OpenOutcome::{Accepted, Refused};
+    open_table(&[
+        (
+            "version 3",
+            "03 fde9 005a c0000201 00",
+            Refused(2, 1, vec![0, 4]),
+        ),
+        (
+            "version 5",
+            "05 fde9 005a c0000201 00",
+            Refused(2, 1, vec![0, 4]),
+        ),
+        (
+            "hold time 1",
+            "04 fde9 0001 c0000201 00",
+            Refused(2, 6, vec![]),
+        ),
+        (
+            "hold time 2",
+            "04 fde9 0002 c0000201 00",
+            Refused(2, 6, vec![]),
+        ),
+        (
+            "bgp identifier 0.0.0.0",
+            "04 fde9 005a 00000000 00",
+            Refused(2, 3, vec![]),
+        ),
+        (
+            "parameters length beyond the message",
+            "04 fde9 005a c0000201 01",
+            Refused(2, 0, vec![]),
+        ),
+        (
+            "unsupported optional parameter type 1",
+            "04 fde9 005a c0000201 04 01 02 0000",
+            Refused(2, 4, vec![]),
+        ),
+        ("hold time 0", "04 fde9 0000 c0000201 00", Accepted),
+        ("hold time 3", "04 fde9 0003 c0000201 00", Accepted),
+    ]);
 }
 
 #[test]
 fn open_with_a_malformed_capability_or_parameter_is_open_error_unspecific() {
-    for params in [
-        "04 02 04 4104",
-        "04 02 02 0100",
-        "03 02 05 00",
-        "02 02 05",
-        "ff ff 0005 02 0003 0200",
-    ] {
-        let m = message(
-            MessageType::Open,
-            &hex(&format!("04 fde9 005a c0000201 {params}")),
-        );
-        let e = decode(&m, &CodecConfig::default()).unwrap_err();
-        assert_eq!(notification(&e), (2, 0, vec![]), "{params}");
-    }
+    let unspecific = || OpenOutcome::Refused(2, 0, vec![]);
+    open_table(&[
+        (
+            "parameter of 4 octets holding 2",
+            "04 fde9 005a c0000201 04 02 04 4104",
+            unspecific(),
+        ),
+        (
+            "multiprotocol capability of 0 octets",
+            "04 fde9 005a c0000201 04 02 02 0100",
+            unspecific(),
+        ),
+        (
+            "parameter of 5 octets holding 1",
+            "04 fde9 005a c0000201 03 02 05 00",
+            unspecific(),
+        ),
+        (
+            "parameter of 5 octets holding none",
+            "04 fde9 005a c0000201 02 02 05",
+            unspecific(),
+        ),
+        (
+            "extended parameter of 3 octets holding 2",
+            "04 fde9 005a c0000201 ff ff 0005 02 0003 0200",
+            unspecific(),
+        ),
+    ]);
 }
 
 #[test]
