@@ -1,8 +1,10 @@
-//! The few `bpf(2)` commands aya does not expose the way the fast path needs
-//! them: XDP link create/update/detach with the link's own fd (to pin it and
-//! read which ifindex it is on), object pin/get, link info, and
-//! `BPF_MAP_LOOKUP_BATCH` (reading a large hash map in a few calls instead of
-//! two per entry).
+//! The few `bpf(2)` commands aya 0.14 has no API for: opening a pinned
+//! link with an fd of our own and reading its `bpf_link_info` including the
+//! XDP part (aya's `LinkInfo` has only the id and program id, and its
+//! `FdLink` lends no fd), `BPF_LINK_DETACH` (aya only closes its fd, which
+//! leaves a pinned link attached), and `BPF_MAP_LOOKUP_BATCH` (aya's maps
+//! iterate with two calls per entry; a batch reads a large hash map in a
+//! few calls). Linking, pinning, replacing and test runs go through aya.
 
 use std::ffi::CString;
 use std::io;
@@ -10,20 +12,11 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_LINK_UPDATE: libc::c_long = 29;
 const BPF_LINK_DETACH: libc::c_long = 34;
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-const BPF_XDP: u32 = 37;
 const BPF_LINK_TYPE_XDP: u32 = 6;
-
-/// `XDP_FLAGS_SKB_MODE`: generic XDP.
-pub const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
-/// `XDP_FLAGS_DRV_MODE`: native (driver) XDP.
-pub const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 
 /// `bpf(cmd, attr, sizeof attr)`.
 pub(super) fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
@@ -52,45 +45,6 @@ pub(super) fn fd_from(rc: libc::c_long) -> OwnedFd {
 fn c_path(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
-}
-
-/// Creates an XDP link of `prog` on `ifindex` (`flags`: one of the
-/// `XDP_FLAGS_*_MODE`).
-pub fn xdp_link_create(prog: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
-    #[repr(C)]
-    struct Attr {
-        prog_fd: u32,
-        target_ifindex: u32,
-        attach_type: u32,
-        flags: u32,
-        pad: [u64; 4],
-    }
-    let mut attr = Attr {
-        prog_fd: prog.as_raw_fd() as u32,
-        target_ifindex: ifindex,
-        attach_type: BPF_XDP,
-        flags,
-        pad: [0; 4],
-    };
-    bpf(BPF_LINK_CREATE, &mut attr).map(fd_from)
-}
-
-/// Atomically replaces the program of `link` with `prog`.
-pub fn link_update(link: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
-    #[repr(C)]
-    struct Attr {
-        link_fd: u32,
-        new_prog_fd: u32,
-        flags: u32,
-        old_prog_fd: u32,
-    }
-    let mut attr = Attr {
-        link_fd: link.as_raw_fd() as u32,
-        new_prog_fd: prog.as_raw_fd() as u32,
-        flags: 0,
-        old_prog_fd: 0,
-    };
-    bpf(BPF_LINK_UPDATE, &mut attr).map(drop)
 }
 
 /// Detaches `link` from its interface now, whoever else holds it open.
@@ -180,19 +134,6 @@ struct PinAttr {
     file_flags: u32,
     path_fd: i32,
     pad: u32,
-}
-
-/// Pins the BPF object `fd` at `path` on a bpffs.
-pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
-    let c = c_path(path)?;
-    let mut attr = PinAttr {
-        pathname: c.as_ptr() as u64,
-        bpf_fd: fd.as_raw_fd() as u32,
-        file_flags: 0,
-        path_fd: 0,
-        pad: 0,
-    };
-    bpf(BPF_OBJ_PIN, &mut attr).map(drop)
 }
 
 /// Opens the BPF object pinned at `path`.

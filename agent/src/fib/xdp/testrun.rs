@@ -12,23 +12,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use aya::programs::{TestRun, TestRunOptions, TestRunResult};
 
+use super::links::os_error;
 use super::{XdpDataplane, XdpError, sys};
-
-/// The OS error behind an aya error (so the message keeps the errno), or
-/// the aya error's own text.
-fn os_error(e: impl std::error::Error + 'static) -> io::Error {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(c) = cause {
-        if let Some(io) = c.downcast_ref::<io::Error>() {
-            return match io.raw_os_error() {
-                Some(errno) => io::Error::from_raw_os_error(errno),
-                None => io::Error::new(io.kind(), io.to_string()),
-            };
-        }
-        cause = c.source();
-    }
-    io::Error::other(e.to_string())
-}
 
 /// An XDP action as a program returned it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
