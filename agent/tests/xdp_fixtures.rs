@@ -11,7 +11,9 @@ mod xdp_support;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use steer::fib::xdp::testrun::{SkbMeta, TcAction, XdpAction};
+use std::os::fd::AsFd;
+
+use steer::fib::xdp::testrun::{self, SkbMeta, TcAction, XdpAction};
 use steer::fib::xdp::{
     DataplaneCounters, DataplaneMode, Hook, Reason, XdpConfig, XdpDataplane, XdpMode, XdpTarget,
 };
@@ -660,6 +662,22 @@ fn ecmp_keeps_each_flow_on_one_member_and_spreads_flows_over_all() {
 /// BPF_PROG_TEST_RUN's repeat runs the program on the same buffer, so each
 /// run sees the previous one's rewrite: from TTL 64, 63 runs forward and the
 /// remaining ones meet TTL 1.
+/// The benchmark's floor, the two-instruction program loaded and run
+/// without aya, returns its action and leaves the frame as it was.
+#[test]
+fn the_constant_program_returns_its_action_and_the_frame_unchanged() {
+    require_root_and(&["ip"]);
+    let ns = Netns::new().unwrap();
+    ns.run(|| {
+        let frame = V4::udp(VM_MAC, HOST_VM0_MAC, v4("10.1.1.10"), v4("203.0.113.5")).frame();
+        for action in [XdpAction::Pass, XdpAction::Drop, XdpAction::Tx] {
+            let prog = testrun::load_constant_program(action).unwrap();
+            let out = testrun::run(prog.as_fd(), &frame, steer_ifindex("lo"), 10).unwrap();
+            assert_eq!((out.action, &out.frame), (action, &frame), "{action:?}");
+        }
+    });
+}
+
 #[test]
 fn counters_split_repeated_runs_between_forwarded_and_ttl_expired() {
     require_root_and(&["ip", "bpftool"]);

@@ -8,6 +8,14 @@
 //! target dir (`target/ebpf`) so it never waits on the outer build's lock,
 //! with the outer cargo's `CARGO_*`/`RUSTC*` environment cleared (as
 //! aya-build does) so the stable toolchain's settings cannot leak in.
+//!
+//! Not aya-build itself (0.2): its `build_ebpf` builds a package of the
+//! calling workspace, and ebpf/xdp stays outside ours (its own lock, and a
+//! `no_std` crate for the bpf target only); it builds without
+//! `--locked` into a fresh target dir under each `OUT_DIR` (core rebuilt
+//! per profile); it works only inside a build script, while `cargo xtask
+//! build-ebpf` uses this file too; and it would add anyhow, cargo_metadata,
+//! rustc_version and which to the agent's build dependencies.
 
 use std::ffi::OsString;
 use std::fmt;

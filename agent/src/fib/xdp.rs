@@ -38,6 +38,7 @@ mod pin_dir;
 pub mod redirect_targets;
 mod sys;
 pub mod tc_links;
+#[cfg(feature = "testing")]
 pub mod testrun;
 
 use std::collections::HashMap;
@@ -226,6 +227,7 @@ pub enum XdpError {
     #[error("aya-log: {0}")]
     Log(aya_log::Error),
     /// `BPF_PROG_TEST_RUN` failed.
+    #[cfg(feature = "testing")]
     #[error("BPF_PROG_TEST_RUN: {0}")]
     TestRun(io::Error),
 }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use aya::programs::SchedClassifier;
-use steer_common::{Hook, TC_PROGRAM_NAME};
+use aya::programs::{SchedClassifier, Xdp};
+use steer_common::{Hook, PROGRAM_NAME, TC_PROGRAM_NAME};
 
 use super::hooks::{Hooks, InterfaceKind, XdpMode};
 use super::tc_links::{self, TcAttach, TcLink};
@@ -123,17 +123,14 @@ impl XdpDataplane {
                 now.tc.insert(iface.clone(), link);
             }
         }
-        let xdp_prog = self
-            .program()?
-            .fd()?
-            .try_clone()
-            .map_err(|cause| XdpError::Io {
-                path: self.pin_dir.clone(),
-                cause,
-            })?;
+        let xdp_prog: &mut Xdp = self
+            .ebpf
+            .program_mut(PROGRAM_NAME)
+            .ok_or(XdpError::MissingProgram(PROGRAM_NAME))?
+            .try_into()?;
         for (iface, (_, hooks)) in &plan {
             if let Some(mode) = hooks.xdp {
-                let link = links::attach(xdp_prog.as_fd(), &self.pin_dir, iface, mode)?;
+                let link = links::attach(xdp_prog, &self.pin_dir, iface, mode)?;
                 now.xdp.insert(iface.clone(), link);
             }
         }

@@ -1,8 +1,10 @@
-//! The few `bpf(2)` commands aya does not expose the way the fast path needs
-//! them: XDP link create/update/detach with the link's own fd (to pin it and
-//! read which ifindex it is on), object pin/get, link info,
-//! `BPF_PROG_TEST_RUN`, and `BPF_MAP_LOOKUP_BATCH` (reading a large hash map
-//! in a few calls instead of two per entry).
+//! The few `bpf(2)` commands aya 0.14 has no API for: opening a pinned
+//! link with an fd of our own and reading its `bpf_link_info` including the
+//! XDP part (aya's `LinkInfo` has only the id and program id, and its
+//! `FdLink` lends no fd), `BPF_LINK_DETACH` (aya only closes its fd, which
+//! leaves a pinned link attached), and `BPF_MAP_LOOKUP_BATCH` (aya's maps
+//! iterate with two calls per entry; a batch reads a large hash map in a
+//! few calls). Linking, pinning, replacing and test runs go through aya.
 
 use std::ffi::CString;
 use std::io;
@@ -10,26 +12,14 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
-const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_LINK_UPDATE: libc::c_long = 29;
 const BPF_LINK_DETACH: libc::c_long = 34;
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-const BPF_XDP: u32 = 37;
 const BPF_LINK_TYPE_XDP: u32 = 6;
 
-/// `XDP_FLAGS_SKB_MODE`: generic XDP.
-pub const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
-/// `XDP_FLAGS_DRV_MODE`: native (driver) XDP.
-pub const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
-/// `BPF_F_TEST_XDP_LIVE_FRAMES`: run on live frames (redirects and passes
-/// really happen).
-pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
-
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+/// `bpf(cmd, attr, sizeof attr)`.
+pub(super) fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     // SAFETY: `attr` is a valid, initialised attribute struct of the size passed.
     let rc = unsafe {
         libc::syscall(
@@ -46,7 +36,8 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     }
 }
 
-fn fd_from(rc: libc::c_long) -> OwnedFd {
+/// The new fd a `bpf(2)` command returned.
+pub(super) fn fd_from(rc: libc::c_long) -> OwnedFd {
     // SAFETY: the kernel returned a new file descriptor that we now own.
     unsafe { OwnedFd::from_raw_fd(rc as i32) }
 }
@@ -54,45 +45,6 @@ fn fd_from(rc: libc::c_long) -> OwnedFd {
 fn c_path(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
-}
-
-/// Creates an XDP link of `prog` on `ifindex` (`flags`: one of the
-/// `XDP_FLAGS_*_MODE`).
-pub fn xdp_link_create(prog: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
-    #[repr(C)]
-    struct Attr {
-        prog_fd: u32,
-        target_ifindex: u32,
-        attach_type: u32,
-        flags: u32,
-        pad: [u64; 4],
-    }
-    let mut attr = Attr {
-        prog_fd: prog.as_raw_fd() as u32,
-        target_ifindex: ifindex,
-        attach_type: BPF_XDP,
-        flags,
-        pad: [0; 4],
-    };
-    bpf(BPF_LINK_CREATE, &mut attr).map(fd_from)
-}
-
-/// Atomically replaces the program of `link` with `prog`.
-pub fn link_update(link: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
-    #[repr(C)]
-    struct Attr {
-        link_fd: u32,
-        new_prog_fd: u32,
-        flags: u32,
-        old_prog_fd: u32,
-    }
-    let mut attr = Attr {
-        link_fd: link.as_raw_fd() as u32,
-        new_prog_fd: prog.as_raw_fd() as u32,
-        flags: 0,
-        old_prog_fd: 0,
-    };
-    bpf(BPF_LINK_UPDATE, &mut attr).map(drop)
 }
 
 /// Detaches `link` from its interface now, whoever else holds it open.
@@ -184,19 +136,6 @@ struct PinAttr {
     pad: u32,
 }
 
-/// Pins the BPF object `fd` at `path` on a bpffs.
-pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
-    let c = c_path(path)?;
-    let mut attr = PinAttr {
-        pathname: c.as_ptr() as u64,
-        bpf_fd: fd.as_raw_fd() as u32,
-        file_flags: 0,
-        path_fd: 0,
-        pad: 0,
-    };
-    bpf(BPF_OBJ_PIN, &mut attr).map(drop)
-}
-
 /// Opens the BPF object pinned at `path`.
 pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
     let c = c_path(path)?;
@@ -262,99 +201,5 @@ pub fn xdp_link_info(fd: BorrowedFd<'_>) -> io::Result<XdpLinkInfo> {
         id: info.id,
         prog_id: info.prog_id,
         ifindex: info.ifindex,
-    })
-}
-
-/// The `struct xdp_md` context passed to `BPF_PROG_TEST_RUN`.
-#[repr(C)]
-#[derive(Default)]
-struct XdpMd {
-    data: u32,
-    data_end: u32,
-    data_meta: u32,
-    ingress_ifindex: u32,
-    rx_queue_index: u32,
-    egress_ifindex: u32,
-}
-
-/// Inputs of one `BPF_PROG_TEST_RUN` of an XDP program.
-pub struct TestRunArgs<'a> {
-    /// The frame.
-    pub data: &'a [u8],
-    /// Where the (possibly rewritten) frame goes; `None` in live mode.
-    pub out: Option<&'a mut [u8]>,
-    /// The ingress ifindex the program sees (must exist in this netns).
-    pub ingress_ifindex: u32,
-    /// Runs (the kernel reports the mean duration).
-    pub repeat: u32,
-    /// `BPF_F_TEST_XDP_LIVE_FRAMES` or 0.
-    pub flags: u32,
-    /// Frames per batch in live mode (0: the kernel's default).
-    pub batch_size: u32,
-}
-
-/// Outputs of one `BPF_PROG_TEST_RUN`.
-pub struct TestRunResult {
-    /// The program's return value (the XDP action).
-    pub retval: u32,
-    /// Bytes written to `out`.
-    pub data_size_out: u32,
-    /// Mean nanoseconds per run.
-    pub duration_ns: u32,
-}
-
-/// Runs `prog` on a frame without attaching it.
-pub fn prog_test_run(prog: BorrowedFd<'_>, args: TestRunArgs<'_>) -> io::Result<TestRunResult> {
-    #[repr(C)]
-    struct Attr {
-        prog_fd: u32,
-        retval: u32,
-        data_size_in: u32,
-        data_size_out: u32,
-        data_in: u64,
-        data_out: u64,
-        repeat: u32,
-        duration: u32,
-        ctx_size_in: u32,
-        ctx_size_out: u32,
-        ctx_in: u64,
-        ctx_out: u64,
-        flags: u32,
-        cpu: u32,
-        batch_size: u32,
-        pad: u32,
-    }
-    let mut ctx = XdpMd {
-        data_end: args.data.len() as u32,
-        ingress_ifindex: args.ingress_ifindex,
-        ..XdpMd::default()
-    };
-    let (out_ptr, out_len) = match args.out {
-        Some(out) => (out.as_mut_ptr() as u64, out.len() as u32),
-        None => (0, 0),
-    };
-    let mut attr = Attr {
-        prog_fd: prog.as_raw_fd() as u32,
-        retval: 0,
-        data_size_in: args.data.len() as u32,
-        data_size_out: out_len,
-        data_in: args.data.as_ptr() as u64,
-        data_out: out_ptr,
-        repeat: args.repeat,
-        duration: 0,
-        ctx_size_in: std::mem::size_of::<XdpMd>() as u32,
-        ctx_size_out: 0,
-        ctx_in: &mut ctx as *mut XdpMd as u64,
-        ctx_out: 0,
-        flags: args.flags,
-        cpu: 0,
-        batch_size: args.batch_size,
-        pad: 0,
-    };
-    bpf(BPF_PROG_TEST_RUN, &mut attr)?;
-    Ok(TestRunResult {
-        retval: attr.retval,
-        data_size_out: attr.data_size_out,
-        duration_ns: attr.duration,
     })
 }

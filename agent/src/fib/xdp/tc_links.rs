@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use aya::programs::links::{FdLink, LinkError, PinnedLink};
 use aya::programs::tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcHandle};
-use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType};
+use aya::programs::{LinkOrder, SchedClassifier, TcAttachType};
 use steer_common::TC_PROGRAM_NAME;
 
 use super::XdpError;
-use super::links::{LINKS, ifindex, remove};
+use super::links::{LINKS, ifindex, is_errno, link_err, remove};
 
 /// How the TC program is attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -58,23 +58,6 @@ pub struct TcLink {
 /// Where the tcx link (or the clsact marker) of `iface` lives.
 pub fn link_path(pin_dir: &Path, how: TcAttach, iface: &str) -> PathBuf {
     pin_dir.join(LINKS).join(how.name()).join(iface)
-}
-
-fn link_err<E: std::fmt::Display>(path: &Path, op: &'static str) -> impl FnOnce(E) -> XdpError {
-    let path = path.to_path_buf();
-    move |e| XdpError::Link {
-        path,
-        op,
-        cause: io::Error::other(e.to_string()),
-    }
-}
-
-fn is_errno(e: &ProgramError, errnos: &[i32]) -> bool {
-    let io = match e {
-        ProgramError::SyscallError(s) => &s.io_error,
-        _ => return false,
-    };
-    io.raw_os_error().is_some_and(|n| errnos.contains(&n))
 }
 
 /// Puts `prog` on the ingress of `iface`: swaps it into the pinned tcx link
@@ -142,11 +125,7 @@ fn attach_tcx(
             path: dir.to_path_buf(),
             cause,
         })?;
-        let pinned = link.pin(&path).map_err(|e| XdpError::Link {
-            path: path.clone(),
-            op: "BPF_OBJ_PIN",
-            cause: io::Error::other(e.to_string()),
-        })?;
+        let pinned = link.pin(&path).map_err(link_err(&path, "BPF_OBJ_PIN"))?;
         FdLink::from(pinned)
     } else {
         link

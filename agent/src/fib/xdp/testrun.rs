@@ -1,19 +1,19 @@
 //! Running the programs on packets without attaching them
-//! (`BPF_PROG_TEST_RUN`), for the fixtures and the benchmark: the XDP
-//! program once with the rewritten frame back, or on live frames (redirects
-//! and passes really happen) for a cost per packet; the TC program (through
-//! aya) on an skb built from a frame and the `__sk_buff` fields a test may
-//! set (ingress ifindex, GSO size and segments). Also a two-instruction XDP
-//! program that just returns an action, as the baseline and as a
-//! NAPI-giving sink on veths.
+//! (`BPF_PROG_TEST_RUN`), for the fixtures and the benchmark (cargo feature
+//! `testing`): the XDP program on a frame with the rewritten frame back, the
+//! TC program on an skb built from a frame and the `__sk_buff` fields a test
+//! may set (ingress ifindex, GSO size and segments), both through aya's
+//! `TestRun`. Also a two-instruction XDP program that just returns an
+//! action, the benchmark's baseline: aya loads programs only from an ELF
+//! object, so that one is loaded and run with [`super::sys::bpf`].
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
-use aya::programs::{TestRun, TestRunOptions};
+use aya::programs::{TestRun, TestRunOptions, TestRunResult};
 
-use super::sys::{self, BPF_F_TEST_XDP_LIVE_FRAMES, TestRunArgs};
-use super::{XdpDataplane, XdpError, XdpMode};
+use super::links::os_error;
+use super::{XdpDataplane, XdpError, sys};
 
 /// An XDP action as a program returned it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,55 +69,64 @@ pub struct TestRunOutput {
     pub duration_ns: u32,
 }
 
+/// The `struct xdp_md` a test run of an XDP program starts from: the frame
+/// as received on `ingress_ifindex`.
+fn xdp_md(frame_len: usize, ingress_ifindex: u32) -> [u8; 24] {
+    let mut md = [0u8; 24];
+    for (off, v) in [(4, frame_len as u32), (12, ingress_ifindex)] {
+        md[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    md
+}
+
 /// Runs `prog` `repeat` times on `frame` as if received on `ingress_ifindex`
-/// (which must exist in the caller's network namespace).
+/// (which must exist in the caller's network namespace), for a program aya
+/// did not load ([`load_constant_program`]).
 pub fn run(
     prog: BorrowedFd<'_>,
     frame: &[u8],
     ingress_ifindex: u32,
     repeat: u32,
 ) -> io::Result<TestRunOutput> {
+    #[repr(C)]
+    struct Attr {
+        prog_fd: u32,
+        retval: u32,
+        data_size_in: u32,
+        data_size_out: u32,
+        data_in: u64,
+        data_out: u64,
+        repeat: u32,
+        duration: u32,
+        ctx_size_in: u32,
+        ctx_size_out: u32,
+        ctx_in: u64,
+        ctx_out: u64,
+    }
+    const BPF_PROG_TEST_RUN: libc::c_long = 10;
     let mut out = vec![0u8; frame.len() + 256];
-    let r = sys::prog_test_run(
-        prog,
-        TestRunArgs {
-            data: frame,
-            out: Some(&mut out),
-            ingress_ifindex,
-            repeat,
-            flags: 0,
-            batch_size: 0,
-        },
-    )?;
-    out.truncate(r.data_size_out as usize);
+    let ctx = xdp_md(frame.len(), ingress_ifindex);
+    let mut attr = Attr {
+        prog_fd: prog.as_raw_fd() as u32,
+        retval: 0,
+        data_size_in: frame.len() as u32,
+        data_size_out: out.len() as u32,
+        data_in: frame.as_ptr() as u64,
+        data_out: out.as_mut_ptr() as u64,
+        repeat,
+        duration: 0,
+        ctx_size_in: ctx.len() as u32,
+        ctx_size_out: 0,
+        ctx_in: ctx.as_ptr() as u64,
+        ctx_out: 0,
+    };
+    sys::bpf(BPF_PROG_TEST_RUN, &mut attr)?;
+    out.truncate(attr.data_size_out as usize);
     Ok(TestRunOutput {
-        action: XdpAction::from_raw(r.retval),
+        action: XdpAction::from_raw(attr.retval),
         frame: out,
-        duration_ns: r.duration_ns,
+        duration_ns: attr.duration,
     })
-}
-
-/// Runs `prog` on `repeat` live copies of `frame` received on
-/// `ingress_ifindex`: redirected frames are transmitted, passed frames go up
-/// the kernel stack. Returns the mean nanoseconds per frame, end to end.
-pub fn run_live(
-    prog: BorrowedFd<'_>,
-    frame: &[u8],
-    ingress_ifindex: u32,
-    repeat: u32,
-) -> io::Result<u32> {
-    let r = sys::prog_test_run(
-        prog,
-        TestRunArgs {
-            data: frame,
-            out: None,
-            ingress_ifindex,
-            repeat,
-            flags: BPF_F_TEST_XDP_LIVE_FRAMES,
-            batch_size: 0,
-        },
-    )?;
-    Ok(r.duration_ns)
 }
 
 /// Loads a program that only returns `action` (`r0 = action; exit`).
@@ -158,26 +167,7 @@ pub fn load_constant_program(action: XdpAction) -> io::Result<OwnedFd> {
         prog_ifindex: 0,
         expected_attach_type: 37,
     };
-    // SAFETY: a valid BPF_PROG_LOAD attribute of the size passed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_LOAD,
-            &mut attr as *mut Attr,
-            std::mem::size_of::<Attr>() as libc::c_uint,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a new fd that we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) })
-}
-
-/// Attaches `prog` to `ifindex` through an unpinned link: it stays only
-/// while the returned fd is open.
-pub fn attach_unpinned(prog: BorrowedFd<'_>, ifindex: u32, mode: XdpMode) -> io::Result<OwnedFd> {
-    sys::xdp_link_create(prog, ifindex, mode.flags())
+    sys::bpf(BPF_PROG_LOAD, &mut attr).map(sys::fd_from)
 }
 
 impl XdpDataplane {
@@ -194,20 +184,39 @@ impl XdpDataplane {
         ingress_ifindex: u32,
         repeat: u32,
     ) -> Result<TestRunOutput, XdpError> {
-        let prog = self.program()?.fd()?;
-        run(prog.as_fd(), frame, ingress_ifindex, repeat).map_err(XdpError::TestRun)
+        let ctx = xdp_md(frame.len(), ingress_ifindex);
+        let (r, frame) = run_aya(self.program()?, frame, &ctx, repeat)?;
+        Ok(TestRunOutput {
+            action: XdpAction::from_raw(r.return_value),
+            frame,
+            duration_ns: r.duration.as_nanos() as u32,
+        })
     }
+}
 
-    /// [`run_live`] with the loaded program.
-    pub fn test_run_live(
-        &self,
-        frame: &[u8],
-        ingress_ifindex: u32,
-        repeat: u32,
-    ) -> Result<u32, XdpError> {
-        let prog = self.program()?.fd()?;
-        run_live(prog.as_fd(), frame, ingress_ifindex, repeat).map_err(XdpError::TestRun)
-    }
+/// Runs `prog` `repeat` times on `frame` with the context `ctx`; returns
+/// what the kernel said and the packet after the program.
+fn run_aya<P>(
+    prog: &P,
+    frame: &[u8],
+    ctx: &[u8],
+    repeat: u32,
+) -> Result<(TestRunResult, Vec<u8>), XdpError>
+where
+    P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = TestRunResult>,
+{
+    let mut out = vec![0u8; frame.len() + 256];
+    let r = prog
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ctx_in: Some(ctx),
+            repeat,
+            ..TestRunOptions::default()
+        })
+        .map_err(|e| XdpError::TestRun(os_error(e)))?;
+    out.truncate(r.data_size_out as usize);
+    Ok((r, out))
 }
 
 /// A TC action as a program returned it.
@@ -283,21 +292,10 @@ impl XdpDataplane {
     /// Ethernet header makes it `PACKET_HOST` or not for the device in
     /// `meta`) and returns its action and the packet out.
     pub fn tc_test_run(&self, frame: &[u8], meta: SkbMeta) -> Result<TcTestRunOutput, XdpError> {
-        let mut out = vec![0u8; frame.len() + 256];
-        let ctx = meta.bytes();
-        let r = self
-            .tc_program()?
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                ctx_in: Some(&ctx),
-                ..TestRunOptions::default()
-            })
-            .map_err(|e| XdpError::TestRun(io::Error::other(e.to_string())))?;
-        out.truncate(r.data_size_out as usize);
+        let (r, frame) = run_aya(self.tc_program()?, frame, &meta.bytes(), 1)?;
         Ok(TcTestRunOutput {
             action: TcAction::from_raw(r.return_value),
-            frame: out,
+            frame,
         })
     }
 }
