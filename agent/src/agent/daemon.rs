@@ -323,6 +323,7 @@ impl Agent {
                 password: cfg.password.clone(),
                 ttl_security: cfg.ttl_security,
             },
+            backlog: None,
         };
         let handle = session::spawn(spec, self.events.clone(), None, status.clone());
         if i >= self.rib.server_count() {

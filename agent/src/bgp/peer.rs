@@ -129,3 +129,97 @@ pub struct PeerMsg {
     /// What happened.
     pub event: SessionEvent,
 }
+
+/// Paths the sessions of a daemon have handed to its owner and the owner
+/// has not applied yet. Sessions stop reading their sockets while it is
+/// over its limit, so a burst from many peers waits in their TCP windows
+/// (as BIRD's reads do behind its event loop) instead of as decoded UPDATEs
+/// in memory.
+#[derive(Debug)]
+pub struct Backlog {
+    paths: std::sync::atomic::AtomicUsize,
+    limit: usize,
+    resumed: tokio::sync::Notify,
+}
+
+impl Backlog {
+    /// A backlog that pauses reading above `limit` paths.
+    pub fn new(limit: usize) -> std::sync::Arc<Backlog> {
+        std::sync::Arc::new(Backlog {
+            paths: std::sync::atomic::AtomicUsize::new(0),
+            limit,
+            resumed: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// `n` more paths are on their way to the owner.
+    pub fn add(&self, n: usize) {
+        self.paths
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The owner applied `n` paths.
+    pub fn done(&self, n: usize) {
+        let before = self
+            .paths
+            .fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+        if before > self.limit && before - n <= self.limit {
+            self.resumed.notify_waiters();
+        }
+    }
+
+    /// True while sessions should not read.
+    pub fn over(&self) -> bool {
+        self.paths.load(std::sync::atomic::Ordering::Relaxed) > self.limit
+    }
+
+    /// Returns once the backlog is at or below its limit.
+    pub async fn wait(&self) {
+        loop {
+            let resumed = self.resumed.notified();
+            if !self.over() {
+                return;
+            }
+            resumed.await;
+        }
+    }
+}
+
+/// Paths (announced and withdrawn) in a session event, as the backlog
+/// counts them.
+pub fn event_paths(e: &SessionEvent) -> usize {
+    match e {
+        SessionEvent::Routes(b) => b.iter().map(|b| b.announce.len() + b.withdraw.len()).sum(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_backlog_pauses_above_its_limit_and_wakes_waiters_once_below() {
+        let b = Backlog::new(10);
+        b.add(10);
+        assert!(!b.over(), "at the limit, reading goes on");
+        b.add(5);
+        assert!(b.over());
+        let waiter = {
+            let b = b.clone();
+            tokio::spawn(async move { b.wait().await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        b.done(3);
+        tokio::task::yield_now().await;
+        assert!(b.over() && !waiter.is_finished(), "12 is still over 10");
+        b.done(2);
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+        assert!(!b.over());
+        b.wait().await;
+    }
+}

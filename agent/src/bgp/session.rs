@@ -12,7 +12,9 @@ use super::fsm::{Fsm, FsmConfig, Input, Output, State, Timer};
 use super::iana::{CeaseSubcode, ErrorCode, MessageType};
 use super::message::{CodecConfig, Message, decode, frame_len};
 use super::negotiate::Negotiated;
-use super::peer::{Established, Outbound, PeerId, PeerMsg, SessionCommand, SessionEvent};
+use super::peer::{
+    Backlog, Established, Outbound, PeerId, PeerMsg, SessionCommand, SessionEvent, event_paths,
+};
 use super::routes::{IngestContext, RouteBatch, ingest};
 use super::sendq::SendQueue;
 use super::sockopt;
@@ -49,6 +51,9 @@ pub struct SessionSpec {
     pub send: SendLimits,
     /// TCP-MD5 and GTSM.
     pub security: Security,
+    /// The owner's backlog of unapplied paths: reading pauses while it is
+    /// over its limit (none: read freely).
+    pub backlog: Option<Arc<Backlog>>,
 }
 
 /// How a session's connections are protected. Outgoing connections get
@@ -343,6 +348,8 @@ impl Driver {
             .flatten()
             .min();
             let collision_conn = self.collision.as_mut().map(|s| &mut s.conn);
+            let backlog = self.spec.backlog.clone();
+            let paused = backlog.as_ref().is_some_and(|b| b.over());
             tokio::select! {
                 cmd = self.cmds.recv() => {
                     match cmd {
@@ -354,7 +361,10 @@ impl Driver {
                     self.connecting = None;
                     self.on_connect(r);
                 }
-                ev = conn_event(Some(&mut self.primary.conn)) => self.on_conn_event(Which::Primary, ev),
+                ev = conn_event(Some(&mut self.primary.conn)), if !paused => {
+                    self.on_conn_event(Which::Primary, ev)
+                }
+                () = async { if let Some(b) = &backlog { b.wait().await } }, if paused => {}
                 ev = conn_event(collision_conn) => self.on_conn_event(Which::Collision, ev),
                 () = sleep_until(deadline) => self.fire_timers(),
             }
@@ -836,6 +846,9 @@ impl Driver {
     }
 
     fn emit(&mut self, event: SessionEvent) {
+        if let Some(b) = &self.spec.backlog {
+            b.add(event_paths(&event));
+        }
         let _ = self.events.send(PeerMsg {
             peer: self.spec.id,
             epoch: self.epoch,

@@ -12,7 +12,7 @@ use crate::bfd::driver::Event as BfdEvent;
 use crate::bgp::capability::{AddPathFamily, Capability, GracefulRestart};
 use crate::bgp::fsm::{Backoff, FsmConfig};
 use crate::bgp::nlri::Family;
-use crate::bgp::peer::{PeerId, PeerMsg, SessionCommand};
+use crate::bgp::peer::{Backlog, PeerId, PeerMsg, SessionCommand, event_paths};
 use crate::bgp::session::{self, Security, SendLimits, SessionSpec};
 use crate::bgp::sockopt;
 use crate::config::{ConfigFile, ServerConfig};
@@ -35,6 +35,10 @@ use tracing::{error, info, warn};
 /// How long one main-loop pass may take in events before deciding and
 /// sending: bounds latency while letting bursts coalesce.
 const BATCH_BUDGET: Duration = Duration::from_millis(50);
+
+/// Decoded paths that may wait for the main task before the sessions stop
+/// reading their sockets (about 100 bytes each while they wait).
+const BACKLOG_PATHS: usize = 128 * 1024;
 
 /// The capabilities a route server offers one kind of peer. Graceful
 /// restart lists both families with forwarding preserved: what a route
@@ -187,6 +191,7 @@ fn reprotect(
 
 struct Daemon {
     rs: RouteServer,
+    backlog: Arc<Backlog>,
     events: mpsc::UnboundedSender<PeerMsg>,
     tasks: Vec<JoinHandle<()>>,
     config_path: PathBuf,
@@ -272,6 +277,7 @@ impl Daemon {
             bind: self.bind_for(p.addr),
             send,
             security,
+            backlog: Some(self.backlog.clone()),
         };
         let h = session::spawn(spec, self.events.clone(), incoming, p.status.clone());
         if let Some(p) = self.rs.peer_mut(id) {
@@ -456,6 +462,7 @@ pub async fn run(
 
     let mut d = Daemon {
         rs: RouteServer::new(cfg.clone()),
+        backlog: Backlog::new(BACKLOG_PATHS),
         events: events_tx,
         tasks: Vec::new(),
         config_path,
@@ -509,7 +516,9 @@ pub async fn run(
                 loop {
                     let now = Instant::now();
                     for m in buf.drain(..) {
+                        let paths = event_paths(&m.event);
                         d.rs.handle(m, now);
+                        d.backlog.done(paths);
                     }
                     if start.elapsed() > BATCH_BUDGET {
                         break;

@@ -121,6 +121,7 @@ pub async fn start_with(
         bind: None,
         send,
         security: Default::default(),
+        backlog: None,
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let h = session::spawn(spec, tx, None, Arc::new(PeerStatus::default()));
