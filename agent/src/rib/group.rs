@@ -70,6 +70,9 @@ pub struct UpdateGroup {
     pub key: GroupKey,
     /// Its members.
     pub members: Vec<Member>,
+    /// Each member's place in `members`: joining and leaving cost the same
+    /// with ten members or ten thousand.
+    places: FxHashMap<PeerId, usize>,
     advertised: usize,
     /// UPDATE messages encoded for this group (not multiplied by members).
     pub messages_encoded: u64,
@@ -187,6 +190,7 @@ impl UpdateGroup {
         UpdateGroup {
             key,
             members: Vec::new(),
+            places: FxHashMap::default(),
             advertised,
             messages_encoded: 0,
         }
@@ -220,13 +224,23 @@ impl UpdateGroup {
     pub fn join(&mut self, m: Member, table: &Table, ctx: &ExportContext) {
         let enc = self.dump(table, ctx, &self.key.families.clone());
         m.out.send(Bytes::from(enc.bytes), enc.messages);
-        self.members.retain(|x| x.peer != m.peer);
-        self.members.push(m);
+        match self.places.get(&m.peer) {
+            Some(&i) => self.members[i] = m,
+            None => {
+                self.places.insert(m.peer, self.members.len());
+                self.members.push(m);
+            }
+        }
     }
 
     /// Remove a member; true when the group is now empty.
     pub fn leave(&mut self, peer: PeerId) -> bool {
-        self.members.retain(|m| m.peer != peer);
+        if let Some(i) = self.places.remove(&peer) {
+            self.members.swap_remove(i);
+            if let Some(moved) = self.members.get(i) {
+                self.places.insert(moved.peer, i);
+            }
+        }
         self.members.is_empty()
     }
 

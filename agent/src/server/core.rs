@@ -36,6 +36,8 @@ use crate::rib::group::{Changes, Member, UpdateGroup, refresh};
 use crate::rib::table::{CountChange, Path, Rejection, Source, SourceKind, Table};
 use bytes::Bytes;
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -168,6 +170,17 @@ pub struct RouteServer {
     pub(super) last_flush: Option<Instant>,
     pub(super) flush_wanted: Option<Instant>,
     pub(super) cpus: usize,
+    /// Appliances and hosts by address, so a connection or an event never
+    /// scans every peer.
+    pub(super) appliance_addrs: FxHashMap<IpAddr, PeerId>,
+    pub(super) host_addrs: FxHashMap<IpAddr, PeerId>,
+    /// Graceful-restart deadlines, earliest first; an entry whose peer no
+    /// longer restarts with that deadline is dropped when it comes up.
+    pub(super) restart_deadlines: BinaryHeap<Reverse<(Instant, PeerId)>>,
+    /// Hosts whose session went away (or never came): forgotten by a
+    /// later [`RouteServer::tick`] once nothing is left of them (no session
+    /// task, no paths, no restart).
+    pub(super) departing: Vec<PeerId>,
 }
 
 impl RouteServer {
@@ -203,6 +216,10 @@ impl RouteServer {
             last_flush: None,
             flush_wanted: None,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_SHARDS)),
+            appliance_addrs: FxHashMap::default(),
+            host_addrs: FxHashMap::default(),
+            restart_deadlines: BinaryHeap::new(),
+            departing: Vec::new(),
         };
         rs.originate(&cfg.vnet_prefixes);
         for p in &cfg.peers {
@@ -242,6 +259,7 @@ impl RouteServer {
         );
         e.graceful_restart = p.graceful_restart;
         self.peers.insert(id, e);
+        self.appliance_addrs.insert(p.address, id);
         id
     }
 
@@ -335,7 +353,20 @@ impl RouteServer {
         self.detach(id);
         self.table.remove_peer_where(id, |_, _| true);
         self.resync_claims(id);
-        self.peers.remove(&id);
+        self.forget(id);
+    }
+
+    /// Drops a peer's entry and its address index.
+    fn forget(&mut self, id: PeerId) {
+        if let Some(p) = self.peers.remove(&id) {
+            let index = match p.kind {
+                SourceKind::Host => &mut self.host_addrs,
+                _ => &mut self.appliance_addrs,
+            };
+            if index.get(&p.addr) == Some(&id) {
+                index.remove(&p.addr);
+            }
+        }
     }
 
     /// Judges every learned path again by the prefix rules of import
@@ -427,21 +458,14 @@ impl RouteServer {
 
     /// The configured appliance with this address.
     pub fn appliance_by_addr(&self, addr: IpAddr) -> Option<PeerId> {
-        self.peers
-            .values()
-            .find(|p| p.kind == SourceKind::Appliance && p.addr == addr)
-            .map(|p| p.id)
+        self.appliance_addrs.get(&addr).copied()
     }
 
     /// The host entry for this address, created when the address lies in
     /// `[hosts] ranges` (dynamic neighbours). `None`: refuse the connection.
     pub fn host_for(&mut self, addr: IpAddr) -> Option<PeerId> {
-        if let Some(p) = self
-            .peers
-            .values()
-            .find(|p| p.kind == SourceKind::Host && p.addr == addr)
-        {
-            return Some(p.id);
+        if let Some(id) = self.host_addrs.get(&addr) {
+            return Some(*id);
         }
         if !self.cfg.hosts.ranges.iter().any(|r| r.contains_addr(addr)) {
             return None;
@@ -458,6 +482,8 @@ impl RouteServer {
         );
         e.graceful_restart = self.cfg.hosts.graceful_restart;
         self.peers.insert(id, e);
+        self.host_addrs.insert(addr, id);
+        self.departing.push(id);
         Some(id)
     }
 
@@ -829,6 +855,13 @@ impl RouteServer {
         let Some(live) = self.peers.get_mut(&id).and_then(|p| p.live.take()) else {
             return;
         };
+        if self
+            .peers
+            .get(&id)
+            .is_some_and(|p| p.kind == SourceKind::Host)
+        {
+            self.departing.push(id);
+        }
         if let Some(i) = self.groups.iter().position(|(g, _)| *g == live.group)
             && self.groups[i].1.leave(id)
         {
@@ -920,10 +953,9 @@ impl RouteServer {
                 peer = %peer.name,
                 "session down ({reason}): graceful restart, keeping {n} paths as stale for {gr_time}s"
             );
-            peer.restarting = Some(Restarting {
-                deadline: now + Duration::from_secs(u64::from(gr_time)),
-                families,
-            });
+            let deadline = now + Duration::from_secs(u64::from(gr_time));
+            peer.restarting = Some(Restarting { deadline, families });
+            self.restart_deadlines.push(Reverse((deadline, id)));
         }
         self.resync_claims(id);
     }
@@ -981,15 +1013,24 @@ impl RouteServer {
         }
     }
 
-    /// Expire graceful-restart state and forget departed hosts.
+    /// Expire graceful-restart state and forget departed hosts. Looks only
+    /// at the restarts that are due and the hosts that lost their session.
     pub fn tick(&mut self, now: Instant) {
-        let expired: Vec<PeerId> = self
-            .peers
-            .values()
-            .filter(|p| p.restarting.as_ref().is_some_and(|r| r.deadline <= now))
-            .map(|p| p.id)
-            .collect();
-        for id in expired {
+        while let Some(Reverse((deadline, id))) = self.restart_deadlines.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.restart_deadlines.pop();
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if peer
+                .restarting
+                .as_ref()
+                .is_none_or(|r| r.deadline != deadline)
+            {
+                continue;
+            }
             let n = self.table.remove_peer_where(id, |_, p| p.stale);
             let peer = self.peers.get_mut(&id).expect("peer");
             peer.received = peer.received.saturating_sub(n as u32);
@@ -997,22 +1038,27 @@ impl RouteServer {
             info!(peer = %peer.name, "graceful restart time over: removed {n} stale paths");
             self.resync_claims(id);
         }
-        self.peers.retain(|_, p| {
-            p.kind != SourceKind::Host
-                || p.live.is_some()
-                || p.restarting.is_some()
-                || p.received > 0
-                || p.has_session()
-        });
+        let mut waiting = Vec::new();
+        for id in std::mem::take(&mut self.departing) {
+            let Some(p) = self.peers.get(&id) else {
+                continue;
+            };
+            if p.kind != SourceKind::Host || p.live.is_some() {
+                continue;
+            }
+            if p.restarting.is_some() || p.received > 0 || p.has_session() {
+                waiting.push(id);
+            } else {
+                self.forget(id);
+            }
+        }
+        self.departing = waiting;
     }
 
     /// When [`RouteServer::tick`] or a deferred flush next has work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.peers
-            .values()
-            .filter_map(|p| p.restarting.as_ref().map(|r| r.deadline))
-            .chain(self.flush_wanted)
-            .min()
+        let restart = self.restart_deadlines.peek().map(|Reverse((t, _))| *t);
+        [restart, self.flush_wanted].into_iter().flatten().min()
     }
 
     /// [`RouteServer::flush`] unless the last flush asked for this way was

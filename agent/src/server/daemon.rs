@@ -194,6 +194,10 @@ struct Daemon {
     backlog: Arc<Backlog>,
     events: mpsc::UnboundedSender<PeerMsg>,
     tasks: Vec<JoinHandle<()>>,
+    /// Finished tasks are reaped when `tasks` reaches this length (twice
+    /// what was left last time), so starting a session costs the same with
+    /// any number of peers.
+    reap_at: usize,
     config_path: PathBuf,
     listeners: Vec<(SocketAddr, OwnedFd)>,
 }
@@ -283,7 +287,10 @@ impl Daemon {
         if let Some(p) = self.rs.peer_mut(id) {
             p.cmd = Some(h.cmd);
         }
-        self.tasks.retain(|t| !t.is_finished());
+        if self.tasks.len() >= self.reap_at {
+            self.tasks.retain(|t| !t.is_finished());
+            self.reap_at = (2 * self.tasks.len()).max(64);
+        }
         self.tasks.push(h.task);
     }
 
@@ -465,6 +472,7 @@ pub async fn run(
         backlog: Backlog::new(BACKLOG_PATHS),
         events: events_tx,
         tasks: Vec::new(),
+        reap_at: 64,
         config_path,
         listeners,
     };

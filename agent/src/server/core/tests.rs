@@ -1045,3 +1045,37 @@ fn a_bfd_session_that_never_came_up_says_not_running_and_blocks_nothing() {
     assert_eq!(bfd[0].peer, "fw1");
     assert!(!bfd[0].bgp_held);
 }
+
+#[test]
+fn a_departed_host_is_forgotten_by_its_address_once_its_session_task_ended() {
+    let mut rs = server("");
+    let h = host(&mut rs, "10.1.0.31", false);
+    let addr: IpAddr = "10.1.0.31".parse().unwrap();
+    assert_eq!(rs.host_for(addr), Some(h.id), "found by address");
+    event(
+        &mut rs,
+        &h,
+        SessionEvent::Down {
+            reason: DownReason::TcpFailed("reset".into()),
+        },
+        Instant::now(),
+    );
+    rs.tick(Instant::now());
+    assert!(rs.peer(h.id).is_some(), "its session task still runs");
+    let old = h.id;
+    drop(h);
+    rs.tick(Instant::now());
+    assert!(rs.peer(old).is_none(), "forgotten");
+    let new = rs.host_for(addr).unwrap();
+    assert_ne!(new, old, "a new connection gets a new entry");
+    assert_eq!(
+        rs.peers().filter(|p| p.kind == SourceKind::Host).count(),
+        1,
+        "the old entry is gone, the new one is the only host"
+    );
+    assert_eq!(
+        rs.appliance_by_addr("10.1.0.20".parse().unwrap())
+            .map(|id| rs.peer(id).unwrap().name.clone()),
+        Some("fw1".to_string())
+    );
+}
