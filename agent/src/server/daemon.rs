@@ -368,11 +368,11 @@ impl Daemon {
             return self.rs.route_keys(q).map(Answer::Keys).map_err(e);
         }
         let v = if q.advertised {
-            serde_json::to_value(self.rs.show_advertised(q).map_err(e)?)
+            serde_json::to_vec(&self.rs.show_advertised(q).map_err(e)?)
         } else {
-            serde_json::to_value(self.rs.show_routes(q).map_err(e)?)
+            serde_json::to_vec(&self.rs.show_routes(q).map_err(e)?)
         };
-        v.map(Answer::Json).map_err(|e| e.to_string())
+        v.map(Answer::Array).map_err(|e| e.to_string())
     }
 
     fn metrics(&self) -> String {
