@@ -1,9 +1,9 @@
 //! The test lab: network namespaces, veth links and real BGP peers.
 //!
 //! A test builds a [`Lab`], adds namespaces and a shared LAN to it, starts
-//! real daemons inside those namespaces ([`Bird`], [`Frr`], [`Gobgp`],
-//! [`Exabgp`], [`Steer`]) or talks raw BGP with a [`RawPeer`], and asserts on
-//! what the daemons report. Everything a test creates (namespaces, daemons,
+//! real daemons inside those namespaces ([`Bird`], [`Frr`], [`Openbgpd`],
+//! [`Gobgp`], [`Exabgp`], [`Steer`]) or talks raw BGP with a [`RawPeer`], and
+//! asserts on what the daemons report. Everything a test creates (namespaces, daemons,
 //! temp dirs, bpffs pins) is removed when its owner is dropped, also on panic.
 //! `scripts/lab-cleanup.sh` removes what a killed test process left behind.
 //! Most route-server tests start from [`scenario::RouteServerLab`], which
@@ -51,6 +51,7 @@ pub mod gobgp;
 pub mod hooks;
 pub mod lab;
 pub mod netns;
+pub mod openbgpd;
 pub mod process;
 pub mod rawpeer;
 pub mod route;
@@ -75,6 +76,7 @@ pub use frr::{Frr, FrrConfig};
 pub use gobgp::{Gobgp, GobgpConfig};
 pub use lab::{Lab, Lan, Port};
 pub use netns::Netns;
+pub use openbgpd::{Openbgpd, OpenbgpdConfig};
 pub use process::Process;
 pub use rawpeer::RawPeer;
 pub use route::{AddPaths, Announce, BfdTimers, Neighbor, Route, SessionState};

@@ -1,5 +1,5 @@
 //! The route-server lab most lab tests start from: `steer server` at
-//! [`RS_ADDR`] on one LAN with appliances (BIRD, FRR, ExaBGP), host
+//! [`RS_ADDR`] on one LAN with appliances (BIRD, FRR, OpenBGPD, ExaBGP), host
 //! stand-ins (GoBGP, ExaBGP) or `steer agent` hosts with their VMs next to
 //! it, every session Established before the test begins.
 //!
@@ -26,7 +26,7 @@ use anyhow::Result;
 use crate::steer::peer_state;
 use crate::{
     AddPaths, BgpDaemon, Bird, BirdConfig, Exabgp, ExabgpConfig, Frr, FrrConfig, Gobgp,
-    GobgpConfig, Lab, Lan, Neighbor, Netns, Role, Steer,
+    GobgpConfig, Lab, Lan, Neighbor, Netns, Openbgpd, OpenbgpdConfig, Role, Steer,
 };
 
 /// The route server's address on the LAN (a /24).
@@ -43,6 +43,7 @@ enum Member {
     Node,
     Bird(BirdConfig),
     Frr(FrrConfig),
+    Openbgpd(OpenbgpdConfig),
     Exabgp(ExabgpConfig),
     Host(GobgpConfig),
     Agent(Box<dyn FnOnce(&Path) -> String>),
@@ -70,6 +71,7 @@ pub struct RouteServer {
     hosts: BTreeMap<String, Gobgp>,
     exabgps: BTreeMap<String, Exabgp>,
     frrs: BTreeMap<String, Frr>,
+    openbgpds: BTreeMap<String, Openbgpd>,
     birds: BTreeMap<String, Bird>,
     /// `steer server`.
     pub rs: Steer,
@@ -119,6 +121,15 @@ impl RouteServerLab {
             config = config.neighbor(rs_neighbor());
         }
         self.member(node, config.router_id, Member::Frr(config))
+    }
+
+    /// An OpenBGPD appliance at its router id; a config without neighbours
+    /// gets [`rs_neighbor`].
+    pub fn appliance_openbgpd(self, node: &str, mut config: OpenbgpdConfig) -> RouteServerLab {
+        if config.neighbors.is_empty() {
+            config = config.neighbor(rs_neighbor());
+        }
+        self.member(node, config.router_id, Member::Openbgpd(config))
     }
 
     /// An ExaBGP appliance at `addr` in AS `asn`, peering with the server.
@@ -199,6 +210,7 @@ impl RouteServerLab {
             hosts: BTreeMap::new(),
             exabgps: BTreeMap::new(),
             frrs: BTreeMap::new(),
+            openbgpds: BTreeMap::new(),
             birds: BTreeMap::new(),
             rs,
             nodes,
@@ -213,6 +225,7 @@ impl RouteServerLab {
                 Member::Node => {}
                 Member::Bird(c) => drop(s.birds.insert(node, Bird::start(ns, c)?)),
                 Member::Frr(c) => drop(s.frrs.insert(node, Frr::start(ns, c)?)),
+                Member::Openbgpd(c) => drop(s.openbgpds.insert(node, Openbgpd::start(ns, c)?)),
                 Member::Exabgp(c) => drop(s.exabgps.insert(node, Exabgp::start(ns, c)?)),
                 Member::Host(c) => drop(s.hosts.insert(node, Gobgp::start(ns, c)?)),
                 Member::Agent(config) => {
@@ -229,6 +242,9 @@ impl RouteServerLab {
         }
         for frr in s.frrs.values() {
             frr.wait_established(RS_ADDR)?;
+        }
+        for bgpd in s.openbgpds.values() {
+            bgpd.wait_established(RS_ADDR)?;
         }
         for exa in s.exabgps.values_mut() {
             exa.wait_established()?;
@@ -278,6 +294,16 @@ impl RouteServer {
     /// The FRR appliance in `node`, to change its routes or stop it.
     pub fn frr_mut(&mut self, node: &str) -> &mut Frr {
         named_mut("FRR appliance", &mut self.frrs, node)
+    }
+
+    /// The OpenBGPD appliance in `node`.
+    pub fn openbgpd(&self, node: &str) -> &Openbgpd {
+        named("OpenBGPD appliance", &self.openbgpds, node)
+    }
+
+    /// The OpenBGPD appliance in `node`, to change its routes or stop it.
+    pub fn openbgpd_mut(&mut self, node: &str) -> &mut Openbgpd {
+        named_mut("OpenBGPD appliance", &mut self.openbgpds, node)
     }
 
     /// The ExaBGP appliance in `node`.
