@@ -445,7 +445,9 @@ impl World {
         }
     }
 
-    fn announce(&mut self, i: usize, picks: &[u8], choice: u8) {
+    /// Sends an UPDATE per family for `picks`: announced with the
+    /// attribute set `choice`, or withdrawn when there is none.
+    fn update(&mut self, i: usize, picks: &[u8], choice: Option<u8>) {
         let Some(n) = &self.sims[i].negotiated else {
             return;
         };
@@ -458,26 +460,12 @@ impl World {
                 .filter(|p| p.addr().is_ipv6() == v6)
                 .map(Nlri::new)
                 .collect();
-            let attrs = attrs_for(&self.sims[i], choice, v6);
-            let _ = encode_announce(&codec, &attrs, &nlri, &mut out);
-        }
-        self.receive(i, &out);
-    }
-
-    fn withdraw(&mut self, i: usize, picks: &[u8]) {
-        let Some(n) = &self.sims[i].negotiated else {
-            return;
-        };
-        let codec = peer_codec(n);
-        let mut out = Vec::new();
-        for v6 in [false, true] {
-            let nlri: Vec<Nlri> = picks
-                .iter()
-                .map(|p| prefix(*p))
-                .filter(|p| p.addr().is_ipv6() == v6)
-                .map(Nlri::new)
-                .collect();
-            let _ = encode_withdraw(&codec, &nlri, &mut out);
+            let _ = match choice {
+                Some(c) => {
+                    encode_announce(&codec, &attrs_for(&self.sims[i], c, v6), &nlri, &mut out)
+                }
+                None => encode_withdraw(&codec, &nlri, &mut out),
+            };
         }
         self.receive(i, &out);
     }
@@ -505,11 +493,11 @@ impl World {
                 attrs,
             } => {
                 let i = self.sim(peer);
-                self.announce(i, &prefixes, attrs);
+                self.update(i, &prefixes, Some(attrs));
             }
             Op::Withdraw { peer, prefixes } => {
                 let i = self.sim(peer);
-                self.withdraw(i, &prefixes);
+                self.update(i, &prefixes, None);
             }
             Op::EndOfRib { peer, v6 } => {
                 let i = self.sim(peer);
