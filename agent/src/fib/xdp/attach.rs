@@ -112,11 +112,7 @@ impl XdpDataplane {
         }
         let mut now = Attached::default();
         let clsact = self.force_clsact;
-        let tc_prog: &mut SchedClassifier = self
-            .ebpf
-            .program_mut(TC_PROGRAM_NAME)
-            .ok_or(XdpError::MissingProgram(TC_PROGRAM_NAME))?
-            .try_into()?;
+        let tc_prog = classifier_mut(&mut self.ebpf, TC_PROGRAM_NAME)?;
         for (iface, (kind, hooks)) in &plan {
             now.kinds.insert(iface.clone(), *kind);
             if hooks.tc {
@@ -210,11 +206,7 @@ impl XdpDataplane {
     /// interfaces no longer listed. Empty: the return path is off.
     pub fn set_uplinks(&mut self, uplinks: &[String]) -> Result<(), XdpError> {
         let clsact = self.force_clsact;
-        let prog: &mut SchedClassifier = self
-            .ebpf
-            .program_mut(UPLINK_PROGRAM_NAME)
-            .ok_or(XdpError::MissingProgram(UPLINK_PROGRAM_NAME))?
-            .try_into()?;
+        let prog = classifier_mut(&mut self.ebpf, UPLINK_PROGRAM_NAME)?;
         let mut now = BTreeMap::new();
         for iface in uplinks {
             let kind =
@@ -369,6 +361,17 @@ impl XdpDataplane {
             .cloned()
             .collect()
     }
+}
+
+/// The TC program `name` of the loaded object.
+fn classifier_mut<'a>(
+    ebpf: &'a mut aya::Ebpf,
+    name: &'static str,
+) -> Result<&'a mut SchedClassifier, XdpError> {
+    Ok(ebpf
+        .program_mut(name)
+        .ok_or(XdpError::MissingProgram(name))?
+        .try_into()?)
 }
 
 /// The attachment of a TC program (`hook`) through `link` on `iface`,
