@@ -2,10 +2,11 @@
 //! dataplane survives the agent: a withdrawn prefix and an appliance whose
 //! session ends leave the kernel table and the eBPF map; a route server that
 //! dies is bridged by graceful restart, then swept; `kill -9` of the agent
-//! under a steady flow loses no packet, with the default dataplane (TC) and
-//! with XDP, and a route withdrawn while it was down is swept after it
-//! resyncs; SIGTERM keeps the dataplane unless `flush_on_exit` asks to
-//! remove it.
+//! under a steady flow loses no packet, with the default dataplane (TC, and
+//! the return path carrying the replies on the uplink) and with XDP, and a
+//! route withdrawn while it was down is swept after it resyncs; SIGTERM
+//! keeps the dataplane (the return path included) unless `flush_on_exit`
+//! asks to remove it.
 
 use anyhow::Result;
 use serde_json::Value;
@@ -219,12 +220,12 @@ fn softnet_dropped() -> Result<u64> {
 
 #[test]
 fn kill_9_of_the_agent_loses_no_packet_and_a_route_withdrawn_meanwhile_is_swept() -> Result<()> {
-    kill_9_loses_no_packet("", "tc")
+    kill_9_loses_no_packet("", &["tc", "return"])
 }
 
 #[test]
 fn kill_9_of_the_agent_loses_no_packet_with_the_xdp_dataplane() -> Result<()> {
-    kill_9_loses_no_packet("dataplane = \"xdp\"\n", "xdp")
+    kill_9_loses_no_packet("dataplane = \"xdp\"\n", &["xdp", "return"])
 }
 
 fn forwarded(agent: &Steer, hook: &str) -> Result<u64> {
@@ -233,12 +234,16 @@ fn forwarded(agent: &Steer, hook: &str) -> Result<u64> {
 }
 
 /// Pings through the host while the agent is killed and restarted: none is
-/// lost, and `hook` forwarded (at least) every echo request meanwhile.
-fn kill_9_loses_no_packet(dataplane: &str, hook: &str) -> Result<()> {
+/// lost, and each of `hooks` forwarded (at least) every echo request, or
+/// reply, meanwhile.
+fn kill_9_loses_no_packet(dataplane: &str, hooks: &[&str]) -> Result<()> {
     let mut h = setup(120, dataplane)?;
     h.ns("vm1")
         .output("ping", &["-c", "3", "-i", "0.1", "10.250.0.1"])?;
-    let before = forwarded(h.agent("host1"), hook)?;
+    let before: Vec<u64> = hooks
+        .iter()
+        .map(|hook| forwarded(h.agent("host1"), hook))
+        .collect::<Result<_>>()?;
     let backlog_drops = softnet_dropped()?;
     let ping = steady_ping(h.ns("vm1"), "10.250.0.1", 800)?;
     let start = std::time::Instant::now();
@@ -270,8 +275,10 @@ fn kill_9_loses_no_packet(dataplane: &str, hook: &str) -> Result<()> {
         start.elapsed(),
         softnet_dropped()? - backlog_drops
     );
-    let carried = forwarded(h.agent("host1"), hook)? - before;
-    assert!(carried >= 800, "{hook} forwarded only {carried} of 800");
+    for (hook, before) in hooks.iter().zip(before) {
+        let carried = forwarded(h.agent("host1"), hook)? - before;
+        assert!(carried >= 800, "{hook} forwarded only {carried} of 800");
+    }
     wait_state(&h, |t, x| {
         !t.contains("10.251.0.0/16") && !x.contains("10.251.0.0/16") && t.contains("10.250.0.0/16")
     })?;
@@ -282,36 +289,8 @@ fn kill_9_loses_no_packet(dataplane: &str, hook: &str) -> Result<()> {
 /// prefixes present, from the LPM map's keys.
 fn state_without_agent(h: &RouteServer) -> Result<(String, String)> {
     let t = h.ns("host1").ip("route show table 200")?;
-    let dump = h.ns("host1").exec(
-        "bpftool",
-        &[
-            "-j",
-            "map",
-            "dump",
-            "pinned",
-            &h.pin_dir("host1").join("STEER_LPM4").display().to_string(),
-        ],
-    )?;
-    let v: Value = serde_json::from_str(&dump)?;
-    let mut x = String::new();
-    for e in v.as_array().into_iter().flatten() {
-        let key: Vec<u8> = e["key"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|b| {
-                b.as_str()
-                    .and_then(|s| u8::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-            })
-            .collect();
-        if key.len() == 8 {
-            x.push_str(&format!(
-                "{}.{}.{}.{}/{}\n",
-                key[4], key[5], key[6], key[7], key[0]
-            ));
-        }
-    }
-    Ok((t, x))
+    let x = hooks::pinned_lpm4(h.ns("host1"), &h.pin_dir("host1").join("STEER_LPM4"))?;
+    Ok((t, x.join("\n")))
 }
 
 #[test]
@@ -341,11 +320,13 @@ fn sigterm_keeps_the_dataplane_and_flush_on_exit_removes_it() -> Result<()> {
     h.agent_mut("host1").terminate();
     let t = h.ns("host1").ip("route show table 200")?;
     assert!(t.contains("10.250.0.0/16"), "{t}");
-    assert_eq!(
-        hooks::tcx_programs(h.ns("host1"), "vm1")?.len(),
-        1,
-        "the TC program must stay attached"
-    );
+    for (iface, what) in [("vm1", "the TC program"), ("eth0", "the return path")] {
+        assert_eq!(
+            hooks::tcx_programs(h.ns("host1"), iface)?.len(),
+            1,
+            "{what} must stay attached"
+        );
+    }
     assert!(h.ns("host1").ip("rule show")?.contains("lookup 200"));
     assert_eq!(
         h.ns("vm1")
@@ -363,6 +344,7 @@ fn sigterm_keeps_the_dataplane_and_flush_on_exit_removes_it() -> Result<()> {
     assert_eq!(h.ns("host1").ip("route show table 200")?.trim(), "");
     assert!(!h.ns("host1").ip("rule show")?.contains("lookup 200"));
     assert!(hooks::tcx_programs(h.ns("host1"), "vm1")?.is_empty());
+    assert!(hooks::tcx_programs(h.ns("host1"), "eth0")?.is_empty());
     assert_eq!(hooks::xdp_program(h.ns("host1"), "vm1")?, None);
     assert!(!h.pin_dir("host1").exists(), "pins removed");
     Ok(())

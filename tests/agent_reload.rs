@@ -2,12 +2,14 @@
 //! prefix and a VM interface and drops a route server, without resetting
 //! the session to the route server that stays. Checked at the route
 //! servers' own views (`steer show` on each), `ip rule` and table 200 in
-//! the host's namespace.
+//! the host's namespace, and the return path's pinned map of VM prefixes
+//! (`bpftool`).
 
 use anyhow::Result;
 use serde_json::Value;
 use steer_tests::{
-    Announce, BgpDaemon, Bird, BirdConfig, Lab, Neighbor, Role, Steer, default_timeout, wait_for,
+    Announce, BgpDaemon, Bird, BirdConfig, Lab, Neighbor, Role, Steer, default_timeout, hooks,
+    wait_for,
 };
 
 fn rs_config(id: &str) -> String {
@@ -88,6 +90,8 @@ fn reload_adds_a_vm_prefix_and_interface_and_drops_a_route_server_keeping_the_ot
         Ok(t.contains("10.250.0.0/16").then_some(()))
     })?;
     let before = host_view(&rs1)?["status"]["established_count"].clone();
+    let vm_map = pins.join("STEER_VM4");
+    assert_eq!(hooks::pinned_lpm4(&host, &vm_map)?, ["10.1.1.0/24"]);
 
     agent.write_config(&agent_config(
         "\"10.1.0.4\"",
@@ -117,6 +121,15 @@ fn reload_adds_a_vm_prefix_and_interface_and_drops_a_route_server_keeping_the_ot
     wait_for("ip rules for vm2", default_timeout(), || {
         Ok(host.ip("rule show")?.contains("iif vm2").then_some(()))
     })?;
+    wait_for(
+        "the return path's map holds the new VM prefix",
+        default_timeout(),
+        || {
+            let mut got = hooks::pinned_lpm4(&host, &vm_map)?;
+            got.sort();
+            Ok((got == ["10.1.1.0/24", "10.1.2.0/24"]).then_some(()))
+        },
+    )?;
     assert_eq!(
         host_view(&rs1)?["status"]["established_count"],
         before,

@@ -4,9 +4,10 @@
 //! arrives at the SD-WAN appliance, internet-bound traffic at the firewall,
 //! VM to VM crosses hosts, and replies come back because the appliances
 //! learned the VM prefixes. With the default dataplane (`auto`: the TC
-//! program on a veth) and with `xdp`, the counters and the metrics show the
-//! fast path did the forwarding; with `kernel` the kernel table does the
-//! same job. The deprecated `xdp` key still works, with a warning.
+//! program on a veth, and the return path on the host's uplink) and with
+//! `xdp`, the counters and the metrics show the fast path did the
+//! forwarding both ways; with `kernel` the kernel table does the same job.
+//! The deprecated `xdp` key still works, with a warning.
 
 use anyhow::Result;
 use serde_json::Value;
@@ -76,18 +77,17 @@ fn metric(text: &str, line_start: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The hooks `steer show fib` lists: (interface, mode) pairs.
-fn hooks(agent: &Steer) -> Result<Vec<(String, String)>> {
+/// The hooks `steer show fib` lists: `interface hook mode` each.
+fn hooks(agent: &Steer) -> Result<Vec<String>> {
     let fib: Value = agent.show(&["fib"])?;
     Ok(fib["attached"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|a| {
-            (
-                a["interface"].as_str().unwrap_or("").to_string(),
-                a["mode"].as_str().unwrap_or("").to_string(),
-            )
+            ["interface", "hook", "mode"]
+                .map(|k| a[k].as_str().unwrap_or(""))
+                .join(" ")
         })
         .collect())
 }
@@ -138,24 +138,30 @@ fn no_mismatch(agent: &Steer) -> Result<()> {
 }
 
 #[test]
-fn vm_traffic_reaches_each_appliance_through_tc_by_default_and_replies_come_back() -> Result<()> {
+fn vm_traffic_reaches_each_appliance_through_tc_by_default_and_replies_come_back_on_the_return_path()
+-> Result<()> {
     let s = seed("")?;
     let (host, agent) = (&s.hosts[0].ns, &s.hosts[0].agent);
-    assert_eq!(hooks(agent)?, [("vm1".to_string(), "tcx".to_string())]);
-    let before = forwarded(agent, "tc")?;
+    assert_eq!(hooks(agent)?, ["vm1 tc tcx", "eth0 return tcx"]);
+    let before = (forwarded(agent, "tc")?, forwarded(agent, "return")?);
     check_traffic(&s)?;
-    let after = forwarded(agent, "tc")?;
+    let after = (forwarded(agent, "tc")?, forwarded(agent, "return")?);
     assert!(
-        after >= before + 40,
+        after.0 >= before.0 + 40,
         "TC forwarded {} packets, expected at least 40",
-        after - before
+        after.0 - before.0
+    );
+    assert!(
+        after.1 >= before.1 + 40,
+        "the return path forwarded {} replies, expected at least 40",
+        after.1 - before.1
     );
     let m = metrics(host)?;
-    let tc = metric(
-        &m,
-        "steer_dataplane_packets_total{hook=\"tc\",reason=\"forwarded\"} ",
-    );
-    assert!(tc >= 40.0, "{m}");
+    for hook in ["tc", "return"] {
+        let line =
+            format!("steer_dataplane_packets_total{{hook=\"{hook}\",reason=\"forwarded\"}} ");
+        assert!(metric(&m, &line) >= 40.0, "{line}: {m}");
+    }
     assert!(
         m.contains("steer_bgp_session_up{peer=\"rs1\",address=\"10.1.0.4\"} 1"),
         "{m}"
@@ -170,11 +176,8 @@ fn vm_traffic_takes_xdp_with_the_deprecated_xdp_key_and_the_old_metric_still_cou
     let (host, agent) = (&s.hosts[0].ns, &s.hosts[0].agent);
     assert_eq!(
         hooks(agent)?,
-        [
-            ("vm1".to_string(), "native".to_string()),
-            ("vm1".to_string(), "tcx".to_string())
-        ],
-        "XDP, with TC behind it"
+        ["vm1 xdp native", "vm1 tc tcx", "eth0 return tcx"],
+        "XDP, with TC behind it, and the return path"
     );
     assert!(
         agent.log().contains("config key `xdp` is deprecated"),

@@ -526,6 +526,11 @@ pub struct AgentConfig {
     /// Deprecated alias of `dataplane`: native, generic or off.
     #[serde(default)]
     pub xdp: Option<XdpSetting>,
+    /// With an eBPF dataplane, the return path on the uplinks (traffic from
+    /// the appliances to the VMs); `false` keeps Steer's programs off the
+    /// interfaces it was not given.
+    #[serde(default = "d_true")]
+    pub return_path: bool,
     /// aya-log debug events from the eBPF programs.
     #[serde(default)]
     pub xdp_debug: bool,
@@ -1406,6 +1411,16 @@ dataplane = "auto"                        # auto | tc | xdp | kernel
                 )
             );
         }
+    }
+
+    #[test]
+    fn the_return_path_is_on_unless_switched_off() {
+        assert!(agent(ISSUE_AGENT).unwrap().return_path);
+        let c = agent(&format!("{ISSUE_AGENT}return_path = false\n")).unwrap();
+        assert!(!c.return_path);
+        let e = agent(&format!("{ISSUE_AGENT}return_path = \"off\"\n")).unwrap_err();
+        assert!(e.to_string().starts_with("agent.toml: "), "{e}");
+        assert!(e.to_string().contains("return_path"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! routes and permanent neighbour entries make `bpf_fib_lookup`'s answers
 //! known. The XDP cases come first, then the TC table, where the packet in
 //! is an skb with the `__sk_buff` fields of a real one (ingress device, GSO
-//! size and segments). Needs root; fails (never skips) without it.
+//! size and segments), then the return path's table (an appliance's packet
+//! arriving on the uplink for a VM). Needs root; fails (never skips)
+//! without it.
 
 mod xdp_support;
 
@@ -521,6 +523,122 @@ fn tc_fixtures() -> Vec<Fixture<TcAction>> {
     rows
 }
 
+/// The return path's verdicts: TC actions, counted under its own hook; it
+/// passes with `TC_ACT_UNSPEC`, so other programs on the uplink still run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ReturnAction(TcAction);
+
+impl HookUnderTest for ReturnAction {
+    const HOOK: Hook = Hook::Return;
+    const FORWARD: Self = ReturnAction(TcAction::Redirect);
+    const PASS: Self = ReturnAction(TcAction::Next);
+    fn run(dp: &XdpDataplane, frame: &[u8], meta: SkbMeta) -> (Self, Vec<u8>) {
+        let got = dp.uplink_test_run(frame, meta).unwrap();
+        (ReturnAction(got.action), got.frame)
+    }
+}
+
+/// The return path's IPv4 flow: an appliance behind up0 to the VM
+/// 10.1.1.10 behind vm0, with `f` applied.
+fn back(f: impl FnOnce(&mut V4)) -> V4 {
+    let mut p = V4::udp(
+        NVA_MACS[0],
+        HOST_UP0_MAC,
+        v4("203.0.113.5"),
+        v4("10.1.1.10"),
+    );
+    f(&mut p);
+    p
+}
+
+/// `p` as the return path leaves it: TTL - 1, from vm0's MAC to the VM's.
+fn to_vm(p: &V4) -> V4 {
+    let mut out = p.clone();
+    out.ttl -= 1;
+    out.dst_mac = VM_MAC;
+    out.src_mac = HOST_VM0_MAC;
+    out
+}
+
+/// The return path's table: what it forwards to the VM (resolved, with its
+/// offload state, through the kernel's neighbour resolution when the VM's
+/// entry is missing) and what it leaves to the kernel, each under its
+/// reason.
+fn return_fixtures() -> Vec<Fixture<ReturnAction>> {
+    let big = back(|p| p.payload = 1600);
+    let no_neigh = back(|p| p.dst = v4("10.1.1.99"));
+    let v6_in = V6::udp(
+        NVA6_MAC,
+        HOST_UP0_MAC,
+        v6("2001:db8:aaaa::5"),
+        v6("2001:db8:1::10"),
+    );
+    let mut v6_out = v6_in.clone();
+    v6_out.hop_limit -= 1;
+    v6_out.dst_mac = VM_MAC;
+    v6_out.src_mac = HOST_VM0_MAC;
+    let mut no_neigh_out = no_neigh.clone();
+    no_neigh_out.ttl -= 1;
+    vec![
+        forwarded(
+            "ipv4 to a vm",
+            back(|_| {}).frame(),
+            to_vm(&back(|_| {})).frame(),
+        ),
+        forwarded("ipv6 to a vm", v6_in.frame(), v6_out.frame()),
+        forwarded(
+            "udp checksum left to offload is forwarded untouched",
+            offloaded_v4(&back(|_| {})),
+            offloaded_v4(&to_vm(&back(|_| {}))),
+        ),
+        Fixture {
+            gso: Some((1448, 2)),
+            ..forwarded(
+                "gso superpacket larger than the vm interface's mtu",
+                big.frame(),
+                to_vm(&big).frame(),
+            )
+        },
+        forwarded(
+            "vm without a neighbour entry: the kernel resolves it on the way out",
+            no_neigh.frame(),
+            no_neigh_out.frame(),
+        ),
+        passed(
+            "not a vm prefix",
+            back(|p| p.dst = v4("203.0.113.9")).frame(),
+            Reason::NoRoute,
+        ),
+        passed(
+            "a vm prefix the kernel routes out of another interface",
+            back(|p| p.dst = v4("100.64.9.5")).frame(),
+            Reason::EgressNotVm,
+        ),
+        passed(
+            "the host's own address in the vm prefix",
+            back(|p| p.dst = v4("10.1.1.1")).frame(),
+            Reason::FibFailed,
+        ),
+        passed("ttl 1", back(|p| p.ttl = 1).frame(), Reason::TtlExpired),
+        passed(
+            "ipv4 options",
+            back(|p| p.options = vec![1, 1, 1, 0]).frame(),
+            Reason::Ipv4Options,
+        ),
+        passed(
+            "first fragment (MF)",
+            back(|p| p.frag = 0x2000).frame(),
+            Reason::Ipv4Fragment,
+        ),
+        passed("the same size without gso", big.frame(), Reason::FragNeeded),
+        passed(
+            "frame for another host's mac",
+            back(|p| p.dst_mac = [0x02, 0, 0, 0, 0x99, 0x99]).frame(),
+            Reason::NotUnicast,
+        ),
+    ]
+}
+
 /// The fast path as the agent runs it by default on these veths.
 const NATIVE: DataplaneMode = DataplaneMode::Xdp(XdpMode::Native);
 
@@ -572,6 +690,56 @@ fn generic_mode_forwards_checksums_left_to_offload() {
 #[test]
 fn tc_fixtures_give_the_expected_action_packet_and_counter() {
     run_table("tc-fixtures", DataplaneMode::Tc, tc_fixtures());
+}
+
+#[test]
+fn return_path_fixtures_give_the_expected_action_packet_and_counter() {
+    with_dataplane("return-fixtures", DataplaneMode::Tc, |mut dp, _, _| {
+        ip(&format!(
+            "neigh add 10.1.1.10 lladdr {} dev vm0 nud permanent",
+            mac_str(&VM_MAC)
+        ))
+        .unwrap();
+        ip(&format!(
+            "-6 neigh add 2001:db8:1::10 lladdr {} dev vm0 nud permanent",
+            mac_str(&VM_MAC)
+        ))
+        .unwrap();
+        ip("route add 100.64.9.0/24 via 192.0.2.10").unwrap();
+        dp.set_interfaces(&["vm0".to_string()]).unwrap();
+        dp.set_vm_prefixes(&[
+            pfx("10.1.1.0/24"),
+            pfx("100.64.9.0/24"),
+            pfx("2001:db8:1::/64"),
+        ])
+        .unwrap();
+        assert_eq!(
+            dp.vm_prefixes().unwrap(),
+            [
+                pfx("10.1.1.0/24"),
+                pfx("100.64.9.0/24"),
+                pfx("2001:db8:1::/64")
+            ]
+        );
+        run_fixtures(&dp, steer_ifindex("up0"), &return_fixtures());
+        dp.set_vm_prefixes(&[pfx("10.1.1.0/24")]).unwrap();
+        assert_eq!(dp.vm_prefixes().unwrap(), [pfx("10.1.1.0/24")]);
+        run_fixtures(
+            &dp,
+            steer_ifindex("up0"),
+            &[passed::<ReturnAction>(
+                "a vm prefix no longer configured",
+                V6::udp(
+                    NVA6_MAC,
+                    HOST_UP0_MAC,
+                    v6("2001:db8:aaaa::5"),
+                    v6("2001:db8:1::10"),
+                )
+                .frame(),
+                Reason::NoRoute,
+            )],
+        );
+    });
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! outlive the process (a dropped `XdpDataplane` is a crash: nothing is
 //! cleaned up), the next open adopts them and swaps its programs onto the
 //! same XDP and tcx links (or the same clsact filter), hooks no longer
-//! wanted are detached, and `remove` leaves nothing behind. What is on an
+//! wanted are detached, and `remove` leaves nothing behind; the same for
+//! the return path on the uplinks and its maps. What is on an
 //! interface is read from the kernel (`ip -d link`, tcx queries, `tc
 //! filter`), not from the agent. Needs root; fails (never skips) without it.
 
@@ -60,7 +61,7 @@ fn clsact_on(dev: &str) -> Vec<(String, u32)> {
 fn link_ids(dp: &XdpDataplane, hook: Hook) -> Vec<(String, u32)> {
     dp.attached()
         .into_iter()
-        .filter(|a| a.mode.hook() == hook)
+        .filter(|a| a.hook == hook.name())
         .map(|a| (a.interface, a.link_id))
         .collect()
 }
@@ -171,6 +172,93 @@ fn state_and_links_survive_a_crash_and_new_programs_replace_the_old_on_the_same_
             assert_eq!(xdp_on(dev), Some((xdp2, "native")), "{dev}");
             assert_eq!(tcx_on(dev), [tc2], "{dev}: swapped, not added");
         }
+    });
+}
+
+/// `cfg_tc` with the return path on `uplinks` for the VM prefix
+/// 10.1.1.0/24.
+fn cfg_return(pin: &PinDir, interfaces: &[&str], uplinks: &[&str]) -> XdpConfig {
+    let mut c = cfg_tc(pin, interfaces);
+    c.vm_prefixes = vec![pfx("10.1.1.0/24")];
+    c.uplinks = uplinks.iter().map(|u| u.to_string()).collect();
+    c
+}
+
+#[test]
+fn the_return_path_survives_a_crash_on_its_link_and_leaves_with_its_uplink_and_remove() {
+    require_root_and(&["ip", "tc"]);
+    let ns = Netns::new().unwrap();
+    let pin = PinDir::new("return");
+    ns.run(|| {
+        veths(&["h0", "u0", "u1"]);
+        let dp = XdpDataplane::open(&cfg_return(&pin, &["h0"], &["u0", "u1"])).unwrap();
+        let first = dp.uplink_program_id().unwrap();
+        let links = link_ids(&dp, Hook::Return);
+        assert_eq!(
+            links.iter().map(|(i, _)| i.as_str()).collect::<Vec<_>>(),
+            ["u0", "u1"]
+        );
+        for dev in ["u0", "u1"] {
+            assert_eq!(tcx_on(dev), [first], "{dev}");
+        }
+        assert_eq!(tcx_on("h0"), [dp.tc_program_id().unwrap()]);
+        drop(dp);
+        assert_eq!(tcx_on("u0"), [first], "kept while no agent runs");
+
+        let dp = XdpDataplane::open(&cfg_return(&pin, &["h0"], &["u0"])).unwrap();
+        let second = dp.uplink_program_id().unwrap();
+        assert_ne!(first, second);
+        assert_eq!(link_ids(&dp, Hook::Return), links[..1], "the same link");
+        assert_eq!(tcx_on("u0"), [second], "swapped, not added");
+        assert!(tcx_on("u1").is_empty(), "no longer an uplink: detached");
+        assert!(!pin.0.join("links/uplink-tcx/u1").exists());
+        assert_eq!(dp.vm_prefixes().unwrap(), [pfx("10.1.1.0/24")]);
+        drop(dp);
+
+        let mut c = cfg_return(&pin, &["h0"], &["u0"]);
+        c.force_clsact = true;
+        let dp = XdpDataplane::open(&c).unwrap();
+        let third = dp.uplink_program_id().unwrap();
+        assert_eq!(clsact_on("u0"), [("steer_tc_uplink".to_string(), third)]);
+        assert!(tcx_on("u0").is_empty(), "moved to clsact");
+        drop(dp);
+        let dp = XdpDataplane::open(&c).unwrap();
+        assert_eq!(
+            clsact_on("u0"),
+            [(
+                "steer_tc_uplink".to_string(),
+                dp.uplink_program_id().unwrap()
+            )],
+            "replaced in place, not added"
+        );
+        XdpDataplane::remove(&pin.0).unwrap();
+        assert!(clsact_on("u0").is_empty());
+        assert!(clsact_on("h0").is_empty());
+        assert!(tcx_on("u0").is_empty() && tcx_on("h0").is_empty());
+        assert!(!pin.0.exists(), "no pin left");
+        drop(dp);
+    });
+}
+
+#[test]
+fn the_return_path_is_off_without_uplinks_and_a_reopen_without_them_detaches_it() {
+    require_root_and(&["ip"]);
+    let ns = Netns::new().unwrap();
+    let pin = PinDir::new("return-off");
+    ns.run(|| {
+        veths(&["h0", "u0"]);
+        drop(XdpDataplane::open(&cfg_return(&pin, &["h0"], &["u0"])).unwrap());
+        assert_eq!(tcx_on("u0").len(), 1);
+        assert_eq!(
+            XdpDataplane::recorded_uplinks(&pin.0),
+            ["u0"],
+            "what a restarted agent adopts"
+        );
+        let dp = XdpDataplane::open(&cfg_tc(&pin, &["h0"])).unwrap();
+        assert!(tcx_on("u0").is_empty());
+        assert!(XdpDataplane::recorded_uplinks(&pin.0).is_empty());
+        assert!(link_ids(&dp, Hook::Return).is_empty());
+        assert_eq!(dp.vm_prefixes().unwrap(), [], "and its VM prefixes emptied");
     });
 }
 

@@ -10,6 +10,9 @@
 //! Replies come back over `back0`, a direct link, so that everything the
 //! host's kernel forwards is VM -> appliance traffic the fast path missed:
 //! its `ForwDatagrams` (and `Ip6OutForwDatagrams`) count exactly that.
+//! [`FastPathLab::send_returns_through_the_host`] turns that around for
+//! the return path: the appliance reaches the VM through the host (from its
+//! addresses behind the route), the VM answers over `back0`.
 
 use anyhow::Result;
 
@@ -22,6 +25,10 @@ use crate::{
 pub const APPLIANCE_V4: &str = "10.250.0.1";
 /// The appliance's IPv6 address behind the route.
 pub const APPLIANCE_V6: &str = "2001:db8:250::1";
+/// The VM's IPv4 address.
+pub const VM_V4: &str = "10.1.1.10";
+/// The VM's IPv6 address.
+pub const VM_V6: &str = "2001:db8:a001::10";
 
 const RS_CONFIG: &str = r#"
 asn = 65515
@@ -172,6 +179,42 @@ impl FastPathLab {
             _rs: rs,
             lab,
         })
+    }
+
+    /// Sends the appliance's traffic to the VM through the host (from
+    /// [`APPLIANCE_V4`] and [`APPLIANCE_V6`]) and the VM's answers to those
+    /// addresses over `back0`: then everything the host's kernel forwards is
+    /// appliance -> VM traffic the return path missed.
+    pub fn send_returns_through_the_host(&self) -> Result<()> {
+        for (ns, route) in [
+            (
+                &self.appliance,
+                format!("10.1.1.0/24 via 10.1.0.31 src {APPLIANCE_V4}"),
+            ),
+            (
+                &self.appliance,
+                format!("2001:db8:a001::/64 via 2001:db8:1::31 src {APPLIANCE_V6}"),
+            ),
+            (
+                &self.vm,
+                format!("{APPLIANCE_V4}/32 via 192.0.2.1 dev back0"),
+            ),
+            (
+                &self.vm,
+                format!("{APPLIANCE_V6}/128 via fd00:b::1 dev back0"),
+            ),
+        ] {
+            ns.ip(&format!("route replace {route}"))?;
+        }
+        for key in ["all", "default", "back0", "eth0"] {
+            self.appliance
+                .sysctl(&format!("net.ipv4.conf.{key}.rp_filter"), "0")?;
+        }
+        for dst in [VM_V4, VM_V6] {
+            self.appliance
+                .output("ping", &["-c", "2", "-i", "0.2", "-W", "1", dst])?;
+        }
+        Ok(())
     }
 
     /// Packets the agent's `hook` forwarded so far.

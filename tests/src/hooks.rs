@@ -1,6 +1,9 @@
 //! What eBPF programs the kernel has on an interface, asked of the kernel
 //! itself (not of the agent): the XDP program from `ip -d -j link`, the
-//! tcx ingress programs from a tcx query.
+//! tcx ingress programs from a tcx query; and what a pinned IPv4 LPM map
+//! holds, from `bpftool`.
+
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use aya::programs::{SchedClassifier, TcAttachType};
@@ -26,4 +29,34 @@ pub fn tcx_programs(ns: &Netns, iface: &str) -> Result<Vec<u32>> {
             .with_context(|| format!("querying tcx on {iface}"))?;
         Ok(progs.iter().map(|p| p.id()).collect())
     })?
+}
+
+/// The prefixes in the pinned IPv4 LPM trie `map` (`STEER_LPM4`,
+/// `STEER_VM4`) as `bpftool map dump` reads them from `ns` (raw keys: the
+/// prefix length, then the address), `a.b.c.d/len` each.
+pub fn pinned_lpm4(ns: &Netns, map: &Path) -> Result<Vec<String>> {
+    let dump = ns.exec(
+        "bpftool",
+        &["-j", "map", "dump", "pinned", &map.display().to_string()],
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&dump).context("bpftool -j map dump")?;
+    let mut out = Vec::new();
+    for e in v.as_array().into_iter().flatten() {
+        let key: Vec<u8> = e["key"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| {
+                b.as_str()
+                    .and_then(|s| u8::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+            })
+            .collect();
+        if key.len() == 8 {
+            out.push(format!(
+                "{}.{}.{}.{}/{}",
+                key[4], key[5], key[6], key[7], key[0]
+            ));
+        }
+    }
+    Ok(out)
 }

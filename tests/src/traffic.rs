@@ -155,6 +155,19 @@ pub struct UdpReport {
     pub corrupted: u64,
 }
 
+impl UdpReport {
+    /// Fails unless no datagram arrived corrupted and at least 95% of them
+    /// arrived intact (a few may be lost; none may be damaged).
+    pub fn ensure_intact(&self) -> Result<()> {
+        ensure!(self.corrupted == 0, "datagrams corrupted: {self:?}");
+        ensure!(
+            self.intact * 100 >= self.sent * 95,
+            "datagrams lost: {self:?}"
+        );
+        Ok(())
+    }
+}
+
 /// Sends `count` datagrams of `size` bytes (a sequence number, then
 /// [`Pattern`] seeded by it) from `from` to `to_addr` in `to`, paced in
 /// bursts of 16 a millisecond (so a VMM's queue, not the path under test,

@@ -1,9 +1,10 @@
-//! The UDP generator of `cargo xtask bench forward`: what a VM's UDP sockets
-//! hand their virtio-net device, sent with `sendmmsg` on `AF_PACKET`
-//! sockets with a virtio-net header (`PACKET_VNET_HDR`), so each datagram
-//! leaves the VM's interface as the socket would leave it — checksum left
-//! to offload (`VIRTIO_NET_HDR_F_NEEDS_CSUM`, i.e. `CHECKSUM_PARTIAL`) —
-//! without paying for the VM's UDP stack on every packet. Frames are built
+//! The UDP generator of `cargo xtask bench forward`: what UDP sockets (a
+//! VM's, or an appliance's for return traffic) hand their device, sent
+//! with `sendmmsg` on `AF_PACKET` sockets with a virtio-net header
+//! (`PACKET_VNET_HDR`), so each datagram leaves the sender's interface as
+//! the socket would leave it — checksum left to offload
+//! (`VIRTIO_NET_HDR_F_NEEDS_CSUM`, i.e. `CHECKSUM_PARTIAL`) — without
+//! paying for the sender's UDP stack on every packet. Frames are built
 //! once; flows are `SOCKETS` source ports x `PORTS` destination ports.
 
 use std::fs::File;
@@ -29,7 +30,7 @@ const PACKET_QDISC_BYPASS: libc::c_int = 20;
 /// Where and what to send.
 #[derive(Clone, Debug)]
 pub struct Flows {
-    /// The VM's interface (in the VM's namespace).
+    /// The sender's interface (in the sender's namespace).
     pub iface: String,
     /// Its MAC.
     pub src_mac: [u8; 6],
@@ -89,16 +90,16 @@ fn fold(mut s: u32) -> u16 {
     s as u16
 }
 
-/// Sends `flows` from `threads` threads pinned to `cpus` in the VM's
-/// namespace for `secs`; returns the frames the interface took and the
-/// time it took.
+/// Sends `flows` from one thread per CPU of `cpus` (pinned there) in the
+/// sender's namespace `ns` for `secs`; returns the frames the interface
+/// took and the time it took.
 pub fn generate(
-    vm: &Netns,
+    ns: &Netns,
     flows: &Flows,
     cpus: &[usize],
     secs: Duration,
 ) -> Result<(u64, Duration)> {
-    let ns = File::open(format!("/run/netns/{}", vm.name()))?;
+    let ns = File::open(format!("/run/netns/{}", ns.name()))?;
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -159,7 +160,7 @@ fn packet_socket(iface: &str) -> Result<OwnedFd> {
     // SAFETY: a valid C string.
     let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
     if index == 0 {
-        bail!("no interface {iface} in the VM");
+        bail!("no interface {iface} in the sender's namespace");
     }
     // SAFETY: sockaddr_ll is plain data.
     let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };

@@ -392,6 +392,14 @@ impl Agent {
         if let Some(interfaces) = &plan.interfaces {
             self.fib.send(FibCmd::SetInterfaces(interfaces.clone()));
         }
+        if !plan.prefixes_added.is_empty() || !plan.prefixes_removed.is_empty() {
+            self.fib
+                .send(FibCmd::SetVmPrefixes(self.cfg.vm_prefixes.clone()));
+        }
+        if !plan.servers_added.is_empty() || !plan.servers_removed.is_empty() {
+            self.fib
+                .send(FibCmd::SetRouteServers(self.cfg.route_servers.clone()));
+        }
         self.check_sync(Instant::now());
         self.push_changes();
         let summary = plan.summary();
@@ -605,6 +613,12 @@ fn enable_forwarding() {
 }
 
 fn fib_setup(cfg: &AgentConfig) -> FibSetup {
+    let mode = match cfg.dataplane().0 {
+        DataplaneSetting::Kernel => None,
+        DataplaneSetting::Xdp => Some(DataplaneMode::Xdp(XdpMode::Native)),
+        DataplaneSetting::Tc => Some(DataplaneMode::Tc),
+        DataplaneSetting::Auto => Some(DataplaneMode::Auto),
+    };
     FibSetup {
         table: cfg.table,
         ecmp: match cfg.ecmp {
@@ -614,23 +628,20 @@ fn fib_setup(cfg: &AgentConfig) -> FibSetup {
         },
         interfaces: cfg.vm_interfaces.clone(),
         rule_priority: cfg.rule_priority,
-        ebpf: match cfg.dataplane().0 {
-            DataplaneSetting::Kernel => None,
-            d => Some(XdpConfig {
-                pin_dir: cfg.pin_path(),
-                interfaces: cfg.vm_interfaces.clone(),
-                mode: match d {
-                    DataplaneSetting::Xdp => DataplaneMode::Xdp(XdpMode::Native),
-                    DataplaneSetting::Tc => DataplaneMode::Tc,
-                    _ => DataplaneMode::Auto,
-                },
-                debug: cfg.xdp_debug,
-                force_clsact: false,
-                flow_idle_timeout: cfg.flow_idle_timeout,
-            }),
-        },
+        ebpf: mode.map(|mode| XdpConfig {
+            pin_dir: cfg.pin_path(),
+            interfaces: cfg.vm_interfaces.clone(),
+            mode,
+            debug: cfg.xdp_debug,
+            force_clsact: false,
+            flow_idle_timeout: cfg.flow_idle_timeout,
+            vm_prefixes: cfg.vm_prefixes.clone(),
+            uplinks: Vec::new(),
+        }),
         manage_neighbors: cfg.manage_neighbors,
         flow_idle_timeout: cfg.flow_idle_timeout,
+        route_servers: cfg.route_servers.clone(),
+        return_path: cfg.return_path && mode.is_some(),
     }
 }
 

@@ -4,10 +4,18 @@
 //! pinned maps and links), applies changes in batches, retries what the
 //! kernel refused on the next reconcile, and never removes adopted state
 //! until told that every route server has re-sent its routes.
+//!
+//! It also keeps the return path where the traffic to the VMs arrives: on
+//! the uplinks, the interfaces the host reaches its route servers and the
+//! appliances' next hops through (asked of the kernel, again whenever those
+//! change and at every reconcile; before the first sync it only adds to the
+//! uplinks a previous run left).
 
 use crate::fib::kernel::{EcmpStrategy, KernelFib, KernelRoute, RouteChange, RouteTarget};
 use crate::fib::plan::{self, Want};
-use crate::fib::xdp::{Attachment, FlowTableView, XdpConfig, XdpDataplane, XdpTarget};
+use crate::fib::xdp::{
+    Attachment, FlowTableView, InterfaceKind, XdpConfig, XdpDataplane, XdpTarget,
+};
 use crate::prefix::Prefix;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -34,6 +42,11 @@ pub struct FibSetup {
     pub manage_neighbors: bool,
     /// `flow_idle_timeout` (s): the kernel's resilient groups' idle timer.
     pub flow_idle_timeout: u32,
+    /// The route servers: the return path goes on the interfaces that reach
+    /// them (and the appliances' next hops).
+    pub route_servers: Vec<IpAddr>,
+    /// Run the return path on the uplinks (with eBPF only).
+    pub return_path: bool,
 }
 
 /// Requests to the FIB task.
@@ -51,6 +64,10 @@ pub enum FibCmd {
     Show(oneshot::Sender<FibView>),
     /// The VM interfaces changed (a reload): hooks and `ip rule`s follow.
     SetInterfaces(Vec<String>),
+    /// The VM prefixes changed (a reload): the return path's map follows.
+    SetVmPrefixes(Vec<Prefix>),
+    /// The route servers changed (a reload): the uplinks may follow.
+    SetRouteServers(Vec<IpAddr>),
     /// Stop; with `flush`, remove routes, rules and the eBPF hooks first.
     Shutdown {
         /// Remove the dataplane instead of leaving it forwarding.
@@ -142,16 +159,29 @@ struct FibState {
     neighbors: HashSet<IpAddr>,
     failures: BTreeMap<Prefix, String>,
     synced: bool,
+    /// The addresses the uplinks were last found for (route servers and
+    /// next hops).
+    uplink_addrs: BTreeSet<IpAddr>,
+    /// Uplinks a previous run left, kept until the first sync.
+    adopted_uplinks: Vec<String>,
 }
 
 impl FibState {
     fn open(setup: FibSetup) -> anyhow::Result<FibState> {
         // eBPF first: it claims the pin dir, so a second agent configured
         // with the same one stops before touching the kernel table or rules.
+        let mut adopted_uplinks = Vec::new();
         let xdp = match &setup.ebpf {
             Some(c) => {
                 let mut c = c.clone();
                 c.interfaces = present(&setup.interfaces);
+                if setup.return_path {
+                    adopted_uplinks = XdpDataplane::recorded_uplinks(&c.pin_dir)
+                        .into_iter()
+                        .filter(|u| exists(u))
+                        .collect();
+                }
+                c.uplinks = adopted_uplinks.clone();
                 Some(XdpDataplane::open(&c)?)
             }
             None => None,
@@ -193,9 +223,73 @@ impl FibState {
             neighbors: HashSet::new(),
             failures: BTreeMap::new(),
             synced: false,
+            uplink_addrs: BTreeSet::new(),
+            adopted_uplinks,
         };
         s.refresh_connected();
+        s.refresh_uplinks(true);
         Ok(s)
+    }
+
+    /// The route servers and every next hop learned: the return path goes
+    /// on the interfaces that reach them.
+    fn uplink_addrs(&self) -> BTreeSet<IpAddr> {
+        let mut addrs: BTreeSet<IpAddr> = self.setup.route_servers.iter().copied().collect();
+        for w in self.learned.values() {
+            if let Want::Forward(hops) = w {
+                addrs.extend(hops.iter().copied());
+            }
+        }
+        addrs
+    }
+
+    /// Puts the return path on the uplinks (see the module header) when
+    /// their addresses changed, or always when `force`; with the return
+    /// path off, or no VM interface it forwards to, takes it off every
+    /// interface.
+    fn refresh_uplinks(&mut self, force: bool) {
+        if self.xdp.is_none() {
+            return;
+        }
+        let addrs = self.uplink_addrs();
+        if !force && addrs == self.uplink_addrs {
+            return;
+        }
+        let mut want: BTreeSet<String> = BTreeSet::new();
+        let returns = self
+            .xdp
+            .as_ref()
+            .is_some_and(XdpDataplane::returns_anywhere);
+        if self.setup.return_path && returns {
+            let list: Vec<IpAddr> = addrs.iter().copied().collect();
+            match self.kernel.egress_interfaces(&list) {
+                Ok(ifindexes) => want.extend(ifindexes.into_iter().filter_map(ifname)),
+                Err(e) => {
+                    warn!(
+                        "cannot find the uplinks (the interfaces to the route servers and appliances): {e}"
+                    );
+                    return;
+                }
+            }
+            if !self.synced {
+                want.extend(self.adopted_uplinks.iter().cloned());
+            }
+            want.retain(|u| {
+                !self.setup.interfaces.contains(u)
+                    && InterfaceKind::of(u).is_ok_and(|k| k != InterfaceKind::NotEthernet)
+            });
+        }
+        self.uplink_addrs = addrs;
+        let want: Vec<String> = want.into_iter().collect();
+        let Some(x) = &mut self.xdp else { return };
+        if x.live_uplinks() == want {
+            return;
+        }
+        match x.set_uplinks(&want) {
+            Ok(()) if want.is_empty() => info!("return path: on no interface"),
+            Ok(()) => info!("return path on the uplinks: {}", want.join(", ")),
+            Err(e) => warn!("cannot put the return path on {want:?}: {e}"),
+        }
     }
 
     fn effective(&self, p: &Prefix) -> Option<Want> {
@@ -397,6 +491,23 @@ impl FibState {
         self.refresh_connected();
         let all = self.all_prefixes();
         self.install(&all, false);
+        self.refresh_uplinks(true);
+    }
+
+    /// The return path's VM prefixes follow a reload.
+    fn set_vm_prefixes(&mut self, prefixes: Vec<Prefix>) {
+        let Some(x) = &mut self.xdp else { return };
+        match x.set_vm_prefixes(&prefixes) {
+            Ok(()) => info!(
+                "return path VM prefixes now: {}",
+                prefixes
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => warn!("cannot write the return path's VM prefixes: {e}"),
+        }
     }
 
     fn view(&self) -> FibView {
@@ -485,10 +596,7 @@ fn present(interfaces: &[String]) -> Vec<String> {
     interfaces
         .iter()
         .filter(|name| {
-            let exists = std::ffi::CString::new(name.as_str())
-                // SAFETY: a valid NUL-terminated string.
-                .map(|c| unsafe { libc::if_nametoindex(c.as_ptr()) } != 0)
-                .unwrap_or(false);
+            let exists = exists(name);
             if !exists {
                 warn!("VM interface {name} does not exist yet: the eBPF hooks attach when it appears (checked every reconcile_interval)");
             }
@@ -498,6 +606,29 @@ fn present(interfaces: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Whether an interface named `name` exists in this namespace.
+fn exists(name: &str) -> bool {
+    std::ffi::CString::new(name)
+        // SAFETY: a valid NUL-terminated string.
+        .map(|c| unsafe { libc::if_nametoindex(c.as_ptr()) } != 0)
+        .unwrap_or(false)
+}
+
+/// The name of interface `ifindex`, unless it is gone or the loopback.
+fn ifname(ifindex: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname writes at most.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name into `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    (name != "lo").then_some(name)
+}
+
 /// One line per hook: `vm1 tc (tcx, veth, link 3, prog 9)`.
 fn attachments_text(a: &[Attachment]) -> Vec<String> {
     a.iter()
@@ -505,7 +636,7 @@ fn attachments_text(a: &[Attachment]) -> Vec<String> {
             format!(
                 "{} {} ({}, {}, link {}, prog {})",
                 a.interface,
-                a.mode.hook().name(),
+                a.hook,
                 a.mode.name(),
                 a.kind.name(),
                 a.link_id,
@@ -573,17 +704,24 @@ pub fn start(setup: FibSetup) -> anyhow::Result<(FibHandle, std::thread::JoinHan
                     prefixes.sort();
                     prefixes.dedup();
                     s.install(&prefixes, true);
+                    s.refresh_uplinks(false);
                 }
                 FibCmd::Sweep => {
                     s.synced = true;
                     let all = s.all_prefixes();
                     info!("every route server has re-sent its routes: removing what none of them wants");
                     s.install(&all, true);
+                    s.refresh_uplinks(true);
                 }
                 FibCmd::Reconcile => s.reconcile(),
                 FibCmd::SetInterfaces(interfaces) => {
                     s.setup.interfaces = interfaces;
                     s.reconcile();
+                }
+                FibCmd::SetVmPrefixes(prefixes) => s.set_vm_prefixes(prefixes),
+                FibCmd::SetRouteServers(servers) => {
+                    s.setup.route_servers = servers;
+                    s.refresh_uplinks(true);
                 }
                 FibCmd::Show(reply) => {
                     let _ = reply.send(s.view());

@@ -68,7 +68,7 @@ impl AgentPlan {
 pub fn plan(old: &AgentConfig, new: &AgentConfig) -> Result<AgentPlan, ReloadError> {
     let keys = changed_keys!(old, new;
         asn, router_id, port, table, ipv6_next_hop, vnet_prefixes, dataplane, xdp,
-        xdp_debug, pin_dir, ecmp, rule_priority, flush_on_exit, manage_neighbors,
+        return_path, xdp_debug, pin_dir, ecmp, rule_priority, flush_on_exit, manage_neighbors,
         stale_timeout, graceful_restart_time, reconcile_interval, flow_idle_timeout,
         hold_time, keepalive, connect_retry, connect_retry_max, send_hold_time,
         send_queue_limit, password, ttl_security, socket, socket_group, metrics_listen,

@@ -351,7 +351,7 @@ pub fn fib(v: &Value) -> String {
         h.row(vec![
             s(a, "interface"),
             s(a, "kind"),
-            hook_of(&mode).to_string(),
+            s(a, "hook"),
             if a["ifindex"].as_u64() == Some(0) {
                 format!("{mode} (interface gone)")
             } else {
@@ -364,7 +364,7 @@ pub fn fib(v: &Value) -> String {
     out.push_str(&h.render());
     let hooks: Vec<&str> = attached
         .iter()
-        .map(|a| hook_of(a["mode"].as_str().unwrap_or("")))
+        .map(|a| a["hook"].as_str().unwrap_or(""))
         .collect();
     let mut c = TextTable::new(&["HOOK", "COUNTER", "PACKETS", "BYTES"]);
     if let Some(m) = v["counters"].as_object() {
@@ -428,15 +428,6 @@ fn flow_table(f: &Value) -> String {
     out
 }
 
-/// The hook an attach mode belongs to.
-fn hook_of(mode: &str) -> &'static str {
-    if matches!(mode, "native" | "generic") {
-        "xdp"
-    } else {
-        "tc"
-    }
-}
-
 fn failures(v: &Value, mut out: String) -> String {
     for f in v["failures"].as_array().into_iter().flatten() {
         out.push_str(&format!("refused: {}\n", f.as_str().unwrap_or("")));
@@ -461,12 +452,14 @@ mod tests {
             "table": 200, "ecmp": "NexthopObjects", "awaiting_sync": false,
             "dataplane": "auto",
             "attached": [
-                {"interface": "vm1", "ifindex": 4, "kind": "veth", "mode": "tcx", "link_id": 3, "prog_id": 9},
-                {"interface": "tap1", "ifindex": 0, "kind": "tap", "mode": "native", "link_id": 5, "prog_id": 8}
+                {"interface": "vm1", "ifindex": 4, "kind": "veth", "hook": "tc", "mode": "tcx", "link_id": 3, "prog_id": 9},
+                {"interface": "tap1", "ifindex": 0, "kind": "tap", "hook": "xdp", "mode": "native", "link_id": 5, "prog_id": 8},
+                {"interface": "eth0", "ifindex": 2, "kind": "veth", "hook": "return", "mode": "tcx", "link_id": 6, "prog_id": 10}
             ],
             "counters": {
                 "tc": {"forwarded": [5, 500], "pass_no_route": [0, 0], "pass_entry": [2, 120]},
-                "xdp": {"forwarded": [0, 0], "pass_csum_partial": [0, 0]}
+                "xdp": {"forwarded": [0, 0], "pass_csum_partial": [0, 0]},
+                "return": {"forwarded": [7, 700], "pass_no_route": [3, 180], "pass_egress_not_vm": [0, 0]}
             },
             "failures": [],
             "entries": [
@@ -491,18 +484,37 @@ mod tests {
         );
         assert!(out.contains("Dataplane: auto\n"), "{out}");
         assert!(
-            out.contains("vm1        veth  tc    tcx                      3     9\n"),
+            out.contains("vm1        veth  tc      tcx                      3     9\n"),
             "{out}"
         );
         assert!(
-            out.contains("tap1       tap   xdp   native (interface gone)  5     8\n"),
+            out.contains("tap1       tap   xdp     native (interface gone)  5     8\n"),
             "{out}"
         );
-        assert!(out.contains("tc    forwarded   5        500\n"), "{out}");
-        assert!(out.contains("tc    pass_entry  2        120\n"), "{out}");
-        assert!(out.contains("xdp   forwarded   0        0\n"), "{out}");
-        assert!(!out.contains("pass_no_route"), "{out}");
+        assert!(
+            out.contains("eth0       veth  return  tcx                      6     10\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tc      forwarded      5        500\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tc      pass_entry     2        120\n"),
+            "{out}"
+        );
+        assert!(out.contains("xdp     forwarded      0        0\n"), "{out}");
+        assert!(
+            out.contains("return  forwarded      7        700\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("return  pass_no_route  3        180\n"),
+            "{out}"
+        );
+        assert!(!out.contains("tc      pass_no_route"), "{out}");
         assert!(!out.contains("pass_csum_partial"), "{out}");
+        assert!(!out.contains("pass_egress_not_vm"), "{out}");
         assert!(!out.contains("Flow table"), "{out}");
     }
 
@@ -511,7 +523,7 @@ mod tests {
         let v = serde_json::json!({
             "table": 200, "ecmp": "NexthopObjects", "awaiting_sync": false,
             "dataplane": "auto",
-            "attached": [{"interface": "vm1", "ifindex": 4, "kind": "veth", "mode": "tcx", "link_id": 3, "prog_id": 9}],
+            "attached": [{"interface": "vm1", "ifindex": 4, "kind": "veth", "hook": "tc", "mode": "tcx", "link_id": 3, "prog_id": 9}],
             "counters": {"tc": {"forwarded": [5, 500]}},
             "flows": {
                 "capacity": 262144, "entries": 70, "active": 64, "idle_timeout": 300,

@@ -1,8 +1,11 @@
 //! The eBPF fast path's user-space half. Loads the embedded object
-//! (`ebpf/xdp`: an XDP and a TC program sharing one set of maps), adopts or
-//! pins its maps under a per-instance bpffs dir, attaches the hooks each
-//! VM-facing interface needs through pinned links, and writes routes into
-//! the LPM maps with shared, refcounted next-hop sets.
+//! (`ebpf/xdp`: an XDP and a TC program for the VM interfaces and the
+//! return path's TC program for the uplinks, sharing one set of maps),
+//! adopts or pins its maps under a per-instance bpffs dir, attaches the
+//! hooks each VM-facing interface needs and the return path on the uplinks
+//! through pinned links, writes routes into the LPM maps with shared,
+//! refcounted next-hop sets, and the local VM prefixes and VM interfaces
+//! into the return path's maps.
 //!
 //! Forwarding never depends on this process being alive: maps and links are
 //! pinned, so an agent restart (or `kill -9`) leaves the last programs
@@ -15,8 +18,9 @@
 //! Layouts and map names live in `steer-common`; the pin dir holds
 //! `STEER_LPM4`, `STEER_LPM6`, `STEER_NHSETS`, `STEER_COUNTERS`,
 //! `STEER_CONFIG`, the flow table `STEER_FLOWS` and its `STEER_FLOW_STATS`,
-//! `links/<native|generic|tcx>/<ifname>` and the clsact markers
-//! `links/clsact/<ifname>/`. The flow table is pinned like the routes, so
+//! the return path's `STEER_VM4`, `STEER_VM6` and `STEER_VM_IFACES`,
+//! `links/<native|generic|tcx|uplink-tcx>/<ifname>` and the clsact markers
+//! `links/<clsact|uplink-clsact>/<ifname>/`. The flow table is pinned like the routes, so
 //! running flows keep their next hop across agent restarts ([`flows`]).
 //!
 //! Offloads: a guest (virtio with `csum`/TSO, or a veth) hands over GSO
@@ -53,7 +57,8 @@ use aya::programs::Xdp;
 use steer_common::{
     ACTION_FORWARD, ACTION_PASS, CONFIG_DEBUG, CONFIG_GENERIC, Config, Counter, FlowEntry, FlowKey,
     MAP_CONFIG, MAP_COUNTERS, MAP_FLOW_STATS, MAP_FLOWS, MAP_LPM4, MAP_LPM6, MAP_NH_SETS,
-    MAX_NEXT_HOPS, MAX_NH_SETS, NextHopSet, PINNED_MAPS, PROGRAM_NAME, Route,
+    MAP_VM_IFACES, MAP_VM4, MAP_VM6, MAX_NEXT_HOPS, MAX_NH_SETS, MAX_VM_PREFIXES, NextHopSet,
+    PINNED_MAPS, PROGRAM_NAME, Route,
 };
 
 pub use attach::{AttachMode, Attachment};
@@ -85,6 +90,12 @@ pub struct XdpConfig {
     /// (`flow_idle_timeout`); 0 turns the flow table off (every packet is
     /// picked by the flow hash alone).
     pub flow_idle_timeout: u32,
+    /// The local VM prefixes (`vm_prefixes`): the return path forwards
+    /// traffic to them.
+    pub vm_prefixes: Vec<Prefix>,
+    /// The interfaces the return path runs on (the uplinks); empty: it is
+    /// off.
+    pub uplinks: Vec<String>,
 }
 
 impl XdpConfig {
@@ -98,6 +109,8 @@ impl XdpConfig {
             debug: false,
             force_clsact: false,
             flow_idle_timeout: crate::fib::DEFAULT_FLOW_IDLE_TIMEOUT,
+            vm_prefixes: Vec::new(),
+            uplinks: Vec::new(),
         }
     }
 }
@@ -212,6 +225,17 @@ pub enum XdpError {
         /// The cause.
         cause: io::Error,
     },
+    /// More VM prefixes of one family than the return path's map holds.
+    #[error(
+        "{count} IPv{version} VM prefixes: the return path holds at most {max}",
+        max = MAX_VM_PREFIXES
+    )]
+    TooManyVmPrefixes {
+        /// 4 or 6.
+        version: u8,
+        /// How many were given.
+        count: usize,
+    },
     /// A forward target with no or too many next hops.
     #[error("{prefix}: a forward target needs 1..={max} next hops, got {count}", max = MAX_NEXT_HOPS)]
     BadTarget {
@@ -298,6 +322,10 @@ pub struct XdpDataplane {
     config: Array<MapData, Config>,
     flows: MapData,
     flow_stats: PerCpuArray<MapData, u64>,
+    vm4: LpmTrie<MapData, [u8; 4], u32>,
+    vm6: LpmTrie<MapData, [u8; 16], u32>,
+    vm_ifaces: BpfHashMap<MapData, u32, u32>,
+    return_targets: usize,
     flow_idle_timeout: u32,
     table: NextHopTable,
     routes: HashMap<Prefix, Installed>,
@@ -326,6 +354,33 @@ fn is_not_found(e: &MapError) -> bool {
     }
 }
 
+/// Makes the LPM trie `map` (value 1 everywhere) hold exactly `want`:
+/// inserts first, then removes what is no longer wanted.
+fn sync_lpm<K: aya::Pod + PartialEq>(
+    map: &mut LpmTrie<MapData, K, u32>,
+    name: &'static str,
+    want: &[Key<K>],
+) -> Result<(), XdpError> {
+    let have: Vec<Key<K>> = map
+        .keys()
+        .collect::<Result<_, _>>()
+        .map_err(map_err(name))?;
+    for k in want {
+        map.insert(k, 1u32, 0).map_err(map_err(name))?;
+    }
+    let wanted = |k: &Key<K>| {
+        want.iter()
+            .any(|w| w.prefix_len() == k.prefix_len() && w.data() == k.data())
+    };
+    for k in have.iter().filter(|k| !wanted(k)) {
+        match map.remove(k) {
+            Err(e) if !is_not_found(&e) => return Err(map_err(name)(e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn normalize(prefix: &Prefix, target: &XdpTarget) -> Result<XdpTarget, XdpError> {
     match target {
         XdpTarget::Pass => Ok(XdpTarget::Pass),
@@ -346,7 +401,8 @@ fn normalize(prefix: &Prefix, target: &XdpTarget) -> Result<XdpTarget, XdpError>
 
 impl XdpDataplane {
     /// Loads the programs, adopts the maps pinned in `cfg.pin_dir` (or pins
-    /// new ones), and puts the hooks on every interface: a pinned link gets
+    /// new ones), and puts the hooks on every VM interface and the return
+    /// path on every uplink (after its maps are written): a pinned link gets
     /// the new program atomically; missing ones are attached and pinned;
     /// hooks no longer wanted are detached.
     pub fn open(cfg: &XdpConfig) -> Result<XdpDataplane, XdpError> {
@@ -373,6 +429,10 @@ impl XdpDataplane {
                 None => return Err(XdpError::MissingMap(MAP_FLOWS)),
             },
             flow_stats: take_map(&mut ebpf, MAP_FLOW_STATS)?,
+            vm4: take_map(&mut ebpf, MAP_VM4)?,
+            vm6: take_map(&mut ebpf, MAP_VM6)?,
+            vm_ifaces: take_map(&mut ebpf, MAP_VM_IFACES)?,
+            return_targets: 0,
             flow_idle_timeout: cfg.flow_idle_timeout,
             ebpf,
             table: NextHopTable::new(MAX_NH_SETS),
@@ -384,7 +444,50 @@ impl XdpDataplane {
         dp.adopt()?;
         dp.set_debug(cfg.debug)?;
         dp.set_interfaces(&cfg.interfaces)?;
+        dp.set_vm_prefixes(&cfg.vm_prefixes)?;
+        dp.set_uplinks(&cfg.uplinks)?;
         Ok(dp)
+    }
+
+    /// Makes the return path's VM-prefix maps hold exactly `prefixes`:
+    /// the new ones are added before the old ones leave, so a prefix kept
+    /// across a change is never missing.
+    pub fn set_vm_prefixes(&mut self, prefixes: &[Prefix]) -> Result<(), XdpError> {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for p in prefixes {
+            match p.addr() {
+                IpAddr::V4(a) => v4.push(Key::new(u32::from(p.len()), a.octets())),
+                IpAddr::V6(a) => v6.push(Key::new(u32::from(p.len()), a.octets())),
+            }
+        }
+        for (version, count) in [(4, v4.len()), (6, v6.len())] {
+            if count > MAX_VM_PREFIXES as usize {
+                return Err(XdpError::TooManyVmPrefixes { version, count });
+            }
+        }
+        sync_lpm(&mut self.vm4, MAP_VM4, &v4)?;
+        sync_lpm(&mut self.vm6, MAP_VM6, &v6)
+    }
+
+    /// The return path's VM prefixes as installed, sorted.
+    pub fn vm_prefixes(&self) -> Result<Vec<Prefix>, XdpError> {
+        let mut out = Vec::new();
+        for k in self.vm4.keys() {
+            let k = k.map_err(map_err(MAP_VM4))?;
+            out.push(Prefix::new(
+                IpAddr::V4(Ipv4Addr::from(k.data())),
+                k.prefix_len() as u8,
+            ));
+        }
+        for k in self.vm6.keys() {
+            let k = k.map_err(map_err(MAP_VM6))?;
+            out.push(Prefix::new(
+                IpAddr::V6(Ipv6Addr::from(k.data())),
+                k.prefix_len() as u8,
+            ));
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Rebuilds the route mirror and the set table from the pinned maps,
@@ -663,11 +766,25 @@ impl XdpDataplane {
         Ok(self.tc_program()?.info()?.id())
     }
 
+    /// The kernel id of the return path's program this instance loaded.
+    pub fn uplink_program_id(&self) -> Result<u32, XdpError> {
+        Ok(self.uplink_program()?.info()?.id())
+    }
+
     fn tc_program(&self) -> Result<&aya::programs::SchedClassifier, XdpError> {
+        self.classifier(steer_common::TC_PROGRAM_NAME)
+    }
+
+    /// The return path's program.
+    fn uplink_program(&self) -> Result<&aya::programs::SchedClassifier, XdpError> {
+        self.classifier(steer_common::UPLINK_PROGRAM_NAME)
+    }
+
+    fn classifier(&self, name: &'static str) -> Result<&aya::programs::SchedClassifier, XdpError> {
         let prog = self
             .ebpf
-            .program(steer_common::TC_PROGRAM_NAME)
-            .ok_or(XdpError::MissingProgram(steer_common::TC_PROGRAM_NAME))?;
+            .program(name)
+            .ok_or(XdpError::MissingProgram(name))?;
         Ok(prog.try_into()?)
     }
 

@@ -1,5 +1,6 @@
 //! Map layouts shared by the eBPF programs (`ebpf/xdp`: the XDP and the TC
-//! hook) and user space (`steer::fib::xdp`): the `#[repr(C)]` keys and
+//! hook on the VM interfaces, the return-path hook on the uplinks) and user
+//! space (`steer::fib::xdp`): the `#[repr(C)]` keys and
 //! values, the hooks and counter reasons, the limits, and the map names both
 //! sides use. `no_std`; `aya::Pod` impls behind the `user` feature.
 //!
@@ -38,8 +39,18 @@ pub const MAP_FLOWS: &str = "STEER_FLOWS";
 /// Name of the per-CPU flow-table event counters: index
 /// [`FlowEvent::index`], value `u64`.
 pub const MAP_FLOW_STATS: &str = "STEER_FLOW_STATS";
+/// Name of the return path's IPv4 LPM trie of local VM prefixes: key
+/// `Key<[u8; 4]>`, value `u32` (unused, 1).
+pub const MAP_VM4: &str = "STEER_VM4";
+/// Name of the return path's IPv6 LPM trie of local VM prefixes: key
+/// `Key<[u8; 16]>`, value `u32` (unused, 1).
+pub const MAP_VM6: &str = "STEER_VM6";
+/// Name of the hash map of VM interfaces the return path may redirect to:
+/// key the ifindex (`u32`), value [`VM_REDIRECT_PEER`] or
+/// [`VM_REDIRECT_EGRESS`].
+pub const MAP_VM_IFACES: &str = "STEER_VM_IFACES";
 /// The maps user space pins (and adopts after a restart), in load order.
-pub const PINNED_MAPS: [&str; 7] = [
+pub const PINNED_MAPS: [&str; 10] = [
     MAP_LPM4,
     MAP_LPM6,
     MAP_NH_SETS,
@@ -47,7 +58,24 @@ pub const PINNED_MAPS: [&str; 7] = [
     MAP_CONFIG,
     MAP_FLOWS,
     MAP_FLOW_STATS,
+    MAP_VM4,
+    MAP_VM6,
+    MAP_VM_IFACES,
 ];
+
+/// Capacity of each of the return path's VM-prefix tries (a host announces
+/// a few; the route server allows 64 by default).
+pub const MAX_VM_PREFIXES: u32 = 1024;
+/// Capacity of the VM-interface map.
+pub const MAX_VM_IFACES: u32 = 16384;
+/// [`MAP_VM_IFACES`] value: a veth whose peer (the VM's end) is in another
+/// network namespace, so the packet can be handed straight to the peer's
+/// receive path (`bpf_redirect_peer`).
+pub const VM_REDIRECT_PEER: u32 = 1;
+/// [`MAP_VM_IFACES`] value: any other VM interface (a tap, a veth whose
+/// peer is in this namespace): the packet leaves through its transmit path
+/// (`bpf_redirect`, or `bpf_redirect_neigh` without a neighbour entry).
+pub const VM_REDIRECT_EGRESS: u32 = 2;
 
 /// Capacity of the flow table. An LRU map: when it is full, a new flow
 /// evicts the least recently used entry instead of failing, so a flood of
@@ -58,6 +86,9 @@ pub const MAX_FLOWS: u32 = 1 << 18;
 pub const PROGRAM_NAME: &str = "steer_xdp";
 /// Name of the TC (tcx / clsact ingress) program in the object.
 pub const TC_PROGRAM_NAME: &str = "steer_tc";
+/// Name of the return-path program (tcx / clsact ingress of the uplinks)
+/// in the object.
+pub const UPLINK_PROGRAM_NAME: &str = "steer_tc_uplink";
 
 /// [`Route::action`]: leave the packet to the kernel (VNet / connected space).
 pub const ACTION_PASS: u32 = 1;
@@ -225,8 +256,8 @@ impl FlowEvent {
 
 /// What happened to a packet at one [`Hook`]. Everything but
 /// [`Reason::Forwarded`] and [`Reason::RedirectFailed`] went on to the next
-/// stage (XDP: to the TC hook, if attached, and the kernel; TC: to the
-/// kernel).
+/// stage (XDP: to the TC hook, if attached, and the kernel; TC and the
+/// return path: to the kernel).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
@@ -271,10 +302,13 @@ pub enum Reason {
     /// reads from the targets' statistics; at TC, the redirect helper
     /// refused an already rewritten packet, which is then dropped.
     RedirectFailed = 15,
+    /// Return path only: the kernel routes the destination out of an
+    /// interface that is not one of this host's VM interfaces.
+    EgressNotVm = 16,
 }
 
 /// Number of [`Reason`]s (counter slots per hook).
-pub const REASON_COUNT: usize = 16;
+pub const REASON_COUNT: usize = 17;
 
 /// Every reason, in index order.
 pub const REASONS: [Reason; REASON_COUNT] = [
@@ -294,6 +328,7 @@ pub const REASONS: [Reason; REASON_COUNT] = [
     Reason::NoNextHopSet,
     Reason::CsumPartial,
     Reason::RedirectFailed,
+    Reason::EgressNotVm,
 ];
 
 impl Reason {
@@ -321,6 +356,7 @@ impl Reason {
             Reason::NoNextHopSet => "pass_no_nexthop_set",
             Reason::CsumPartial => "pass_csum_partial",
             Reason::RedirectFailed => "redirect_failed",
+            Reason::EgressNotVm => "pass_egress_not_vm",
         }
     }
 }
@@ -334,23 +370,27 @@ pub enum Hook {
     Xdp = 0,
     /// TC ingress (tcx or clsact), on the skb.
     Tc = 1,
+    /// The return path: TC ingress of the uplinks, for traffic to the
+    /// host's VMs.
+    Return = 2,
 }
 
 /// Number of [`Hook`]s.
-pub const HOOK_COUNT: usize = 2;
+pub const HOOK_COUNT: usize = 3;
 
 /// Every hook, in counter-map order.
-pub const HOOKS: [Hook; HOOK_COUNT] = [Hook::Xdp, Hook::Tc];
+pub const HOOKS: [Hook; HOOK_COUNT] = [Hook::Xdp, Hook::Tc, Hook::Return];
 
 /// Size of the counter map.
 pub const COUNTER_SLOTS: u32 = (HOOK_COUNT * REASON_COUNT) as u32;
 
 impl Hook {
-    /// `xdp` or `tc`, as `steer show` and metrics print it.
+    /// `xdp`, `tc` or `return`, as `steer show` and metrics print it.
     pub const fn name(self) -> &'static str {
         match self {
             Hook::Xdp => "xdp",
             Hook::Tc => "tc",
+            Hook::Return => "return",
         }
     }
 
@@ -395,5 +435,5 @@ const _: () = {
         assert!(HOOKS[h] as usize == h);
         h += 1;
     }
-    assert!(Hook::Tc.counter(Reason::RedirectFailed) == COUNTER_SLOTS - 1);
+    assert!(Hook::Return.counter(Reason::EgressNotVm) == COUNTER_SLOTS - 1);
 };

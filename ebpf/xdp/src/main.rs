@@ -1,5 +1,5 @@
-//! Steer's fast path: one object, two hooks on every VM-facing interface,
-//! sharing one set of maps.
+//! Steer's fast path: one object, two hooks on every VM-facing interface
+//! and the return path on the uplinks, sharing one set of maps.
 //!
 //! - XDP (`steer_xdp`), before an skb exists: cheapest per packet, but a
 //!   bare frame has no offload state, so it leaves TCP/UDP with checksums
@@ -14,7 +14,13 @@
 //! `bpf_fib_lookup` on that next hop's address with the ingress ifindex
 //! (so `ip rule`s apply) -> rewrite MACs, TTL/hop limit - 1, IPv4 checksum -> redirect. What XDP
 //! passes reaches TC; what TC passes reaches the kernel, whose table is
-//! identical. Every packet is counted under its hook and [`Reason`]. Maps
+//! identical.
+//!
+//! The return path (`steer_tc_uplink`, `uplink.rs`): traffic entering an
+//! uplink for a local VM prefix goes straight to its VM interface (into a
+//! veth's peer where it can) instead of through the kernel's forwarding.
+//!
+//! Every packet is counted under its hook and [`Reason`]. Maps
 //! and layouts come from `steer-common`; the static names below are its
 //! `MAP_*` names.
 #![no_std]
@@ -25,6 +31,7 @@ mod hash;
 mod packet;
 mod route;
 mod tc;
+mod uplink;
 mod xdp;
 
 use aya_ebpf::{
@@ -36,7 +43,7 @@ use aya_ebpf::{
 };
 use steer_common::{
     CONFIG_DEBUG, COUNTER_SLOTS, Config, Counter, FLOW_EVENT_COUNT, FlowEntry, FlowKey, Hook,
-    MAX_FLOWS, MAX_NH_SETS, MAX_ROUTES, NextHopSet, Reason, Route,
+    MAX_FLOWS, MAX_NH_SETS, MAX_ROUTES, MAX_VM_IFACES, MAX_VM_PREFIXES, NextHopSet, Reason, Route,
 };
 
 /// IPv4 destinations: `steer_common::MAP_LPM4`.
@@ -67,6 +74,19 @@ static STEER_FLOWS: LruHashMap<FlowKey, FlowEntry> = LruHashMap::pinned(MAX_FLOW
 /// Per-CPU flow-table events: `steer_common::MAP_FLOW_STATS`.
 #[map]
 static STEER_FLOW_STATS: PerCpuArray<u64> = PerCpuArray::pinned(FLOW_EVENT_COUNT as u32, 0);
+
+/// The return path's IPv4 VM prefixes: `steer_common::MAP_VM4`.
+#[map]
+static STEER_VM4: LpmTrie<[u8; 4], u32> = LpmTrie::pinned(MAX_VM_PREFIXES, 0);
+
+/// The return path's IPv6 VM prefixes: `steer_common::MAP_VM6`.
+#[map]
+static STEER_VM6: LpmTrie<[u8; 16], u32> = LpmTrie::pinned(MAX_VM_PREFIXES, 0);
+
+/// The VM interfaces the return path may redirect to, by ifindex:
+/// `steer_common::MAP_VM_IFACES`.
+#[map]
+static STEER_VM_IFACES: HashMap<u32, u32> = HashMap::pinned(MAX_VM_IFACES, BPF_F_NO_PREALLOC);
 
 /// What a hook decided for one packet.
 pub struct Verdict {
@@ -150,6 +170,17 @@ pub fn steer_tc(ctx: TcContext) -> i32 {
     // SAFETY: reading a field of the context the kernel passed.
     let ifindex = unsafe { (*ctx.skb.skb).ingress_ifindex };
     account(&ctx, Hook::Tc, &config, len, ifindex, &verdict);
+    verdict.action as i32
+}
+
+#[classifier]
+pub fn steer_tc_uplink(ctx: TcContext) -> i32 {
+    let len = ctx.len() as u64;
+    let config = config();
+    let verdict = uplink::process(&ctx);
+    // SAFETY: reading a field of the context the kernel passed.
+    let ifindex = unsafe { (*ctx.skb.skb).ingress_ifindex };
+    account(&ctx, Hook::Return, &config, len, ifindex, &verdict);
     verdict.action as i32
 }
 

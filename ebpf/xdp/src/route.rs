@@ -1,9 +1,11 @@
-//! The routing decision both hooks share: parse Ethernet and IP, look the
-//! destination up in the LPM maps, check what the fast path must leave to
-//! the kernel, pick the flow's next hop from its set, and ask the kernel's
-//! FIB (`bpf_fib_lookup`, with the ingress ifindex so the VM interface's
-//! `ip rule`s apply) for that next hop's egress and MACs. Each hook then
-//! rewrites and redirects in its own way (`xdp.rs`, `tc.rs`).
+//! The routing decision the hooks share: parse Ethernet and IP, look the
+//! destination up in an LPM map ([`Destinations`]: the routes for the VM
+//! interfaces' hooks, the local VM prefixes for the return path), check
+//! what the fast path must leave to the kernel, pick the flow's next hop
+//! from its set, and ask the kernel's FIB (`bpf_fib_lookup`, with the
+//! ingress ifindex so the VM interface's `ip rule`s apply) for that next
+//! hop's egress and MACs. Each hook then rewrites and redirects in its own
+//! way (`xdp.rs`, `tc.rs`, `uplink.rs`).
 //!
 //! The next hop is chosen in [`choose`]: by the flow table (`flow.rs`: a
 //! running flow keeps its member; a new one takes the flow hash's), or by
@@ -79,7 +81,7 @@ const _: () = assert!(core::mem::size_of::<FibParams>() == 64);
 /// A packet the fast path may forward: its route's next-hop set and what
 /// the later steps need.
 pub struct Packet {
-    /// The route's next-hop set.
+    /// The route's next-hop set (0 on the return path).
     pub set_id: u32,
     /// The flow.
     pub flow: FlowKey,
@@ -96,6 +98,31 @@ pub struct Packet {
     pub pseudo: u64,
 }
 
+/// The LPM map a hook looks destinations up in. `Ok` is the next-hop set
+/// of a destination the hook may forward (0 where there is none); `Err` the
+/// reason it goes on to the next stage.
+pub trait Destinations {
+    /// An IPv4 destination (raw network order).
+    fn v4(&self, daddr: [u8; 4]) -> Result<u32, Reason>;
+    /// An IPv6 destination (raw network order).
+    fn v6(&self, daddr: [u8; 16]) -> Result<u32, Reason>;
+}
+
+/// The routes the agent learned (`STEER_LPM4`/`STEER_LPM6`): the VM
+/// interfaces' hooks.
+pub struct Routes;
+
+impl Destinations for Routes {
+    #[inline(always)]
+    fn v4(&self, daddr: [u8; 4]) -> Result<u32, Reason> {
+        forward_set(STEER_LPM4.get(Key::new(32, daddr)))
+    }
+    #[inline(always)]
+    fn v6(&self, daddr: [u8; 16]) -> Result<u32, Reason> {
+        forward_set(STEER_LPM6.get(Key::new(128, daddr)))
+    }
+}
+
 #[inline(always)]
 fn forward_set(route: Option<&Route>) -> Result<u32, Reason> {
     match route {
@@ -105,10 +132,10 @@ fn forward_set(route: Option<&Route>) -> Result<u32, Reason> {
     }
 }
 
-/// Parses the frame and looks its destination up. `Err` is the reason the
-/// packet goes on to the next stage.
+/// Parses the frame and looks its destination up in `dests`. `Err` is the
+/// reason the packet goes on to the next stage.
 #[inline(always)]
-pub fn parse<F: Frame>(f: &F) -> Result<Packet, Reason> {
+pub fn parse<F: Frame, D: Destinations>(f: &F, dests: &D) -> Result<Packet, Reason> {
     let eth: *const EthHdr = at(f, 0).ok_or(Reason::Truncated)?;
     // SAFETY: `at` proved the header is inside the frame.
     let eth = unsafe { &*eth };
@@ -116,14 +143,14 @@ pub fn parse<F: Frame>(f: &F) -> Result<Packet, Reason> {
         return Err(Reason::NotUnicast);
     }
     match u16::from_be_bytes(eth.proto) {
-        ETH_P_IP => ipv4(f),
-        ETH_P_IPV6 => ipv6(f),
+        ETH_P_IP => ipv4(f, dests),
+        ETH_P_IPV6 => ipv6(f, dests),
         _ => Err(Reason::NotIp),
     }
 }
 
 #[inline(always)]
-fn ipv4<F: Frame>(f: &F) -> Result<Packet, Reason> {
+fn ipv4<F: Frame, D: Destinations>(f: &F, dests: &D) -> Result<Packet, Reason> {
     let ip: *const Ipv4Hdr = at(f, ETH_HLEN).ok_or(Reason::Truncated)?;
     // SAFETY: `at` proved the header is inside the frame.
     let ip = unsafe { &*ip };
@@ -134,7 +161,7 @@ fn ipv4<F: Frame>(f: &F) -> Result<Packet, Reason> {
     if daddr[0] >= 224 {
         return Err(Reason::NotUnicast);
     }
-    let set_id = forward_set(STEER_LPM4.get(Key::new(32, daddr)))?;
+    let set_id = dests.v4(daddr)?;
     if ip.version_ihl & 0x0f != 5 {
         return Err(Reason::Ipv4Options);
     }
@@ -172,7 +199,7 @@ fn ipv4<F: Frame>(f: &F) -> Result<Packet, Reason> {
 }
 
 #[inline(always)]
-fn ipv6<F: Frame>(f: &F) -> Result<Packet, Reason> {
+fn ipv6<F: Frame, D: Destinations>(f: &F, dests: &D) -> Result<Packet, Reason> {
     let ip: *const Ipv6Hdr = at(f, ETH_HLEN).ok_or(Reason::Truncated)?;
     // SAFETY: `at` proved the header is inside the frame.
     let ip = unsafe { &*ip };
@@ -186,7 +213,7 @@ fn ipv6<F: Frame>(f: &F) -> Result<Packet, Reason> {
     }
     // SAFETY: [u32; 4] and [u8; 16] have the same size and no invalid values.
     let key: [u8; 16] = unsafe { core::mem::transmute(daddr) };
-    let set_id = forward_set(STEER_LPM6.get(Key::new(128, key)))?;
+    let set_id = dests.v6(key)?;
     if is_ipv6_ext_header(ip.nexthdr) {
         return Err(Reason::Ipv6ExtHeader);
     }

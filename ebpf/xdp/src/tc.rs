@@ -1,8 +1,10 @@
-//! The TC hook (tcx or clsact ingress): the shared routing decision on the
-//! skb, then the rewrite through helpers and a redirect to the egress
-//! device. The skb keeps its offload state, so GSO superpackets, GRO'd
-//! packets and checksums left to offload (`CHECKSUM_PARTIAL`) leave as they
-//! came, to be finished by the egress device or the receiver.
+//! The TC hook (tcx or clsact ingress of the VM interfaces): the shared
+//! routing decision on the skb, then the rewrite through helpers and a
+//! redirect to the egress device. The return path (`uplink.rs`) shares its
+//! steps ([`prologue`], [`resolve`], [`forward`]). The skb keeps its
+//! offload state, so GSO superpackets, GRO'd packets and checksums left to
+//! offload (`CHECKSUM_PARTIAL`) leave as they came, to be finished by the
+//! egress device or the receiver.
 //!
 //! As Cilium's host routing does: `bpf_fib_lookup` with a neighbour found
 //! rewrites the MACs and `bpf_redirect`s; without one the kernel resolves
@@ -15,17 +17,17 @@
 
 use aya_ebpf::{
     bindings::{BPF_F_RECOMPUTE_CSUM, TC_ACT_OK, TC_ACT_REDIRECT},
-    helpers::generated::{bpf_redirect, bpf_redirect_neigh},
+    helpers::generated::{bpf_redirect, bpf_redirect_neigh, bpf_redirect_peer},
     programs::TcContext,
 };
-use steer_common::{Config, FAMILY_V4, Reason};
+use steer_common::{Config, FAMILY_V4, NextHop, Reason};
 
 use crate::{
     Verdict,
     packet::ETH_HLEN,
     route::{
-        FIB_NO_NEIGH, FIB_SKIP_NEIGH, FIB_SUCCESS, IPV4_CHECK_OFF, IPV4_TTL_OFF, IPV6_HLEN,
-        IPV6_HOP_LIMIT_OFF, choose, fib_reason, lookup, parse,
+        FIB_NO_NEIGH, FIB_SKIP_NEIGH, FIB_SUCCESS, FibParams, IPV4_CHECK_OFF, IPV4_TTL_OFF,
+        IPV6_HLEN, IPV6_HOP_LIMIT_OFF, Packet, Routes, choose, fib_reason, lookup, parse,
     },
 };
 
@@ -45,7 +47,25 @@ struct RedirNeigh {
 /// forwarded.
 #[inline(always)]
 pub fn process(ctx: &TcContext, config: &Config) -> Verdict {
-    let pass = |reason| Verdict::pass(TC_ACT_OK as u32, reason);
+    route(ctx, config).unwrap_or_else(|reason| Verdict::pass(TC_ACT_OK as u32, reason))
+}
+
+/// The VM hook's steps; `Err` is the reason the skb goes to the kernel
+/// untouched.
+#[inline(always)]
+fn route(ctx: &TcContext, config: &Config) -> Result<Verdict, Reason> {
+    let ifindex = prologue(ctx)?;
+    let p = parse(ctx, &Routes)?;
+    let hop = choose(&p, config)?;
+    let (fib, resolved) = resolve(ctx, &hop, &p, ifindex)?;
+    forward(ctx, &p, &fib, resolved, false)
+}
+
+/// What every TC hook checks first: a unicast frame to this host, untagged,
+/// with its headers in the linear part (pulled there if needed). `Ok` is
+/// the ingress ifindex.
+#[inline(always)]
+pub fn prologue(ctx: &TcContext) -> Result<u32, Reason> {
     let skb = ctx.skb.skb;
     // SAFETY: reading fields of the context the kernel passed.
     let (pkt_type, len, ifindex, vlan) = unsafe {
@@ -57,41 +77,64 @@ pub fn process(ctx: &TcContext, config: &Config) -> Verdict {
         )
     };
     if pkt_type != PACKET_HOST {
-        return pass(Reason::NotUnicast);
+        return Err(Reason::NotUnicast);
     }
     // A tag the driver took off the frame is still the frame's VLAN.
     if vlan != 0 {
-        return pass(Reason::NotIp);
+        return Err(Reason::NotIp);
     }
     // The headers must be in the linear part for direct reads; they
     // usually are, so pull only when they are not.
     let want = if len < HEADERS { len } else { HEADERS };
     if ((ctx.data_end() - ctx.data()) as u32) < want && ctx.pull_data(want).is_err() {
-        return pass(Reason::Truncated);
+        return Err(Reason::Truncated);
     }
-    let p = match parse(ctx) {
-        Ok(p) => p,
-        Err(reason) => return pass(reason),
-    };
-    let hop = match choose(&p, config) {
-        Ok(h) => h,
-        Err(reason) => return pass(reason),
-    };
-    let (mut rc, mut fib) = lookup(ctx, &hop, &p, ifindex, 0, 0);
+    Ok(ifindex)
+}
+
+/// Asks the kernel's FIB how to reach `hop` for `p` arriving on `ifindex`:
+/// the egress and, when the neighbour is resolved (`true`), its MACs;
+/// without a valid neighbour entry the route alone (`false`), for
+/// `bpf_redirect_neigh`.
+#[inline(always)]
+pub fn resolve(
+    ctx: &TcContext,
+    hop: &NextHop,
+    p: &Packet,
+    ifindex: u32,
+) -> Result<(FibParams, bool), Reason> {
+    let (mut rc, mut fib) = lookup(ctx, hop, p, ifindex, 0, 0);
     let resolved = rc == FIB_SUCCESS;
     if rc == FIB_NO_NEIGH {
-        (rc, fib) = lookup(ctx, &hop, &p, ifindex, 0, FIB_SKIP_NEIGH);
+        (rc, fib) = lookup(ctx, hop, p, ifindex, 0, FIB_SKIP_NEIGH);
     }
     if rc != FIB_SUCCESS {
-        return pass(fib_reason(rc));
+        return Err(fib_reason(rc));
     }
+    Ok((fib, resolved))
+}
+
+/// Rewrites the skb for its next hop (MACs when `resolved`, TTL/hop limit
+/// - 1) and redirects it: into the peer of the veth `fib.ifindex` when
+/// `peer` (straight to the other namespace's receive path), else out of
+/// `fib.ifindex` (through the kernel's neighbour resolution when not
+/// `resolved`). `Err`: the skb could not be rewritten and goes on
+/// untouched, for this reason.
+#[inline(always)]
+pub fn forward(
+    ctx: &TcContext,
+    p: &Packet,
+    fib: &FibParams,
+    resolved: bool,
+    peer: bool,
+) -> Result<Verdict, Reason> {
     // The first write makes the headers writable (a clone's head is
     // copied); once one succeeded the others cannot fail, so a packet is
     // never left half rewritten.
     if resolved {
         let macs: [u8; 12] = concat(&fib.dmac, &fib.smac);
         if ctx.store(0, &macs, 0).is_err() {
-            return pass(Reason::Truncated);
+            return Err(Reason::Truncated);
         }
     }
     let new_ttl = p.ttl - 1;
@@ -104,9 +147,12 @@ pub fn process(ctx: &TcContext, config: &Config) -> Verdict {
         ctx.store(IPV6_HOP_LIMIT_OFF, &new_ttl, BPF_F_RECOMPUTE_CSUM as u64)
     };
     if written.is_err() {
-        return pass(Reason::Truncated);
+        return Err(Reason::Truncated);
     }
-    let action = if resolved {
+    let action = if resolved && peer {
+        // SAFETY: a plain helper call; flags 0.
+        unsafe { bpf_redirect_peer(fib.ifindex, 0) }
+    } else if resolved {
         // SAFETY: a plain helper call; flags 0.
         unsafe { bpf_redirect(fib.ifindex, 0) }
     } else {
@@ -126,17 +172,17 @@ pub fn process(ctx: &TcContext, config: &Config) -> Verdict {
     };
     if action != TC_ACT_REDIRECT as i64 {
         // Already rewritten: going on would decrement the TTL twice.
-        return Verdict {
+        return Ok(Verdict {
             action: action as u32,
             reason: Reason::RedirectFailed,
             egress: fib.ifindex,
-        };
+        });
     }
-    Verdict {
+    Ok(Verdict {
         action: TC_ACT_REDIRECT as u32,
         reason: Reason::Forwarded,
         egress: fib.ifindex,
-    }
+    })
 }
 
 #[inline(always)]

@@ -11,7 +11,7 @@ use steer_common::{CONFIG_GENERIC, Config, Reason};
 use crate::{
     Verdict,
     packet::{ETH_HLEN, EthHdr, Ipv4Hdr, Ipv6Hdr, at, fold},
-    route::{FIB_SUCCESS, choose, fib_reason, lookup, parse},
+    route::{FIB_SUCCESS, Routes, choose, fib_reason, lookup, parse},
 };
 
 /// Decides what to do with the frame in `ctx` (and rewrites it if it is
@@ -19,7 +19,7 @@ use crate::{
 #[inline(always)]
 pub fn process(ctx: &XdpContext, config: &Config) -> Verdict {
     let pass = |reason| Verdict::pass(xdp_action::XDP_PASS, reason);
-    let p = match parse(ctx) {
+    let p = match parse(ctx, &Routes) {
         Ok(p) => p,
         Err(reason) => return pass(reason),
     };

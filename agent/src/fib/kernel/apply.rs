@@ -419,7 +419,10 @@ impl KernelFib {
 
     /// The interface the host reaches each gateway through (RTM_GETROUTE):
     /// nexthop objects need one, plain routes let the kernel find it.
-    fn lookup_oifs(&mut self, gws: &[IpAddr]) -> Result<Vec<Result<u32, ErrorMsg>>, KernelError> {
+    pub(super) fn lookup_oifs(
+        &mut self,
+        gws: &[IpAddr],
+    ) -> Result<Vec<Result<u32, ErrorMsg>>, KernelError> {
         let mut b = Batch::with_capacity(gws.len());
         for &gw in gws {
             route::push_lookup(&mut b, gw);

@@ -1,6 +1,8 @@
 //! The host around Steer's table: the policy rules that send VM traffic
-//! into it, the host's connected prefixes (XDP pass entries), and managed
-//! neighbour entries for appliance next hops.
+//! into it, the host's connected prefixes (XDP pass entries), managed
+//! neighbour entries for appliance next hops, and the interfaces the host
+//! reaches route servers and appliances through (the return path's
+//! uplinks).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -180,6 +182,20 @@ impl KernelFib {
                 e,
             )),
         }
+    }
+
+    /// The interfaces the host itself reaches `addrs` through (the
+    /// uplinks towards route servers and appliances), by ifindex, sorted;
+    /// an address it has no route to adds none.
+    pub fn egress_interfaces(&mut self, addrs: &[IpAddr]) -> Result<Vec<u32>, KernelError> {
+        let mut out: Vec<u32> = self
+            .lookup_oifs(addrs)?
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 
     /// The route the host itself would use for `addr`; `None` if none.

@@ -1,19 +1,25 @@
-//! Putting the hooks on the VM interfaces: each interface's kind decides,
+//! Putting the hooks on the interfaces: each VM interface's kind decides,
 //! with the dataplane mode, which hooks it gets ([`super::hooks`]); TC is
-//! attached before XDP so that nothing XDP passes ever misses TC; pinned
-//! links of hooks no longer wanted (an interface left the config, the mode
-//! changed) are detached.
+//! attached before XDP so that nothing XDP passes ever misses TC; the VM
+//! interfaces are written into the return path's map with how it may
+//! redirect to each (into a veth's peer, or out of the interface); the
+//! return path goes on the uplinks; pinned links of hooks no longer wanted
+//! (an interface left the config, the mode changed, an uplink is no longer
+//! one) are detached.
 
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 use std::path::Path;
 
 use aya::programs::{SchedClassifier, Xdp};
-use steer_common::{Hook, PROGRAM_NAME, TC_PROGRAM_NAME};
+use steer_common::{
+    Hook, MAP_VM_IFACES, PROGRAM_NAME, TC_PROGRAM_NAME, UPLINK_PROGRAM_NAME, VM_REDIRECT_EGRESS,
+    VM_REDIRECT_PEER,
+};
 
 use super::hooks::{Hooks, InterfaceKind, XdpMode};
-use super::tc_links::{self, TcAttach, TcLink};
-use super::{XdpDataplane, XdpError, links, redirect_targets, sys};
+use super::tc_links::{self, TcAttach, TcLink, TcProgram};
+use super::{XdpDataplane, XdpError, is_not_found, links, map_err, redirect_targets, sys};
 
 /// How a hook is attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -30,14 +36,6 @@ pub enum AttachMode {
 }
 
 impl AttachMode {
-    /// The hook this attaches.
-    pub fn hook(self) -> Hook {
-        match self {
-            AttachMode::Native | AttachMode::Generic => Hook::Xdp,
-            AttachMode::Tcx | AttachMode::Clsact => Hook::Tc,
-        }
-    }
-
     /// `native`, `generic`, `tcx` or `clsact`.
     pub fn name(self) -> &'static str {
         match self {
@@ -76,7 +74,9 @@ pub struct Attachment {
     pub ifindex: u32,
     /// What the interface is.
     pub kind: InterfaceKind,
-    /// How the hook is attached (and so which hook it is).
+    /// The hook: `xdp` or `tc` on a VM interface, `return` on an uplink.
+    pub hook: &'static str,
+    /// How the hook is attached.
     pub mode: AttachMode,
     /// The bpf_link id (stable across program replacements); 0 for clsact.
     pub link_id: u32,
@@ -90,6 +90,7 @@ pub struct Attached {
     kinds: BTreeMap<String, InterfaceKind>,
     xdp: BTreeMap<String, links::Link>,
     tc: BTreeMap<String, TcLink>,
+    uplinks: BTreeMap<String, (InterfaceKind, TcLink)>,
 }
 
 impl XdpDataplane {
@@ -111,15 +112,11 @@ impl XdpDataplane {
         }
         let mut now = Attached::default();
         let clsact = self.force_clsact;
-        let tc_prog: &mut SchedClassifier = self
-            .ebpf
-            .program_mut(TC_PROGRAM_NAME)
-            .ok_or(XdpError::MissingProgram(TC_PROGRAM_NAME))?
-            .try_into()?;
+        let tc_prog = classifier_mut(&mut self.ebpf, TC_PROGRAM_NAME)?;
         for (iface, (kind, hooks)) in &plan {
             now.kinds.insert(iface.clone(), *kind);
             if hooks.tc {
-                let link = tc_links::attach(tc_prog, &self.pin_dir, iface, clsact)?;
+                let link = tc_links::attach(tc_prog, TcProgram::Vm, &self.pin_dir, iface, clsact)?;
                 now.tc.insert(iface.clone(), link);
             }
         }
@@ -139,14 +136,126 @@ impl XdpDataplane {
                 links::detach_pinned(&path)?;
             }
         }
-        for (how, iface) in tc_links::recorded(&self.pin_dir) {
+        for (how, iface) in tc_links::recorded(&self.pin_dir, TcProgram::Vm) {
             if now.tc.get(&iface).is_none_or(|l| l.how != how) {
-                tc_links::detach(&self.pin_dir, how, &iface)?;
+                tc_links::detach(&self.pin_dir, TcProgram::Vm, how, &iface)?;
             }
         }
         self.warn_about_redirect_targets(&now);
+        now.uplinks = std::mem::take(&mut self.attached.uplinks);
         self.attached = now;
+        self.write_vm_interfaces(&plan)
+    }
+
+    /// The return path's map of VM interfaces: every VM interface the mode
+    /// returns traffic to ([`super::hooks::DataplaneMode::returns_to`]), by
+    /// ifindex, with [`VM_REDIRECT_PEER`] for a veth whose VM end is in
+    /// another network namespace (`bpf_redirect_peer` needs that) and
+    /// [`VM_REDIRECT_EGRESS`] for the others; entries of interfaces no
+    /// longer listed (or recreated under another ifindex) are removed.
+    fn write_vm_interfaces(
+        &mut self,
+        plan: &BTreeMap<String, (InterfaceKind, Hooks)>,
+    ) -> Result<(), XdpError> {
+        let mut want: BTreeMap<u32, u32> = BTreeMap::new();
+        for (iface, (kind, _)) in plan {
+            if *kind == InterfaceKind::NotEthernet {
+                continue;
+            }
+            let index = links::ifindex(iface)?;
+            let peer = *kind == InterfaceKind::Veth
+                && redirect_targets::peer_elsewhere(index).unwrap_or_else(|e| {
+                    tracing::warn!(
+                        "cannot tell where the peer of veth {iface} is ({e}): the return path \
+                         takes it for one in this namespace"
+                    );
+                    false
+                });
+            if !self.mode.returns_to(*kind, peer) {
+                continue;
+            }
+            let how = if peer {
+                VM_REDIRECT_PEER
+            } else {
+                VM_REDIRECT_EGRESS
+            };
+            want.insert(index, how);
+        }
+        self.return_targets = want.len();
+        let have: Vec<u32> = self
+            .vm_ifaces
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(map_err(MAP_VM_IFACES))?;
+        for (index, how) in &want {
+            self.vm_ifaces
+                .insert(index, how, 0)
+                .map_err(map_err(MAP_VM_IFACES))?;
+        }
+        for index in have.iter().filter(|i| !want.contains_key(i)) {
+            match self.vm_ifaces.remove(index) {
+                Err(e) if !is_not_found(&e) => return Err(map_err(MAP_VM_IFACES)(e)),
+                _ => {}
+            }
+        }
         Ok(())
+    }
+
+    /// Puts the return path on the ingress of each of `uplinks` (swapping
+    /// the new program into pinned links atomically) and takes it off the
+    /// interfaces no longer listed. Empty: the return path is off.
+    pub fn set_uplinks(&mut self, uplinks: &[String]) -> Result<(), XdpError> {
+        let clsact = self.force_clsact;
+        let prog = classifier_mut(&mut self.ebpf, UPLINK_PROGRAM_NAME)?;
+        let mut now = BTreeMap::new();
+        for iface in uplinks {
+            let kind =
+                InterfaceKind::of(iface).map_err(|_| XdpError::NoSuchInterface(iface.clone()))?;
+            if kind == InterfaceKind::NotEthernet {
+                tracing::warn!(
+                    "uplink {iface} is not an Ethernet interface: no return path on it, the \
+                     kernel forwards what it brings to the VMs"
+                );
+                continue;
+            }
+            let link = tc_links::attach(prog, TcProgram::Uplink, &self.pin_dir, iface, clsact)?;
+            now.insert(iface.clone(), (kind, link));
+        }
+        for (how, iface) in tc_links::recorded(&self.pin_dir, TcProgram::Uplink) {
+            if now.get(&iface).is_none_or(|(_, l)| l.how != how) {
+                tc_links::detach(&self.pin_dir, TcProgram::Uplink, how, &iface)?;
+            }
+        }
+        self.attached.uplinks = now;
+        Ok(())
+    }
+
+    /// Whether the return path forwards to any VM interface (else it has
+    /// nothing to do on the uplinks).
+    pub fn returns_anywhere(&self) -> bool {
+        self.return_targets > 0
+    }
+
+    /// The uplinks a run using `pin_dir` put the return path on (pinned
+    /// links or clsact markers), whether or not they still exist.
+    pub fn recorded_uplinks(pin_dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = tc_links::recorded(pin_dir, TcProgram::Uplink)
+            .into_iter()
+            .map(|(_, iface)| iface)
+            .collect();
+        names.dedup();
+        names
+    }
+
+    /// The uplinks whose return path is still on the interface it was
+    /// attached to.
+    pub fn live_uplinks(&self) -> Vec<String> {
+        self.attached
+            .uplinks
+            .iter()
+            .filter(|(iface, (_, l))| links::ifindex(iface).is_ok_and(|i| i == l.ifindex))
+            .map(|(iface, _)| iface.clone())
+            .collect()
     }
 
     /// XDP redirects into a veth are dropped unless its peer has NAPI; the
@@ -185,14 +294,17 @@ impl XdpDataplane {
     }
 
     /// The hooks on the interfaces, with link and program ids (as `steer
-    /// show fib` prints them), interface by interface, XDP before TC.
+    /// show fib` prints them), VM interface by VM interface, XDP before TC,
+    /// then the return path on the uplinks.
     pub fn attached(&self) -> Vec<Attachment> {
-        let tc_prog = self
-            .ebpf
-            .program(TC_PROGRAM_NAME)
-            .and_then(|p| <&SchedClassifier>::try_from(p).ok())
-            .and_then(|p| p.info().ok())
-            .map_or(0, |i| i.id());
+        let prog_id = |name| {
+            self.ebpf
+                .program(name)
+                .and_then(|p| <&SchedClassifier>::try_from(p).ok())
+                .and_then(|p| p.info().ok())
+                .map_or(0, |i| i.id())
+        };
+        let tc_prog = prog_id(TC_PROGRAM_NAME);
         let mut out = Vec::new();
         for (iface, kind) in &self.attached.kinds {
             let current = links::ifindex(iface).unwrap_or(0);
@@ -202,22 +314,34 @@ impl XdpDataplane {
                     interface: iface.clone(),
                     ifindex: info.map_or(0, |i| i.ifindex),
                     kind: *kind,
+                    hook: Hook::Xdp.name(),
                     mode: link.mode.into(),
                     link_id: info.map_or(0, |i| i.id),
                     prog_id: info.map_or(0, |i| i.prog_id),
                 });
             }
             if let Some(link) = self.attached.tc.get(iface) {
-                let info = link.fd.as_ref().and_then(|f| f.info().ok());
-                out.push(Attachment {
-                    interface: iface.clone(),
-                    ifindex: if current == link.ifindex { current } else { 0 },
-                    kind: *kind,
-                    mode: link.how.into(),
-                    link_id: info.as_ref().map_or(0, |i| i.id()),
-                    prog_id: info.as_ref().map_or(tc_prog, |i| i.program_id()),
-                });
+                out.push(tc_attachment(
+                    iface,
+                    *kind,
+                    Hook::Tc,
+                    link,
+                    current,
+                    tc_prog,
+                ));
             }
+        }
+        let uplink_prog = prog_id(UPLINK_PROGRAM_NAME);
+        for (iface, (kind, link)) in &self.attached.uplinks {
+            let current = links::ifindex(iface).unwrap_or(0);
+            out.push(tc_attachment(
+                iface,
+                *kind,
+                Hook::Return,
+                link,
+                current,
+                uplink_prog,
+            ));
         }
         out
     }
@@ -239,13 +363,49 @@ impl XdpDataplane {
     }
 }
 
+/// The TC program `name` of the loaded object.
+fn classifier_mut<'a>(
+    ebpf: &'a mut aya::Ebpf,
+    name: &'static str,
+) -> Result<&'a mut SchedClassifier, XdpError> {
+    Ok(ebpf
+        .program_mut(name)
+        .ok_or(XdpError::MissingProgram(name))?
+        .try_into()?)
+}
+
+/// The attachment of a TC program (`hook`) through `link` on `iface`,
+/// whose ifindex is `current` now; `prog` is the program this instance
+/// loaded (a clsact filter has no link to ask).
+fn tc_attachment(
+    iface: &str,
+    kind: InterfaceKind,
+    hook: Hook,
+    link: &TcLink,
+    current: u32,
+    prog: u32,
+) -> Attachment {
+    let info = link.fd.as_ref().and_then(|f| f.info().ok());
+    Attachment {
+        interface: iface.to_string(),
+        ifindex: if current == link.ifindex { current } else { 0 },
+        kind,
+        hook: hook.name(),
+        mode: link.how.into(),
+        link_id: info.as_ref().map_or(0, |i| i.id()),
+        prog_id: info.as_ref().map_or(prog, |i| i.program_id()),
+    }
+}
+
 /// Detaches every hook recorded under `pin_dir`.
 pub(super) fn detach_all(pin_dir: &Path) -> Result<(), XdpError> {
     for (_, _, path) in links::pinned(pin_dir) {
         links::detach_pinned(&path)?;
     }
-    for (how, iface) in tc_links::recorded(pin_dir) {
-        tc_links::detach(pin_dir, how, &iface)?;
+    for which in [TcProgram::Uplink, TcProgram::Vm] {
+        for (how, iface) in tc_links::recorded(pin_dir, which) {
+            tc_links::detach(pin_dir, which, how, &iface)?;
+        }
     }
     links::remove_dirs(pin_dir)
 }

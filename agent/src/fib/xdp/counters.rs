@@ -1,7 +1,8 @@
-//! The programs' counters, by hook and reason: summed over CPUs from the
-//! pinned per-CPU map (so they count across agent restarts), with the XDP
-//! redirects the kernel dropped ([`super::redirect_targets`]) taken out of
-//! `xdp forwarded` and shown as `xdp redirect_failed`.
+//! The programs' counters, by hook (`xdp`, `tc`, the return path's
+//! `return`) and reason: summed over CPUs from the pinned per-CPU map (so
+//! they count across agent restarts), with the XDP redirects the kernel
+//! dropped ([`super::redirect_targets`]) taken out of `xdp forwarded` and
+//! shown as `xdp redirect_failed`.
 
 use std::fmt;
 
@@ -50,7 +51,7 @@ impl DataplaneCounters {
             .sum()
     }
 
-    /// Packets forwarded by either hook.
+    /// Packets forwarded by all hooks together.
     pub fn forwarded(&self) -> u64 {
         HOOKS
             .iter()
@@ -147,7 +148,7 @@ mod tests {
         let c = sample();
         assert_eq!(c.packets(Hook::Xdp, Reason::NoNeigh), 3);
         assert_eq!(c.packets(Hook::Tc, Reason::NoNeigh), 103);
-        assert_eq!(c.forwarded(), 100);
+        assert_eq!(c.forwarded(), 100 + 200, "tc's and the return path's");
         assert_eq!(
             c.total_packets(Hook::Xdp),
             (0..REASONS.len() as u64).sum::<u64>()

@@ -12,7 +12,8 @@
 //! better than TC, and cannot be: it hands every such frame to TC. TC alone was at the kernel's TCP throughput, within the
 //! machine's noise, and cheaper per small packet on the veth. Kinds not
 //! measured get TC alone too: it keeps every offload and needs nothing of
-//! the driver.
+//! the driver. Which VM interfaces the return path forwards to is the
+//! same kind of rule ([`DataplaneMode::returns_to`]).
 
 use std::ffi::CString;
 use std::fmt;
@@ -108,6 +109,22 @@ impl Hooks {
 }
 
 impl DataplaneMode {
+    /// Whether the return path forwards traffic to a VM interface of `kind`
+    /// (`peer`: a veth whose VM end is in another network namespace, which
+    /// `bpf_redirect_peer` can hand packets to directly). `auto` does only
+    /// that: into a veth's peer it delivered 1.4-2x the kernel's rate of
+    /// 64-byte datagrams at 0.4-0.7x its CPU per packet (TCP the same within
+    /// the noise), while out of a tap it saved nothing measurable (the
+    /// VMM's copy into the guest is the limit) — see the README's
+    /// "Benchmarks". `tc` and `xdp` forward to every Ethernet VM interface.
+    pub fn returns_to(self, kind: InterfaceKind, peer: bool) -> bool {
+        match (self, kind) {
+            (_, InterfaceKind::NotEthernet) => false,
+            (DataplaneMode::Auto, kind) => kind == InterfaceKind::Veth && peer,
+            (DataplaneMode::Tc | DataplaneMode::Xdp(_), _) => true,
+        }
+    }
+
     /// The hooks for an interface of `kind`.
     pub fn hooks(self, kind: InterfaceKind) -> Hooks {
         match (self, kind) {
@@ -280,6 +297,33 @@ mod tests {
                 },
                 "{kind:?}"
             );
+        }
+    }
+
+    #[test]
+    fn auto_returns_into_a_veths_peer_only_and_tc_and_xdp_to_every_ethernet_interface() {
+        let kinds = [
+            InterfaceKind::Veth,
+            InterfaceKind::Tap,
+            InterfaceKind::Other,
+            InterfaceKind::NotEthernet,
+        ];
+        for kind in kinds {
+            for peer in [false, true] {
+                let want = kind == InterfaceKind::Veth && peer;
+                assert_eq!(
+                    DataplaneMode::Auto.returns_to(kind, peer),
+                    want,
+                    "auto {kind:?} {peer}"
+                );
+                for mode in [DataplaneMode::Tc, DataplaneMode::Xdp(XdpMode::Native)] {
+                    assert_eq!(
+                        mode.returns_to(kind, peer),
+                        kind != InterfaceKind::NotEthernet,
+                        "{mode} {kind:?} {peer}"
+                    );
+                }
+            }
         }
     }
 

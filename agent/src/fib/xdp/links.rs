@@ -231,13 +231,15 @@ pub fn pinned(pin_dir: &Path) -> Vec<(XdpMode, String, PathBuf)> {
     found
 }
 
-/// Removes the (emptied) link directories of both hooks.
+/// Removes the (emptied) link directories of every hook.
 pub fn remove_dirs(pin_dir: &Path) -> Result<(), XdpError> {
     for dir in [
         pin_dir.join(LINKS).join(XdpMode::Native.name()),
         pin_dir.join(LINKS).join(XdpMode::Generic.name()),
         pin_dir.join(LINKS).join("tcx"),
         pin_dir.join(LINKS).join("clsact"),
+        pin_dir.join(LINKS).join("uplink-tcx"),
+        pin_dir.join(LINKS).join("uplink-clsact"),
         pin_dir.join(LINKS),
     ] {
         match fs::remove_dir(&dir) {

@@ -5,7 +5,9 @@
 //! flow-stats map of another layout (an older build with fewer hooks or
 //! reasons, or a shorter config) is replaced, counting from zero: none is
 //! forwarding state (the config is rewritten at every start), and refusing
-//! them would stop an upgrade. Both programs are loaded.
+//! them would stop an upgrade; the same goes for the return path's VM
+//! prefixes and VM interfaces, rewritten at every start. All three programs
+//! are loaded.
 
 use std::path::Path;
 
@@ -14,8 +16,9 @@ use aya::programs::{SchedClassifier, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use steer_common::{
     COUNTER_SLOTS, Config, Counter, FLOW_EVENT_COUNT, FlowEntry, FlowKey, MAP_CONFIG, MAP_COUNTERS,
-    MAP_FLOW_STATS, MAP_FLOWS, MAP_LPM4, MAP_LPM6, MAP_NH_SETS, MAX_FLOWS, MAX_NH_SETS, MAX_ROUTES,
-    NextHopSet, PROGRAM_NAME, Route, TC_PROGRAM_NAME,
+    MAP_FLOW_STATS, MAP_FLOWS, MAP_LPM4, MAP_LPM6, MAP_NH_SETS, MAP_VM_IFACES, MAP_VM4, MAP_VM6,
+    MAX_FLOWS, MAX_NH_SETS, MAX_ROUTES, MAX_VM_IFACES, MAX_VM_PREFIXES, NextHopSet, PROGRAM_NAME,
+    Route, TC_PROGRAM_NAME, UPLINK_PROGRAM_NAME,
 };
 
 use super::XdpError;
@@ -35,10 +38,18 @@ fn size<T>() -> u32 {
     std::mem::size_of::<T>() as u32
 }
 
-/// Maps that are not forwarding state: one of another layout is replaced.
-const REPLACEABLE: [&str; 3] = [MAP_COUNTERS, MAP_CONFIG, MAP_FLOW_STATS];
+/// Maps that are not forwarding state, or that the agent rewrites at every
+/// start: one of another layout is replaced.
+const REPLACEABLE: [&str; 6] = [
+    MAP_COUNTERS,
+    MAP_CONFIG,
+    MAP_FLOW_STATS,
+    MAP_VM4,
+    MAP_VM6,
+    MAP_VM_IFACES,
+];
 
-fn layouts() -> [Layout; 7] {
+fn layouts() -> [Layout; 10] {
     [
         Layout {
             name: MAP_LPM4,
@@ -88,6 +99,27 @@ fn layouts() -> [Layout; 7] {
             key_size: size::<u32>(),
             value_size: size::<u64>(),
             max_entries: FLOW_EVENT_COUNT as u32,
+        },
+        Layout {
+            name: MAP_VM4,
+            map_type: MapType::LpmTrie,
+            key_size: 4 + 4,
+            value_size: size::<u32>(),
+            max_entries: MAX_VM_PREFIXES,
+        },
+        Layout {
+            name: MAP_VM6,
+            map_type: MapType::LpmTrie,
+            key_size: 4 + 16,
+            value_size: size::<u32>(),
+            max_entries: MAX_VM_PREFIXES,
+        },
+        Layout {
+            name: MAP_VM_IFACES,
+            map_type: MapType::Hash,
+            key_size: size::<u32>(),
+            value_size: size::<u32>(),
+            max_entries: MAX_VM_IFACES,
         },
     ]
 }
@@ -140,7 +172,7 @@ fn check_pinned(pin_dir: &Path) -> Result<(), XdpError> {
 }
 
 /// Loads the object with its maps adopted from (or pinned into) `pin_dir`,
-/// and loads both programs into the kernel.
+/// and loads its three programs into the kernel.
 pub fn load(pin_dir: &Path) -> Result<Ebpf, XdpError> {
     check_pinned(pin_dir)?;
     let mut ebpf = EbpfLoader::new()
@@ -152,10 +184,12 @@ pub fn load(pin_dir: &Path) -> Result<Ebpf, XdpError> {
         .ok_or(XdpError::MissingProgram(PROGRAM_NAME))?
         .try_into()?;
     prog.load()?;
-    let tc: &mut SchedClassifier = ebpf
-        .program_mut(TC_PROGRAM_NAME)
-        .ok_or(XdpError::MissingProgram(TC_PROGRAM_NAME))?
-        .try_into()?;
-    tc.load()?;
+    for name in [TC_PROGRAM_NAME, UPLINK_PROGRAM_NAME] {
+        let tc: &mut SchedClassifier = ebpf
+            .program_mut(name)
+            .ok_or(XdpError::MissingProgram(name))?
+            .try_into()?;
+        tc.load()?;
+    }
     Ok(ebpf)
 }

@@ -6,6 +6,10 @@
 //! interfaces XDP runs on. Before that happens, [`accepts_redirects`] asks
 //! the kernel (the `netdev` generic-netlink family, Linux ≥ 6.3) whether a
 //! device advertises `ndo_xdp_xmit`, so the agent can warn at attach time.
+//!
+//! The return path's redirects: `bpf_redirect_peer` hands a packet to the
+//! peer of a veth only when that peer is in another network namespace
+//! (else the kernel drops it); [`peer_elsewhere`] asks rtnetlink.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -84,13 +88,16 @@ const NETDEV_A_DEV_XDP_FEATURES: u16 = 3;
 const NETDEV_XDP_ACT_NDO_XMIT: u64 = 4;
 const NLMSG_ERROR: u16 = 2;
 
-fn genl_socket() -> io::Result<OwnedFd> {
+const RTM_GETLINK: u16 = 18;
+const IFLA_LINK_NETNSID: u16 = 37;
+
+fn netlink_socket(protocol: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2); the result is checked.
     let raw = unsafe {
         libc::socket(
             libc::AF_NETLINK,
             libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_GENERIC,
+            protocol,
         )
     };
     if raw < 0 {
@@ -100,27 +107,36 @@ fn genl_socket() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
-/// One request, one reply: the reply's attributes (after the genl header).
-fn genl_request(fd: &OwnedFd, family: u16, cmd: u8, attr: (u16, &[u8])) -> io::Result<Vec<u8>> {
-    let (ty, payload) = attr;
-    let attr_len = 4 + payload.len();
-    let len = 16 + 4 + attr_len.next_multiple_of(4);
+/// One request of type `ty` with the family header `header` and at most one
+/// attribute, one reply: the reply's attributes (after its family header,
+/// of the same length).
+fn request(
+    fd: &OwnedFd,
+    ty: u16,
+    header: &[u8],
+    attr: Option<(u16, &[u8])>,
+) -> io::Result<Vec<u8>> {
+    let attr_len = attr.map_or(0, |(_, p)| 4 + p.len());
+    let body = 16 + header.len();
+    let len = body + attr_len.next_multiple_of(4);
     let mut msg = Vec::with_capacity(len);
     msg.extend_from_slice(&(len as u32).to_ne_bytes());
-    msg.extend_from_slice(&family.to_ne_bytes());
+    msg.extend_from_slice(&ty.to_ne_bytes());
     msg.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
     msg.extend_from_slice(&1u32.to_ne_bytes());
     msg.extend_from_slice(&0u32.to_ne_bytes());
-    msg.extend_from_slice(&[cmd, 1, 0, 0]);
-    msg.extend_from_slice(&(attr_len as u16).to_ne_bytes());
-    msg.extend_from_slice(&ty.to_ne_bytes());
-    msg.extend_from_slice(payload);
+    msg.extend_from_slice(header);
+    if let Some((ty, payload)) = attr {
+        msg.extend_from_slice(&(attr_len as u16).to_ne_bytes());
+        msg.extend_from_slice(&ty.to_ne_bytes());
+        msg.extend_from_slice(payload);
+    }
     msg.resize(len, 0);
     // SAFETY: sending a valid buffer on a valid socket (to the kernel).
     if unsafe { libc::send(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut buf = vec![0u8; 8192];
+    let mut buf = vec![0u8; 32768];
     // SAFETY: receiving into a buffer of the length passed.
     let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
     if n < 0 {
@@ -128,14 +144,28 @@ fn genl_request(fd: &OwnedFd, family: u16, cmd: u8, attr: (u16, &[u8])) -> io::R
     }
     buf.truncate(n as usize);
     if buf.len() < 20 {
-        return Err(io::Error::other("short generic netlink reply"));
+        return Err(io::Error::other("short netlink reply"));
     }
     if u16::from_ne_bytes([buf[4], buf[5]]) == NLMSG_ERROR {
         let errno = i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]);
         return Err(io::Error::from_raw_os_error(-errno));
     }
     let total = (u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize).min(buf.len());
-    Ok(buf[20..total].to_vec())
+    if total < body {
+        return Err(io::Error::other("short netlink reply"));
+    }
+    Ok(buf[body..total].to_vec())
+}
+
+/// Whether the peer of veth `ifindex` is in another network namespace
+/// (its link carries `IFLA_LINK_NETNSID`), where `bpf_redirect_peer` can
+/// hand it packets.
+pub fn peer_elsewhere(ifindex: u32) -> io::Result<bool> {
+    let fd = netlink_socket(libc::NETLINK_ROUTE)?;
+    let mut ifinfomsg = [0u8; 16];
+    ifinfomsg[4..8].copy_from_slice(&ifindex.to_ne_bytes());
+    let reply = request(&fd, RTM_GETLINK, &ifinfomsg, None)?;
+    Ok(find_attr(&reply, IFLA_LINK_NETNSID).is_some())
 }
 
 /// The payload of attribute `want` in a run of netlink attributes.
@@ -156,21 +186,21 @@ fn find_attr(mut attrs: &[u8], want: u16) -> Option<&[u8]> {
 
 /// Whether the device `ifindex` takes XDP frames redirected into it.
 pub fn accepts_redirects(ifindex: u32) -> io::Result<bool> {
-    let fd = genl_socket()?;
-    let reply = genl_request(
+    let fd = netlink_socket(libc::NETLINK_GENERIC)?;
+    let reply = request(
         &fd,
         GENL_ID_CTRL,
-        CTRL_CMD_GETFAMILY,
-        (CTRL_ATTR_FAMILY_NAME, b"netdev\0"),
+        &[CTRL_CMD_GETFAMILY, 1, 0, 0],
+        Some((CTRL_ATTR_FAMILY_NAME, b"netdev\0")),
     )?;
     let family = find_attr(&reply, CTRL_ATTR_FAMILY_ID)
         .and_then(|v| Some(u16::from_ne_bytes(v.get(..2)?.try_into().ok()?)))
         .ok_or_else(|| io::Error::other("no netdev generic netlink family"))?;
-    let reply = genl_request(
+    let reply = request(
         &fd,
         family,
-        NETDEV_CMD_DEV_GET,
-        (NETDEV_A_DEV_IFINDEX, &ifindex.to_ne_bytes()),
+        &[NETDEV_CMD_DEV_GET, 1, 0, 0],
+        Some((NETDEV_A_DEV_IFINDEX, &ifindex.to_ne_bytes())),
     )?;
     let features = find_attr(&reply, NETDEV_A_DEV_XDP_FEATURES)
         .and_then(|v| Some(u64::from_ne_bytes(v.get(..8)?.try_into().ok()?)))
@@ -207,5 +237,7 @@ mod tests {
         assert!(interfaces().iter().any(|i| i == "lo"));
         assert!(!veth_targets(&[]).contains(&"lo".to_string()));
         assert!(accepts_redirects(1).is_ok());
+        assert!(!peer_elsewhere(1).unwrap(), "loopback has no peer");
+        assert!(peer_elsewhere(u32::MAX).is_err(), "no such interface");
     }
 }

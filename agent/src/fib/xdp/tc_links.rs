@@ -1,11 +1,14 @@
-//! The TC hook on a VM interface's ingress, through aya: a tcx link
-//! (Linux ≥ 6.6) pinned at `<pin_dir>/links/tcx/<ifname>`, whose program a
-//! restart swaps atomically (`BPF_LINK_UPDATE`); or, where tcx is missing,
-//! a clsact filter at a fixed priority and handle, replaced in place by the
-//! next agent (`RTM_NEWTFILTER` without `NLM_F_EXCL`) and remembered by an
-//! empty directory `<pin_dir>/links/clsact/<ifname>` (bpffs holds no plain
-//! files). A tcx link whose interface went away is defunct (`ENOLINK` on
-//! update) and is replaced by a new one.
+//! The TC programs on an interface's ingress, through aya: the VM hook
+//! (`steer_tc`) on the VM interfaces and the return path
+//! (`steer_tc_uplink`) on the uplinks ([`TcProgram`]). Each is a tcx link
+//! (Linux ≥ 6.6) pinned at `<pin_dir>/links/tcx/<ifname>` (the return
+//! path's under `links/uplink-tcx/`), whose program a restart swaps
+//! atomically (`BPF_LINK_UPDATE`); or, where tcx is missing, a clsact
+//! filter at a fixed priority and handle per program, replaced in place by
+//! the next agent (`RTM_NEWTFILTER` without `NLM_F_EXCL`) and remembered by
+//! an empty directory `<pin_dir>/links/clsact/<ifname>` (`uplink-clsact/`;
+//! bpffs holds no plain files). A tcx link whose interface went away is
+//! defunct (`ENOLINK` on update) and is replaced by a new one.
 
 use std::fs;
 use std::io;
@@ -14,7 +17,7 @@ use std::path::{Path, PathBuf};
 use aya::programs::links::{FdLink, LinkError, PinnedLink};
 use aya::programs::tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcHandle};
 use aya::programs::{LinkOrder, SchedClassifier, TcAttachType};
-use steer_common::TC_PROGRAM_NAME;
+use steer_common::{TC_PROGRAM_NAME, UPLINK_PROGRAM_NAME};
 
 use super::XdpError;
 use super::links::{LINKS, ifindex, is_errno, link_err, remove};
@@ -39,10 +42,44 @@ impl TcAttach {
     }
 }
 
-/// The clsact filter's priority and handle: fixed, so a restarted agent
-/// finds and replaces its predecessor's filter.
-const CLSACT_PRIORITY: u16 = 0x5354;
-const CLSACT_HANDLE: TcHandle = TcHandle::new(0, 0x5354);
+/// Which TC program, and so where its attachments are recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TcProgram {
+    /// `steer_tc`, at the VM interfaces' ingress.
+    Vm,
+    /// `steer_tc_uplink`, the return path, at the uplinks' ingress.
+    Uplink,
+}
+
+impl TcProgram {
+    /// The program's name in the object.
+    pub fn name(self) -> &'static str {
+        match self {
+            TcProgram::Vm => TC_PROGRAM_NAME,
+            TcProgram::Uplink => UPLINK_PROGRAM_NAME,
+        }
+    }
+
+    /// The directory under `<pin_dir>/links` recording its attachments made
+    /// `how`.
+    pub fn dir(self, how: TcAttach) -> &'static str {
+        match (self, how) {
+            (TcProgram::Vm, TcAttach::Tcx) => "tcx",
+            (TcProgram::Vm, TcAttach::Clsact) => "clsact",
+            (TcProgram::Uplink, TcAttach::Tcx) => "uplink-tcx",
+            (TcProgram::Uplink, TcAttach::Clsact) => "uplink-clsact",
+        }
+    }
+
+    /// The clsact filter's priority and handle: fixed, so a restarted agent
+    /// finds and replaces its predecessor's filter.
+    fn clsact(self) -> (u16, TcHandle) {
+        match self {
+            TcProgram::Vm => (0x5354, TcHandle::new(0, 0x5354)),
+            TcProgram::Uplink => (0x5355, TcHandle::new(0, 0x5355)),
+        }
+    }
+}
 
 /// The TC program on one interface.
 #[derive(Debug)]
@@ -55,23 +92,25 @@ pub struct TcLink {
     pub fd: Option<FdLink>,
 }
 
-/// Where the tcx link (or the clsact marker) of `iface` lives.
-pub fn link_path(pin_dir: &Path, how: TcAttach, iface: &str) -> PathBuf {
-    pin_dir.join(LINKS).join(how.name()).join(iface)
+/// Where `which`'s tcx link (or clsact marker) on `iface` lives.
+pub fn link_path(pin_dir: &Path, which: TcProgram, how: TcAttach, iface: &str) -> PathBuf {
+    pin_dir.join(LINKS).join(which.dir(how)).join(iface)
 }
 
-/// Puts `prog` on the ingress of `iface`: swaps it into the pinned tcx link
-/// if there is a live one, else attaches and pins a new tcx link; falls back
-/// to clsact when the kernel has no tcx, or when `clsact` is asked for.
+/// Puts `prog` (program `which`) on the ingress of `iface`: swaps it into
+/// the pinned tcx link if there is a live one, else attaches and pins a new
+/// tcx link; falls back to clsact when the kernel has no tcx, or when
+/// `clsact` is asked for.
 pub fn attach(
     prog: &mut SchedClassifier,
+    which: TcProgram,
     pin_dir: &Path,
     iface: &str,
     clsact: bool,
 ) -> Result<TcLink, XdpError> {
     let index = ifindex(iface)?;
     if !clsact {
-        match attach_tcx(prog, pin_dir, iface, index) {
+        match attach_tcx(prog, which, pin_dir, iface, index) {
             Err(XdpError::Program(e))
                 if is_errno(&e, &[libc::EINVAL, libc::EOPNOTSUPP, libc::ENOTSUP]) =>
             {
@@ -82,16 +121,17 @@ pub fn attach(
             other => return other,
         }
     }
-    attach_clsact(prog, pin_dir, iface, index)
+    attach_clsact(prog, which, pin_dir, iface, index)
 }
 
 fn attach_tcx(
     prog: &mut SchedClassifier,
+    which: TcProgram,
     pin_dir: &Path,
     iface: &str,
     index: u32,
 ) -> Result<TcLink, XdpError> {
-    let path = link_path(pin_dir, TcAttach::Tcx, iface);
+    let path = link_path(pin_dir, which, TcAttach::Tcx, iface);
     let mut id = None;
     match PinnedLink::from_pin(&path) {
         Ok(pinned) => {
@@ -130,7 +170,7 @@ fn attach_tcx(
     } else {
         link
     };
-    detach_clsact(pin_dir, iface)?;
+    detach_clsact(pin_dir, which, iface)?;
     Ok(TcLink {
         how: TcAttach::Tcx,
         ifindex: index,
@@ -140,22 +180,19 @@ fn attach_tcx(
 
 fn attach_clsact(
     prog: &mut SchedClassifier,
+    which: TcProgram,
     pin_dir: &Path,
     iface: &str,
     index: u32,
 ) -> Result<TcLink, XdpError> {
-    let marker = link_path(pin_dir, TcAttach::Clsact, iface);
+    let marker = link_path(pin_dir, which, TcAttach::Clsact, iface);
+    let (priority, handle) = which.clsact();
     // Fails when the qdisc is there already, which is fine; a real failure
     // shows when the filter cannot be attached.
     let qdisc = tc::qdisc_add_clsact(iface).err();
-    let existing = SchedClassifierLink::attached(
-        iface,
-        TcAttachType::Ingress,
-        CLSACT_PRIORITY,
-        CLSACT_HANDLE,
-        None,
-    )
-    .map_err(|_| XdpError::NoSuchInterface(iface.to_string()))?;
+    let existing =
+        SchedClassifierLink::attached(iface, TcAttachType::Ingress, priority, handle, None)
+            .map_err(|_| XdpError::NoSuchInterface(iface.to_string()))?;
     let id = match prog.attach_to_link(existing) {
         Ok(id) => id,
         Err(_) => prog
@@ -163,14 +200,17 @@ fn attach_clsact(
                 iface,
                 TcAttachType::Ingress,
                 TcAttachOptions::Netlink(NlOptions {
-                    priority: CLSACT_PRIORITY,
-                    handle: CLSACT_HANDLE,
+                    priority,
+                    handle,
                     classid: None,
                 }),
             )
             .map_err(|e| XdpError::Attach {
                 interface: iface.to_string(),
-                hook: "tc (clsact)",
+                hook: match which {
+                    TcProgram::Vm => "tc (clsact)",
+                    TcProgram::Uplink => "return path (clsact)",
+                },
                 cause: io::Error::other(match &qdisc {
                     Some(q) => format!("{e} (adding the clsact qdisc: {q})"),
                     None => e.to_string(),
@@ -184,7 +224,7 @@ fn attach_clsact(
         path: marker.clone(),
         cause,
     })?;
-    let tcx = link_path(pin_dir, TcAttach::Tcx, iface);
+    let tcx = link_path(pin_dir, which, TcAttach::Tcx, iface);
     if tcx.exists() {
         detach_tcx(&tcx)?;
     }
@@ -195,12 +235,18 @@ fn attach_clsact(
     })
 }
 
-/// Detaches the TC program of `iface` recorded under `pin_dir`, however it
-/// is attached. An interface that is gone has nothing left to detach.
-pub fn detach(pin_dir: &Path, how: TcAttach, iface: &str) -> Result<(), XdpError> {
+/// Detaches program `which` from `iface` as recorded under `pin_dir`,
+/// however it is attached. An interface that is gone has nothing left to
+/// detach.
+pub fn detach(
+    pin_dir: &Path,
+    which: TcProgram,
+    how: TcAttach,
+    iface: &str,
+) -> Result<(), XdpError> {
     match how {
-        TcAttach::Tcx => detach_tcx(&link_path(pin_dir, how, iface)),
-        TcAttach::Clsact => detach_clsact(pin_dir, iface),
+        TcAttach::Tcx => detach_tcx(&link_path(pin_dir, which, how, iface)),
+        TcAttach::Clsact => detach_clsact(pin_dir, which, iface),
     }
 }
 
@@ -208,13 +254,13 @@ fn detach_tcx(path: &Path) -> Result<(), XdpError> {
     super::links::detach_pinned(path)
 }
 
-fn detach_clsact(pin_dir: &Path, iface: &str) -> Result<(), XdpError> {
-    let marker = link_path(pin_dir, TcAttach::Clsact, iface);
+fn detach_clsact(pin_dir: &Path, which: TcProgram, iface: &str) -> Result<(), XdpError> {
+    let marker = link_path(pin_dir, which, TcAttach::Clsact, iface);
     if !marker.exists() {
         return Ok(());
     }
     if ifindex(iface).is_ok() {
-        match tc::qdisc_detach_program(iface, TcAttachType::Ingress, TC_PROGRAM_NAME) {
+        match tc::qdisc_detach_program(iface, TcAttachType::Ingress, which.name()) {
             Ok(()) => {}
             Err(tc::TcError::IoError(e)) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => {
@@ -232,11 +278,12 @@ fn detach_clsact(pin_dir: &Path, iface: &str) -> Result<(), XdpError> {
     })
 }
 
-/// Every TC attachment recorded under `pin_dir`: (how, interface name).
-pub fn recorded(pin_dir: &Path) -> Vec<(TcAttach, String)> {
+/// Every attachment of program `which` recorded under `pin_dir`: (how,
+/// interface name).
+pub fn recorded(pin_dir: &Path, which: TcProgram) -> Vec<(TcAttach, String)> {
     let mut found = Vec::new();
     for how in [TcAttach::Tcx, TcAttach::Clsact] {
-        let Ok(entries) = fs::read_dir(pin_dir.join(LINKS).join(how.name())) else {
+        let Ok(entries) = fs::read_dir(pin_dir.join(LINKS).join(which.dir(how))) else {
             continue;
         };
         for entry in entries.flatten() {

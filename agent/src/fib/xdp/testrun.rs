@@ -1,9 +1,9 @@
 //! Running the programs on packets without attaching them
 //! (`BPF_PROG_TEST_RUN`), for the fixtures and the benchmark (cargo feature
 //! `testing`): the XDP program on a frame with the rewritten frame back, the
-//! TC program on an skb built from a frame and the `__sk_buff` fields a test
-//! may set (ingress ifindex, GSO size and segments), both through aya's
-//! `TestRun`. Also a two-instruction XDP program that just returns an
+//! TC programs (the VM hook and the return path) on an skb built from a
+//! frame and the `__sk_buff` fields a test may set (ingress ifindex, GSO
+//! size and segments), all through aya's `TestRun`. Also a two-instruction XDP program that just returns an
 //! action, the benchmark's baseline: aya loads programs only from an ELF
 //! object, so that one is loaded and run with [`super::sys::bpf`].
 
@@ -222,6 +222,9 @@ where
 /// A TC action as a program returned it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TcAction {
+    /// `TC_ACT_UNSPEC` (tcx's `TCX_NEXT`): on to the next program, then
+    /// the kernel.
+    Next,
     /// `TC_ACT_OK`: on to the kernel.
     Ok,
     /// `TC_ACT_SHOT`: dropped.
@@ -236,6 +239,7 @@ impl TcAction {
     /// From the program's return value.
     pub fn from_raw(v: u32) -> TcAction {
         match v as i32 {
+            -1 => TcAction::Next,
             0 => TcAction::Ok,
             2 => TcAction::Shot,
             7 => TcAction::Redirect,
@@ -292,10 +296,28 @@ impl XdpDataplane {
     /// Ethernet header makes it `PACKET_HOST` or not for the device in
     /// `meta`) and returns its action and the packet out.
     pub fn tc_test_run(&self, frame: &[u8], meta: SkbMeta) -> Result<TcTestRunOutput, XdpError> {
-        let (r, frame) = run_aya(self.tc_program()?, frame, &meta.bytes(), 1)?;
-        Ok(TcTestRunOutput {
-            action: TcAction::from_raw(r.return_value),
-            frame,
-        })
+        tc_run(self.tc_program()?, frame, meta)
     }
+
+    /// [`XdpDataplane::tc_test_run`] for the return path's program (the
+    /// device in `meta` plays the uplink).
+    pub fn uplink_test_run(
+        &self,
+        frame: &[u8],
+        meta: SkbMeta,
+    ) -> Result<TcTestRunOutput, XdpError> {
+        tc_run(self.uplink_program()?, frame, meta)
+    }
+}
+
+fn tc_run(
+    prog: &aya::programs::SchedClassifier,
+    frame: &[u8],
+    meta: SkbMeta,
+) -> Result<TcTestRunOutput, XdpError> {
+    let (r, frame) = run_aya(prog, frame, &meta.bytes(), 1)?;
+    Ok(TcTestRunOutput {
+        action: TcAction::from_raw(r.return_value),
+        frame,
+    })
 }
