@@ -634,12 +634,21 @@ impl Driver {
 
     fn fire_timers(&mut self) {
         let now = Instant::now();
+        let not_reading = self.spec.backlog.as_ref().is_some_and(|b| b.over());
         for w in [Which::Primary, Which::Collision] {
             for t in TIMERS {
                 let due = self
                     .slot(w)
                     .and_then(|s| s.timers[timer_index(t)])
                     .is_some_and(|at| at <= now);
+                if due
+                    && t == Timer::Hold
+                    && w == Which::Primary
+                    && not_reading
+                    && self.defer_hold(now)
+                {
+                    continue;
+                }
                 if due {
                     if let Some(s) = self.slot(w) {
                         s.timers[timer_index(t)] = None;
@@ -651,6 +660,22 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// The hold timer ran out while this session was not reading its
+    /// socket because the route server's backlog is full: the peer's
+    /// KEEPALIVEs may be waiting there unread, so the silence is ours, not
+    /// the peer's. The timer starts again for one hold time (a peer that
+    /// really went silent is found at most one hold time late). Only once
+    /// a hold time is negotiated; false otherwise.
+    fn defer_hold(&mut self, now: Instant) -> bool {
+        let Some(hold) = self.primary.fsm.negotiated().map(|n| n.hold_time) else {
+            return false;
+        };
+        debug!("hold timer ran out while not reading (backlog full): deferred");
+        self.primary.timers[timer_index(Timer::Hold)] =
+            Some(now + Duration::from_secs(hold.into()));
+        true
     }
 
     fn input(&mut self, w: Which, input: Input) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use steer::bgp::capability::Capability;
 use steer::bgp::fsm::{Backoff, FsmConfig};
 use steer::bgp::message::{CodecConfig, Message, Open, decode, frame_len};
-use steer::bgp::peer::{Established, PeerMsg, SessionCommand, SessionEvent};
+use steer::bgp::peer::{Backlog, Established, PeerMsg, SessionCommand, SessionEvent};
 use steer::bgp::session::{self, SendLimits, SessionHandle, SessionSpec};
 use steer::bgp::status::PeerStatus;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -99,6 +99,17 @@ pub async fn start_with(
     caps: Vec<Capability>,
     send: SendLimits,
 ) -> (SessionHandle, mpsc::UnboundedReceiver<PeerMsg>, TcpListener) {
+    start_with_backlog(router_id, caps, send, None).await
+}
+
+/// [`start_with`], the session pausing its reads while `backlog` is over
+/// its limit.
+pub async fn start_with_backlog(
+    router_id: Ipv4Addr,
+    caps: Vec<Capability>,
+    send: SendLimits,
+    backlog: Option<Arc<Backlog>>,
+) -> (SessionHandle, mpsc::UnboundedReceiver<PeerMsg>, TcpListener) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let spec = SessionSpec {
         id: 1,
@@ -121,7 +132,7 @@ pub async fn start_with(
         bind: None,
         send,
         security: Default::default(),
-        backlog: None,
+        backlog,
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let h = session::spawn(spec, tx, None, Arc::new(PeerStatus::default()));
