@@ -1,14 +1,15 @@
 //! The fan-out lab, shared by `cargo xtask bench fanout` and the restart
-//! storm test: one LAN with the route server ([`RS_ADDR`]), a node
-//! holding every appliance address, and the node the host simulator
-//! ([`crate::hostsim`]) runs in ([`SIM_ADDR`]). The hosts' addresses,
-//! [`FIRST_HOST`] upwards inside [`HOSTS_RANGE`], are bindable in the
-//! simulator's node through AnyIP local routes and routed there from the
-//! route server's (`HOSTS_RANGE via SIM_ADDR`; the LAN's /24 stays
-//! connected, so nothing on the LAN needs a neighbour entry per host).
-//! The route server's node gets the listen-queue sysctls a storm of
-//! connections needs: they are per namespace, so the machine's own are
-//! never touched.
+//! storm test: one LAN with the route server ([`RS_ADDR`]) and a node
+//! holding every appliance address, and a veth straight from the route
+//! server to the node the host simulator ([`crate::hostsim`]) runs in
+//! ([`SIM_ADDR`]; the hosts' traffic crosses no bridge, as it would reach
+//! a real route server's NIC). The hosts' addresses, [`FIRST_HOST`]
+//! upwards inside [`HOSTS_RANGE`], are bindable in the simulator's node
+//! through AnyIP local routes and routed there from the route server's
+//! (`HOSTS_RANGE via SIM_ADDR`; the LAN's /24 and the link's /30 stay
+//! connected, so no host needs a neighbour entry). The route server's
+//! node gets the listen-queue sysctls a storm of connections needs: they
+//! are per namespace, so the machine's own are never touched.
 
 use std::net::Ipv4Addr;
 
@@ -19,14 +20,16 @@ use crate::{Lab, Netns};
 
 /// The route server's address on the LAN (a /24).
 pub const RS_ADDR: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 4);
-/// The simulator node's address on the LAN.
-pub const SIM_ADDR: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 31);
+/// The simulator node's address on its link to the route server.
+pub const SIM_ADDR: Ipv4Addr = Ipv4Addr::new(10, 1, 255, 254);
+/// The route server's address on that link.
+pub const RS_LINK_ADDR: Ipv4Addr = Ipv4Addr::new(10, 1, 255, 253);
 /// The range the route server accepts hosts from.
 pub const HOSTS_RANGE: &str = "10.1.0.0/16";
 /// The first host's address.
 pub const FIRST_HOST: Ipv4Addr = Ipv4Addr::new(10, 1, 1, 0);
-/// Most hosts the range holds above the LAN's /24.
-pub const MAX_HOSTS: usize = 65_280;
+/// Most hosts the range holds between the LAN's /24 and the link's /30.
+pub const MAX_HOSTS: usize = 65_000;
 /// `net.core.somaxconn` and `net.ipv4.tcp_max_syn_backlog` in the route
 /// server's node: the longest accept queue a listener may ask for, and
 /// the half-open connections kept before SYN cookies.
@@ -57,7 +60,16 @@ impl FanoutLab {
         let mut lab = Lab::new()?;
         let lan = lab.lan("lan")?;
         let rs = lab.on_lan(&lan, "rs", &format!("{RS_ADDR}/24"))?;
-        let sim = lab.on_lan(&lan, "hosts", &format!("{SIM_ADDR}/24"))?;
+        let sim = lab.node("hosts")?;
+        lab.link(
+            &rs,
+            "hosts",
+            &format!("{RS_LINK_ADDR}/30"),
+            &sim,
+            "eth0",
+            &format!("{SIM_ADDR}/30"),
+        )?;
+        sim.ip(&format!("route add default via {RS_LINK_ADDR}"))?;
         let nva = lab.node("nva")?;
         for (i, a) in appliances.iter().enumerate() {
             if i == 0 {

@@ -51,6 +51,20 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 const SETTLE: Duration = Duration::from_millis(500);
 /// Appliances.
 const APPLIANCES: usize = 2;
+/// Descriptors besides one per host, in this process (the simulator) and
+/// in the route server.
+const NOFILE_SPARE: u64 = 256;
+
+/// The phases `--perf` records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PerfPhase {
+    /// Storm, changes and reconnect storm.
+    All,
+    /// The storm only.
+    Storm,
+    /// The changes only.
+    Changes,
+}
 
 /// Options of `cargo xtask bench fanout`.
 #[derive(clap::Args, Debug, Clone)]
@@ -82,10 +96,14 @@ pub struct Args {
     /// The steer binary to test [default: `cargo build --release -p steer`].
     #[arg(long)]
     pub steer_bin: Option<PathBuf>,
-    /// Record each Steer run's storm and changes with `perf record -g`
+    /// Record each Steer run with `perf record -g` (the phases
+    /// `--perf-phase` names) into this directory.
     /// into this directory.
     #[arg(long)]
     pub perf: Option<PathBuf>,
+    /// What `--perf` records.
+    #[arg(long, value_enum, default_value = "all")]
+    pub perf_phase: PerfPhase,
 }
 
 /// Runs the benchmark and prints a table.
@@ -109,7 +127,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     interrupt::install();
     let most = args.hosts.iter().max().copied().unwrap_or(0) as u64;
-    let nofile = hostsim::raise_nofile(most + 4096)?;
+    let nofile = hostsim::raise_nofile(most + NOFILE_SPARE)?;
+    let fits = nofile.saturating_sub(NOFILE_SPARE) as usize;
     let impls = if args.only.is_empty() {
         vec![Impl::Steer, Impl::Bird]
     } else {
@@ -130,7 +149,7 @@ pub fn run(args: Args) -> Result<()> {
     let input = Input::new(args.shape.shape(), APPLIANCES, args.prefixes);
     println!("{}", input.title());
     println!(
-        "RLIMIT_NOFILE {nofile} (inherited by the route servers); load average {}",
+        "RLIMIT_NOFILE {nofile} (inherited by the route servers: room for {fits} hosts); load average {}",
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
             .trim()
@@ -139,6 +158,13 @@ pub fn run(args: Args) -> Result<()> {
     let mut gave_up: Vec<Impl> = Vec::new();
     for &n in &args.hosts {
         println!("\n== {n} hosts ==");
+        if n > fits {
+            println!(
+                "  skipped: every session takes a descriptor in the route server and in the simulator, and RLIMIT_NOFILE is {nofile} here; raising the hard limit needs CAP_SYS_RESOURCE (or run under LimitNOFILE={})",
+                n as u64 + NOFILE_SPARE
+            );
+            continue;
+        }
         let mut results: Vec<Results> = impls
             .iter()
             .map(|&imp| Results {
@@ -402,27 +428,40 @@ fn measure(
     input.verify(&sim.witness()?, false)?;
     std::thread::sleep(SETTLE);
     let rss_before = rs.rss()?;
-    let _perf = perf.map(|out| Perf::start(rs.pid(), out)).transpose()?;
+    let pid = rs.pid();
+    let record = |phase: PerfPhase| -> Result<Option<Perf>> {
+        match perf {
+            Some(out) if args.perf_phase == phase => Perf::start(pid, out).map(Some),
+            _ => Ok(None),
+        }
+    };
+    let _whole = record(PerfPhase::All)?;
+    let recording = record(PerfPhase::Storm)?;
     let mut sample = Sample {
         storm: storm(rs, lab, &mut sim, &apps, n, full, timeout)?,
         rss_before,
         ..Sample::default()
     };
+    drop(recording);
     if sample.storm.unfinished.is_some() {
         return Ok(sample);
     }
     std::thread::sleep(SETTLE);
     sample.rss_after = rs.rss()?;
     input.verify(&sim.witness()?, false)?;
-    let sim0 = sim.progress().cpu;
+    let (sim0, cpu0) = (sim.progress().cpu, rs.cpu_seconds()?);
     let mut marked = false;
+    let recording = record(PerfPhase::Changes)?;
     for c in 0..args.changes {
         marked = Input::marks(c);
         sim.expect(input.target(marked))?;
         let t0 = apps.go(input.change(c));
-        if let Err(why) = wait_reached(rs, &mut sim, &apps, n + 1, t0, timeout)? {
-            sample.change_unfinished = Some(why);
-            return Ok(sample);
+        match wait_reached(rs, &mut sim, &apps, n + 1, t0, timeout)? {
+            Ok(cpu) => sample.cpu_changes = cpu - cpu0,
+            Err(why) => {
+                sample.change_unfinished = Some(why);
+                return Ok(sample);
+            }
         }
         let hosts = sim.report()?;
         sample.changes_ms.extend(
@@ -435,6 +474,7 @@ fn measure(
         input.verify(&sim.witness()?, marked)?;
         std::thread::sleep(SETTLE);
     }
+    drop(recording);
     sample.sim_cpu_changes = (sim.progress().cpu - sim0).as_secs_f64();
     if !args.no_reconnect {
         sim.disconnect(0..n)?;

@@ -162,9 +162,11 @@ pub fn anyip_routes(first: Ipv4Addr, count: u32) -> Vec<(Ipv4Addr, u8)> {
     out
 }
 
-/// Raises this process's RLIMIT_NOFILE (soft and hard) to at least
-/// `need` (as root, up to `fs.nr_open`); daemons started afterwards
-/// inherit it. Returns the limit now in force.
+/// Raises this process's RLIMIT_NOFILE towards `need` (soft and hard; a
+/// hard limit above the current one needs CAP_SYS_RESOURCE, up to
+/// `fs.nr_open`), or else the soft limit to the hard one. Daemons started
+/// afterwards inherit it. Returns the soft limit now in force, which may
+/// be less than `need`.
 pub fn raise_nofile(need: u64) -> Result<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -177,21 +179,22 @@ pub fn raise_nofile(need: u64) -> Result<u64> {
     if lim.rlim_cur >= need {
         return Ok(lim.rlim_cur);
     }
-    let want = need.max(lim.rlim_max);
-    let new = libc::rlimit {
-        rlim_cur: want,
-        rlim_max: want,
-    };
-    // SAFETY: setrlimit reads the rlimit we own.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| {
-            format!(
-                "raising RLIMIT_NOFILE from {}/{} to {want} (needs root; at most fs.nr_open)",
-                lim.rlim_cur, lim.rlim_max
-            )
-        });
+    for want in [need.max(lim.rlim_max), lim.rlim_max] {
+        let new = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: want.max(lim.rlim_max),
+        };
+        // SAFETY: setrlimit reads the rlimit we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+            return Ok(want);
+        }
     }
-    Ok(want)
+    Err(std::io::Error::last_os_error()).with_context(|| {
+        format!(
+            "raising RLIMIT_NOFILE from {} (hard {}) towards {need}",
+            lim.rlim_cur, lim.rlim_max
+        )
+    })
 }
 
 /// The agent's session settings from its own configuration defaults.

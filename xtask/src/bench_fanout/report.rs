@@ -76,6 +76,9 @@ pub struct Sample {
     pub rss_after: u64,
     /// Simulator CPU seconds over the changes.
     pub sim_cpu_changes: f64,
+    /// Route-server CPU seconds from the first change's start until the
+    /// last change reached every host.
+    pub cpu_changes: f64,
     /// Sessions the simulator saw lost after Established.
     pub downs: u64,
 }
@@ -101,12 +104,13 @@ impl Sample {
         if !self.changes_ms.is_empty() {
             let _ = write!(
                 l,
-                "\n      {} changes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} host arrivals; simulator CPU {:.2} s",
+                "\n      {} changes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} host arrivals; route server CPU {:.1} µs per host per change; simulator CPU {:.2} s",
                 self.changes,
                 percentile(&self.changes_ms, 0.5),
                 percentile(&self.changes_ms, 0.99),
                 percentile(&self.changes_ms, 1.0),
                 self.changes_ms.len(),
+                self.cpu_changes * 1e6 / (self.changes.max(1) * self.storm.hosts.max(1)) as f64,
                 self.sim_cpu_changes
             );
         }
