@@ -40,10 +40,36 @@ const BATCH_BUDGET: Duration = Duration::from_millis(50);
 /// reading their sockets (about 100 bytes each while they wait).
 const BACKLOG_PATHS: usize = 128 * 1024;
 
-/// Accepted connections waiting for the main task: the listener keeps
-/// taking connections off the kernel's queue while the main task is busy
-/// (a storm of hosts joining), so none waits for a SYN retransmission.
+/// Accepted connections waiting for the main task: the accept thread
+/// keeps taking connections off the kernel's queue while the main task is
+/// busy (a storm of hosts joining), so none waits for a SYN
+/// retransmission.
 const ACCEPTED_QUEUE: usize = 4096;
+
+/// A listener's own thread: blocking `accept` in a loop, each connection
+/// handed to the main task. On a thread of its own (not a task among
+/// thousands of sessions on the runtime's workers), it is scheduled as
+/// soon as connections wait, which keeps the kernel's accept queue from
+/// overflowing while the workers are busy sending dumps.
+fn accept_loop(
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    tx: mpsc::Sender<(std::net::TcpStream, SocketAddr)>,
+) {
+    loop {
+        match listener.accept() {
+            Ok(c) => {
+                if tx.blocking_send(c).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!("accept on {addr} failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
 
 /// Accepted connections the main task starts sessions for after each
 /// batch of events: route events go first, but a storm of them must not
@@ -320,6 +346,17 @@ impl Daemon {
         self.tasks.push(h.task);
     }
 
+    /// A connection from the accept thread, into the runtime.
+    fn accept_std(&mut self, stream: std::net::TcpStream, remote: SocketAddr) {
+        match stream
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(stream))
+        {
+            Ok(s) => self.accept(s, remote),
+            Err(e) => warn!("accepted connection from {remote} unusable: {e}"),
+        }
+    }
+
     fn accept(&mut self, stream: TcpStream, remote: SocketAddr) {
         let ip = canonical(remote.ip());
         if let Some(id) = self.rs.appliance_by_addr(ip) {
@@ -474,7 +511,8 @@ pub async fn run(
     )
     .await?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let (accept_tx, mut accepted) = mpsc::channel::<(TcpStream, SocketAddr)>(ACCEPTED_QUEUE);
+    let (accept_tx, mut accepted) =
+        mpsc::channel::<(std::net::TcpStream, SocketAddr)>(ACCEPTED_QUEUE);
     let mut listeners = Vec::new();
     for a in &cfg.listen {
         let addr = SocketAddr::new(*a, cfg.port);
@@ -491,22 +529,13 @@ pub async fn run(
                 .try_clone_to_owned()
                 .context("keeping the listener for reloads")?,
         ));
+        let l = l.into_std().context("taking the listener to its thread")?;
+        l.set_nonblocking(false)?;
         let tx = accept_tx.clone();
-        tokio::spawn(async move {
-            loop {
-                match l.accept().await {
-                    Ok((s, remote)) => {
-                        if tx.send((s, remote)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        warn!("accept on {addr} failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        });
+        std::thread::Builder::new()
+            .name(format!("bgp-accept-{}", listeners.len()))
+            .spawn(move || accept_loop(l, addr, tx))
+            .context("starting the accept thread")?;
     }
 
     let mut d = Daemon {
@@ -582,7 +611,7 @@ pub async fn run(
                 d.rs.tick(Instant::now());
                 for _ in 0..ACCEPTS_PER_BATCH {
                     match accepted.try_recv() {
-                        Ok((s, remote)) => d.accept(s, remote),
+                        Ok((s, remote)) => d.accept_std(s, remote),
                         Err(_) => break,
                     }
                 }
@@ -594,7 +623,7 @@ pub async fn run(
                 d.rs.bfd_signal(ev.id, ev.signal);
                 d.rs.flush();
             }
-            Some((s, remote)) = accepted.recv() => d.accept(s, remote),
+            Some((s, remote)) = accepted.recv() => d.accept_std(s, remote),
             Some((req, reply)) = front.queries.recv() => {
                 d.rs.flush();
                 let _ = reply.send(d.answer(req));
