@@ -70,6 +70,9 @@ impl FanoutLab {
             &format!("{SIM_ADDR}/30"),
         )?;
         sim.ip(&format!("route add default via {RS_LINK_ADDR}"))?;
+        for (ns, ifname) in [(&sim, "eth0"), (&rs, "hosts")] {
+            receive_on_napi_thread(ns, ifname)?;
+        }
         let nva = lab.node("nva")?;
         for (i, a) in appliances.iter().enumerate() {
             if i == 0 {
@@ -97,6 +100,26 @@ impl FanoutLab {
             lab,
         })
     }
+}
+
+/// GRO and threaded NAPI on the veth end `ifname` in `ns`: what arrives
+/// there is received on a kernel thread of its own instead of in the
+/// softirq of the sender (with plain veth, the simulated hosts' TCP input
+/// would run in, and be charged to, the route server's process).
+fn receive_on_napi_thread(ns: &Netns, ifname: &str) -> Result<()> {
+    ns.exec("ethtool", &["-K", ifname, "gro", "on"])?;
+    ns.exec(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            ns.name(),
+            "sh",
+            "-c",
+            &format!("echo 1 > /sys/class/net/{ifname}/threaded"),
+        ],
+    )?;
+    Ok(())
 }
 
 /// The listen-queue counters of a namespace (`/proc/net/netstat`, read
