@@ -31,7 +31,7 @@ pub(crate) mod wire;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow, bail, ensure};
+use anyhow::{Result, bail, ensure};
 
 use daemon::{Impl, RouteServer};
 use input::{Input, Target};
@@ -216,12 +216,7 @@ fn run_size(
                     r.samples.push(s);
                 }
                 Err(e) => {
-                    interrupt::check()?;
-                    println!(
-                        "  {:<6} run {round}/{}: FAILED: {e:#}",
-                        r.imp.title(),
-                        args.runs
-                    );
+                    report_failure(r.imp, round, args.runs, &e)?;
                     failures.push((r.imp, what.clone(), format!("{e:#}")));
                 }
             }
@@ -231,6 +226,19 @@ fn run_size(
         "{}",
         report::table(&input.title(), input.target().paths, &results)
     );
+    Ok(())
+}
+
+/// Prints that run `round` of `runs` of `imp` failed with `e`; an
+/// interruption ends the benchmark instead.
+pub(crate) fn report_failure(
+    imp: Impl,
+    round: usize,
+    runs: usize,
+    e: &anyhow::Error,
+) -> Result<()> {
+    interrupt::check()?;
+    println!("  {:<6} run {round}/{runs}: FAILED: {e:#}", imp.title());
     Ok(())
 }
 
@@ -252,15 +260,7 @@ fn one_run(
         input.prefixes + 1000,
         None,
     )?;
-    let result = measure(&mut rs, &topo, input, timeout, hold);
-    let result = result.map_err(|e| {
-        anyhow!(
-            "{}: {e:#}\nlast log lines of {}:\n{}",
-            imp.title(),
-            imp.title(),
-            rs.log_tail()
-        )
-    });
+    let result = measure(&mut rs, &topo, input, timeout, hold).map_err(|e| rs.explain(e));
     rs.stop();
     result
 }

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use steer_tests::hostsim::{self, HostSim, SimConfig, Target};
 
 use steer_tests::fanout::{self, FanoutLab, ListenDrops, RS_ADDR};
@@ -41,7 +41,7 @@ use steer_tests::fanout::{self, FanoutLab, ListenDrops, RS_ADDR};
 use crate::bench_bgp::daemon::{Impl, RouteServer};
 use crate::bench_bgp::sender::Appliances;
 use crate::bench_bgp::topology::{RS_ASN, appliance};
-use crate::bench_bgp::{ShapeArg, cargo, interrupt, wait_established};
+use crate::bench_bgp::{ShapeArg, cargo, interrupt, report_failure, wait_established};
 use input::Input;
 use report::{Results, Sample, Storm};
 
@@ -181,12 +181,7 @@ pub fn run(args: Args) -> Result<()> {
                 let s = match one_run(r.imp, n, round, &input, &args, &steer_bin) {
                     Ok(s) => s,
                     Err(e) => {
-                        interrupt::check()?;
-                        println!(
-                            "  {:<6} run {round}/{}: FAILED: {e:#}",
-                            r.imp.title(),
-                            args.runs
-                        );
+                        report_failure(r.imp, round, args.runs, &e)?;
                         gave_up.push(r.imp);
                         continue;
                     }
@@ -249,15 +244,7 @@ fn one_run(
         (Some(dir), Impl::Steer) => Some(dir.join(format!("steer-{n}-run{round}.data"))),
         _ => None,
     };
-    let result = measure(&mut rs, &lab, n, input, args, perf.as_deref());
-    let result = result.map_err(|e| {
-        anyhow!(
-            "{}: {e:#}\nlast log lines of {}:\n{}",
-            imp.title(),
-            imp.title(),
-            rs.log_tail()
-        )
-    });
+    let result = measure(&mut rs, &lab, n, input, args, perf.as_deref()).map_err(|e| rs.explain(e));
     rs.stop();
     result
 }

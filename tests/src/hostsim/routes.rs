@@ -211,6 +211,20 @@ mod tests {
         }
     }
 
+    /// The NLRI of `prefixes` and the codec of the route server's side.
+    fn sent(prefixes: &[(&str, u32)]) -> (Vec<Nlri>, CodecConfig) {
+        let nlri = prefixes
+            .iter()
+            .map(|(p, id)| Nlri {
+                prefix: p.parse().unwrap(),
+                path_id: *id,
+            })
+            .collect();
+        let mut send = codec();
+        send.add_path_send = [true, true];
+        (nlri, send)
+    }
+
     fn announce(prefixes: &[(&str, u32)], med: u32) -> Vec<u8> {
         let attrs = PathAttributes {
             origin: Some(Origin::Igp),
@@ -218,31 +232,15 @@ mod tests {
             med: Some(med),
             ..PathAttributes::default()
         };
-        let nlri: Vec<Nlri> = prefixes
-            .iter()
-            .map(|(p, id)| Nlri {
-                prefix: p.parse().unwrap(),
-                path_id: *id,
-            })
-            .collect();
+        let (nlri, send) = sent(prefixes);
         let mut out = Vec::new();
-        let mut send = codec();
-        send.add_path_send = [true, true];
         encode_announce(&send, &attrs, &nlri, &mut out).unwrap();
         out
     }
 
     fn withdraw(prefixes: &[(&str, u32)]) -> Vec<u8> {
-        let nlri: Vec<Nlri> = prefixes
-            .iter()
-            .map(|(p, id)| Nlri {
-                prefix: p.parse().unwrap(),
-                path_id: *id,
-            })
-            .collect();
+        let (nlri, send) = sent(prefixes);
         let mut out = Vec::new();
-        let mut send = codec();
-        send.add_path_send = [true, true];
         encode_withdraw(&send, &nlri, &mut out).unwrap();
         out
     }

@@ -206,6 +206,15 @@ impl RouteServer {
             .map_err(|e| anyhow!("{e:#}; last log lines:\n{}", self.log_tail()))
     }
 
+    /// `e`, the failure of a run, with the daemon's last log lines.
+    pub fn explain(&self, e: anyhow::Error) -> anyhow::Error {
+        let title = self.imp.title();
+        anyhow!(
+            "{title}: {e:#}\nlast log lines of {title}:\n{}",
+            self.log_tail()
+        )
+    }
+
     /// The last lines of its output (and BIRD's own log file).
     pub fn log_tail(&self) -> String {
         let mut tail = self.process.log_tail();
