@@ -24,12 +24,18 @@ const PAYLOAD: usize = 20;
 /// CLOCK_MONOTONIC in nanoseconds: comparable across threads and
 /// namespaces of this machine.
 pub fn now_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// The clock `id` (`CLOCK_MONOTONIC`, `CLOCK_THREAD_CPUTIME_ID`, …) in
+/// nanoseconds.
+pub fn clock_ns(id: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(id, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 

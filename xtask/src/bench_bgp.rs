@@ -15,23 +15,23 @@
 //! process, so it re-runs itself as a release build first.
 
 pub(crate) mod cargo;
-mod configs;
-mod daemon;
+pub(crate) mod configs;
+pub(crate) mod daemon;
 pub mod inproc;
 mod input;
 pub(crate) mod interrupt;
 mod paths;
 mod recv;
-mod report;
-mod sender;
-mod session;
-mod topology;
-mod wire;
+pub(crate) mod report;
+pub(crate) mod sender;
+pub(crate) mod session;
+pub(crate) mod topology;
+pub(crate) mod wire;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow, bail, ensure};
+use anyhow::{Result, bail, ensure};
 
 use daemon::{Impl, RouteServer};
 use input::{Input, Target};
@@ -62,7 +62,8 @@ pub enum ShapeArg {
 }
 
 impl ShapeArg {
-    fn shape(self) -> Shape {
+    /// The shape it names.
+    pub fn shape(self) -> Shape {
         match self {
             ShapeArg::Packed => Shape::Packed,
             ShapeArg::Table => Shape::Table,
@@ -215,12 +216,7 @@ fn run_size(
                     r.samples.push(s);
                 }
                 Err(e) => {
-                    interrupt::check()?;
-                    println!(
-                        "  {:<6} run {round}/{}: FAILED: {e:#}",
-                        r.imp.title(),
-                        args.runs
-                    );
+                    report_failure(r.imp, round, args.runs, &e)?;
                     failures.push((r.imp, what.clone(), format!("{e:#}")));
                 }
             }
@@ -230,6 +226,19 @@ fn run_size(
         "{}",
         report::table(&input.title(), input.target().paths, &results)
     );
+    Ok(())
+}
+
+/// Prints that run `round` of `runs` of `imp` failed with `e`; an
+/// interruption ends the benchmark instead.
+pub(crate) fn report_failure(
+    imp: Impl,
+    round: usize,
+    runs: usize,
+    e: &anyhow::Error,
+) -> Result<()> {
+    interrupt::check()?;
+    println!("  {:<6} run {round}/{runs}: FAILED: {e:#}", imp.title());
     Ok(())
 }
 
@@ -249,16 +258,9 @@ fn one_run(
         steer_bin,
         input.peers,
         input.prefixes + 1000,
+        None,
     )?;
-    let result = measure(&mut rs, &topo, input, timeout, hold);
-    let result = result.map_err(|e| {
-        anyhow!(
-            "{}: {e:#}\nlast log lines of {}:\n{}",
-            imp.title(),
-            imp.title(),
-            rs.log_tail()
-        )
-    });
+    let result = measure(&mut rs, &topo, input, timeout, hold).map_err(|e| rs.explain(e));
     rs.stop();
     result
 }
@@ -361,7 +363,8 @@ fn hold_lab(rs: &RouteServer, topo: &Topology, hold: Duration) {
     }
 }
 
-fn wait_established(rs: &mut RouteServer, sessions: usize) -> Result<()> {
+/// Waits until the route server itself reports `sessions` Established.
+pub(crate) fn wait_established(rs: &mut RouteServer, sessions: usize) -> Result<()> {
     let start = Instant::now();
     loop {
         interrupt::check()?;
@@ -384,8 +387,14 @@ fn print_configs(peers: usize, prefixes: usize) -> Result<()> {
         (1..=MAX_APPLIANCES).contains(&peers),
         "--peers must be 1..={MAX_APPLIANCES}"
     );
-    println!("# steer.toml\n{}", configs::steer(peers, prefixes + 1000));
-    println!("# bird.conf\n{}", configs::bird(peers, "/tmp/bird.log"));
+    println!(
+        "# steer.toml\n{}",
+        configs::steer(peers, prefixes + 1000, topology::LAN)
+    );
+    println!(
+        "# bird.conf\n{}",
+        configs::bird(peers, "/tmp/bird.log", None)
+    );
     println!("# gobgpd.toml\n{}", configs::gobgp(peers));
     println!(
         "# bgpd.conf (FRR)\n{}",

@@ -1,8 +1,9 @@
-//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|bgp-core|fib|forward|failover> | fuzz`.
+//! Developer tasks: `cargo xtask build-ebpf | test | demo | bench <bgp|bgp-core|fanout|fib|forward|failover> | fuzz`.
 
 mod alloc_count;
 mod bench_bgp;
 mod bench_failover;
+mod bench_fanout;
 mod bench_fib;
 mod bench_forward;
 mod bench_xdp;
@@ -50,6 +51,10 @@ enum Bench {
     /// The route server's core in this process on `bench bgp`'s input:
     /// time, allocations and memory per stage, for profiling.
     BgpCore(bench_bgp::inproc::Args),
+    /// Route server fan-out: thousands of simulated hosts (restart storm,
+    /// a 1,000-route change to every host, memory and CPU per host), Steer
+    /// vs BIRD with dynamic neighbours.
+    Fanout(bench_fanout::Args),
     /// Host FIB: kernel programming vs `ip -batch`, eBPF map rate and cost.
     Fib,
     /// Silent deaths of an appliance: the VM's outage with BFD at 300 ms x
@@ -80,6 +85,9 @@ fn main() -> Result<()> {
         Cmd::Bench {
             which: Bench::BgpCore(args),
         } => bench_bgp::inproc::run(args),
+        Cmd::Bench {
+            which: Bench::Fanout(args),
+        } => bench_fanout::run(args),
         Cmd::Bench { which: Bench::Fib } => bench_fib::run().and_then(|()| bench_xdp::run()),
         Cmd::Bench {
             which: Bench::Failover(args),

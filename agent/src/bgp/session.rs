@@ -130,6 +130,7 @@ pub fn spawn(
 struct Conn {
     stream: Arc<TcpStream>,
     buf: BytesMut,
+    room: ReadRoom,
     queue: Arc<SendQueue>,
     ended: oneshot::Receiver<WriterEnd>,
     writer: Option<JoinHandle<()>>,
@@ -154,7 +155,8 @@ impl Conn {
         let writer = writer::spawn(stream.clone(), queue.clone(), ended_tx);
         Ok(Conn {
             stream,
-            buf: BytesMut::with_capacity(65536),
+            buf: BytesMut::new(),
+            room: ReadRoom::default(),
             queue,
             ended,
             writer: Some(writer),
@@ -248,11 +250,56 @@ enum ConnEvent {
     Writer(WriterEnd),
 }
 
-async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+/// Least room a read is given.
+const READ_ROOM_MIN: usize = 1024;
+/// Most room a read is given.
+const READ_ROOM_MAX: usize = 64 * 1024;
+
+/// How much room the next read of a connection gets: little at first
+/// (most sessions are hosts, which send a few hundred bytes after their
+/// OPEN, and thousands of them must stay small), twice as much each time
+/// a read fills what it was given (an appliance sending its table), up to
+/// [`READ_ROOM_MAX`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ReadRoom(usize);
+
+impl Default for ReadRoom {
+    fn default() -> ReadRoom {
+        ReadRoom(READ_ROOM_MIN)
+    }
+}
+
+impl ReadRoom {
+    /// Makes room in `buf` for the next read; returns the room offered.
+    fn prepare(&self, buf: &mut BytesMut) -> usize {
+        if buf.capacity() - buf.len() < self.0 / 2 {
+            buf.reserve(self.0);
+        }
+        buf.capacity() - buf.len()
+    }
+
+    /// A read took `got` bytes of the `offered` room.
+    fn took(&mut self, got: usize, offered: usize) {
+        if got >= offered {
+            self.0 = (self.0 * 2).min(READ_ROOM_MAX);
+        }
+    }
+}
+
+async fn read_some(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    room: &mut ReadRoom,
+) -> io::Result<usize> {
     loop {
         stream.readable().await?;
+        let offered = room.prepare(buf);
         match stream.try_read_buf(buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Ok(n) => {
+                room.took(n, offered);
+                return Ok(n);
+            }
             r => return r,
         }
     }
@@ -269,7 +316,7 @@ async fn conn_event(conn: Option<&mut Option<Conn>>) -> ConnEvent {
         }
     };
     tokio::select! {
-        r = read_some(&c.stream, &mut c.buf) => ConnEvent::Read(r),
+        r = read_some(&c.stream, &mut c.buf, &mut c.room) => ConnEvent::Read(r),
         e = writer_ended => ConnEvent::Writer(e),
     }
 }
@@ -979,5 +1026,31 @@ impl Driver {
             self.retire(old.conn);
             self.connecting = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_room_starts_small_and_doubles_only_when_reads_fill_it() {
+        let mut buf = BytesMut::new();
+        let mut room = ReadRoom::default();
+        let offered = room.prepare(&mut buf);
+        assert!((READ_ROOM_MIN..2 * READ_ROOM_MIN).contains(&offered));
+        room.took(100, offered);
+        assert_eq!(room, ReadRoom(READ_ROOM_MIN), "a short read: no growth");
+        let mut sizes = Vec::new();
+        for _ in 0..10 {
+            let offered = room.prepare(&mut buf);
+            buf.extend(std::iter::repeat_n(0u8, offered));
+            room.took(offered, offered);
+            sizes.push(room.0);
+            let _ = buf.split();
+        }
+        assert_eq!(&sizes[..6], &[2048, 4096, 8192, 16384, 32768, 65536]);
+        assert!(sizes.iter().all(|&s| s <= READ_ROOM_MAX));
+        assert!(room.prepare(&mut buf) >= READ_ROOM_MAX / 2);
     }
 }

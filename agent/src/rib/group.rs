@@ -11,6 +11,11 @@
 //! left it, which the table hands over with each change. Diffing the two
 //! exports gives the withdrawals and the announcements; the dump and
 //! `steer show routes --advertised` export the table as it is.
+//!
+//! Members joining together (a storm of hosts reconnecting) share one
+//! encoded dump: it is kept, tagged with the table's generation, until the
+//! table changes or [`DUMP_KEEP`] has passed, so a burst of joins costs one
+//! encoding and one copy of the bytes, not one per member.
 
 use super::export::{ExportContext, GroupKey, SetKey, attributes, select, set_key};
 use super::table::{Decided, Path, Table};
@@ -22,7 +27,20 @@ use crate::prefix::{Afi, Prefix};
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tracing::warn;
+
+/// How long an encoded dump is kept for further joining members.
+pub const DUMP_KEEP: Duration = Duration::from_secs(1);
+
+/// The last full dump and what it was made from.
+#[derive(Debug)]
+struct Dumped {
+    generation: u64,
+    bytes: Bytes,
+    messages: u64,
+    made: Instant,
+}
 
 /// A group member.
 #[derive(Debug, Clone)]
@@ -76,6 +94,7 @@ pub struct UpdateGroup {
     advertised: usize,
     /// UPDATE messages encoded for this group (not multiplied by members).
     pub messages_encoded: u64,
+    dumped: Option<Dumped>,
 }
 
 /// One attribute set to announce and its NLRI.
@@ -193,6 +212,7 @@ impl UpdateGroup {
             places: FxHashMap::default(),
             advertised,
             messages_encoded: 0,
+            dumped: None,
         }
     }
 
@@ -220,16 +240,52 @@ impl UpdateGroup {
         enc
     }
 
-    /// Add a member and queue the dump to it.
-    pub fn join(&mut self, m: Member, table: &Table, ctx: &ExportContext) {
-        let enc = self.dump(table, ctx, &self.key.families.clone());
-        m.out.send(Bytes::from(enc.bytes), enc.messages);
+    /// Add a member and queue the dump to it: the one kept from an
+    /// earlier join when the table has not changed since and it is less
+    /// than [`DUMP_KEEP`] old at `now`.
+    pub fn join(&mut self, m: Member, table: &Table, ctx: &ExportContext, now: Instant) {
+        let fresh = self
+            .dumped
+            .as_ref()
+            .filter(|d| d.generation == table.generation() && now < d.made + DUMP_KEEP);
+        let (bytes, messages) = match fresh {
+            Some(d) => (d.bytes.clone(), d.messages),
+            None => {
+                let enc = self.dump(table, ctx, &self.key.families.clone());
+                let bytes = Bytes::from(enc.bytes);
+                self.dumped = Some(Dumped {
+                    generation: table.generation(),
+                    bytes: bytes.clone(),
+                    messages: enc.messages,
+                    made: now,
+                });
+                (bytes, enc.messages)
+            }
+        };
+        m.out.send(bytes, messages);
         match self.places.get(&m.peer) {
             Some(&i) => self.members[i] = m,
             None => {
                 self.places.insert(m.peer, self.members.len());
                 self.members.push(m);
             }
+        }
+    }
+
+    /// When the kept dump is to be let go, if one is kept.
+    pub fn dump_expires(&self) -> Option<Instant> {
+        self.dumped.as_ref().map(|d| d.made + DUMP_KEEP)
+    }
+
+    /// Lets go of the kept dump if it is stale at `now` or the table has
+    /// moved on from `generation`.
+    pub fn expire_dump(&mut self, generation: u64, now: Instant) {
+        if self
+            .dumped
+            .as_ref()
+            .is_some_and(|d| d.generation != generation || now >= d.made + DUMP_KEEP)
+        {
+            self.dumped = None;
         }
     }
 

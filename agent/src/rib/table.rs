@@ -275,6 +275,8 @@ pub struct Table {
     /// The queued changes' paths before them, by identity.
     before: Vec<(PeerId, u32)>,
     attrs: AttrCache,
+    /// Decisions that changed something (see [`Table::generation`]).
+    generation: u64,
 }
 
 /// Queue `d` for the next decision (once) and return its change.
@@ -352,6 +354,13 @@ impl Table {
     /// Distinct attribute sets the table's paths hold.
     pub fn attr_sets(&self) -> usize {
         self.attrs.len()
+    }
+
+    /// How many decisions have changed something: what the table exports
+    /// at one generation holds until the next (path attributes and the
+    /// decided order only change through a decision).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     fn slot_for(&mut self, prefix: Prefix) -> u32 {
@@ -493,6 +502,9 @@ impl Table {
         export: impl Fn(&[Change], Shard<'_>) -> R + Sync,
     ) -> (Vec<Change>, Vec<R>) {
         let mut changes = std::mem::take(&mut self.dirty);
+        if !changes.is_empty() {
+            self.generation += 1;
+        }
         let shards = shards.clamp(1, changes.len().max(1));
         let per = self.dests.len().div_ceil(shards).max(1);
         let bounds = partition(&mut changes, per, shards);

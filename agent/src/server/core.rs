@@ -67,6 +67,11 @@ const MAX_SHARDS: usize = 4;
 /// Changed prefixes a flush encodes and queues at a time, so a large one
 /// holds a bounded amount of output.
 const EXPORT_CHUNK: usize = 8192;
+/// The hosts waiting to be forgotten are looked at when their list has
+/// doubled since the last look, or this long after it: a storm of
+/// thousands of hosts setting up never costs a look at every one of them
+/// per event.
+const DEPARTING_SWEEP: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub(super) struct Live {
@@ -181,6 +186,8 @@ pub struct RouteServer {
     /// later [`RouteServer::tick`] once nothing is left of them (no session
     /// task, no paths, no restart).
     pub(super) departing: Vec<PeerId>,
+    /// When `departing` was last looked at, and how many it kept then.
+    pub(super) departing_swept: Option<(Instant, usize)>,
 }
 
 impl RouteServer {
@@ -220,6 +227,7 @@ impl RouteServer {
             host_addrs: FxHashMap::default(),
             restart_deadlines: BinaryHeap::new(),
             departing: Vec::new(),
+            departing_swept: None,
         };
         rs.originate(&cfg.vnet_prefixes);
         for p in &cfg.peers {
@@ -490,7 +498,7 @@ impl RouteServer {
     /// Apply one session event.
     pub fn handle(&mut self, msg: PeerMsg, now: Instant) {
         match msg.event {
-            SessionEvent::Established(e) => self.established(msg.peer, msg.epoch, *e),
+            SessionEvent::Established(e) => self.established(msg.peer, msg.epoch, *e, now),
             SessionEvent::Routes(b) => self.routes(msg.peer, msg.epoch, b, now),
             SessionEvent::EndOfRib(f) => self.end_of_rib(msg.peer, msg.epoch, f),
             SessionEvent::RouteRefresh(f) => self.route_refresh(msg.peer, msg.epoch, f),
@@ -505,7 +513,7 @@ impl RouteServer {
             .is_some_and(|l| l.epoch == epoch)
     }
 
-    fn established(&mut self, id: PeerId, epoch: u64, e: Established) {
+    fn established(&mut self, id: PeerId, epoch: u64, e: Established, now: Instant) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -550,7 +558,7 @@ impl RouteServer {
                 .collect();
             r.families = keep;
             for f in drop {
-                let swept = sweep_stale(&mut self.table, id, f);
+                let swept = sweep_stale(&mut self.table, id, f, peer.received);
                 peer.received = peer.received.saturating_sub(swept as u32);
             }
             if r.families.is_empty() {
@@ -582,6 +590,7 @@ impl RouteServer {
                 },
                 &self.table,
                 &self.ctx,
+                now,
             );
         }
         info!(peer = %peer.name, "joined update group {group}");
@@ -882,7 +891,7 @@ impl RouteServer {
         };
         if let Some(i) = r.families.iter().position(|x| *x == f) {
             r.families.remove(i);
-            let n = sweep_stale(&mut self.table, id, f);
+            let n = sweep_stale(&mut self.table, id, f, peer.received);
             peer.received = peer.received.saturating_sub(n as u32);
             info!(peer = %peer.name, "End-of-RIB for {f}: removed {n} stale paths");
         }
@@ -935,19 +944,28 @@ impl RouteServer {
             Vec::new()
         };
         let peer = self.peers.get_mut(&id).expect("peer");
+        let holds_paths = peer.received > 0 || peer.restarting.is_some();
         if families.is_empty() {
-            let n = self.table.remove_peer_where(id, |_, _| true);
+            let n = if holds_paths {
+                self.table.remove_peer_where(id, |_, _| true)
+            } else {
+                0
+            };
             info!(peer = %peer.name, "session down ({reason}): withdrew {n} paths");
             peer.received = 0;
             peer.restarting = None;
         } else {
             let keep = families.clone();
-            let n = self
-                .table
-                .mark_stale(id, |p| keep.contains(&Family::unicast(p.afi())));
-            let dropped = self
-                .table
-                .remove_peer_where(id, |p, _| !keep.contains(&Family::unicast(p.afi())));
+            let (n, dropped) = if holds_paths {
+                (
+                    self.table
+                        .mark_stale(id, |p| keep.contains(&Family::unicast(p.afi()))),
+                    self.table
+                        .remove_peer_where(id, |p, _| !keep.contains(&Family::unicast(p.afi()))),
+                )
+            } else {
+                (0, 0)
+            };
             peer.received = peer.received.saturating_sub(dropped as u32);
             info!(
                 peer = %peer.name,
@@ -1016,6 +1034,10 @@ impl RouteServer {
     /// Expire graceful-restart state and forget departed hosts. Looks only
     /// at the restarts that are due and the hosts that lost their session.
     pub fn tick(&mut self, now: Instant) {
+        let generation = self.table.generation();
+        for (_, g) in &mut self.groups {
+            g.expire_dump(generation, now);
+        }
         while let Some(Reverse((deadline, id))) = self.restart_deadlines.peek().copied() {
             if deadline > now {
                 break;
@@ -1031,12 +1053,25 @@ impl RouteServer {
             {
                 continue;
             }
-            let n = self.table.remove_peer_where(id, |_, p| p.stale);
+            let n = if peer.received > 0 {
+                self.table.remove_peer_where(id, |_, p| p.stale)
+            } else {
+                0
+            };
             let peer = self.peers.get_mut(&id).expect("peer");
             peer.received = peer.received.saturating_sub(n as u32);
             peer.restarting = None;
             info!(peer = %peer.name, "graceful restart time over: removed {n} stale paths");
             self.resync_claims(id);
+        }
+        let due = match self.departing_swept {
+            None => true,
+            Some((at, kept)) => {
+                now >= at + DEPARTING_SWEEP || self.departing.len() >= 2 * kept.max(32)
+            }
+        };
+        if !due || self.departing.is_empty() {
+            return;
         }
         let mut waiting = Vec::new();
         for id in std::mem::take(&mut self.departing) {
@@ -1052,13 +1087,21 @@ impl RouteServer {
                 self.forget(id);
             }
         }
+        self.departing_swept = Some((now, waiting.len()));
         self.departing = waiting;
     }
 
-    /// When [`RouteServer::tick`] or a deferred flush next has work.
+    /// When [`RouteServer::tick`] or a deferred flush next has work: a
+    /// graceful restart ending, a deferred flush, or a kept dump to let go.
+    /// (Departed hosts are forgotten by the next tick that comes anyway.)
     pub fn next_deadline(&self) -> Option<Instant> {
         let restart = self.restart_deadlines.peek().map(|Reverse((t, _))| *t);
-        [restart, self.flush_wanted].into_iter().flatten().min()
+        let dumps = self.groups.iter().filter_map(|(_, g)| g.dump_expires());
+        [restart, self.flush_wanted]
+            .into_iter()
+            .flatten()
+            .chain(dumps)
+            .min()
     }
 
     /// [`RouteServer::flush`] unless the last flush asked for this way was
@@ -1165,7 +1208,12 @@ fn peer_name(peers: &FxHashMap<PeerId, PeerEntry>, id: PeerId) -> String {
         .map_or_else(|| format!("peer {id}"), |p| p.name.clone())
 }
 
-fn sweep_stale(table: &mut Table, id: PeerId, f: Family) -> usize {
+/// Removes `id`'s stale paths of `f`; a peer that holds no paths at all
+/// (`received`, a host without VM prefixes) costs no look at the table.
+fn sweep_stale(table: &mut Table, id: PeerId, f: Family, received: u32) -> usize {
+    if received == 0 {
+        return 0;
+    }
     table.remove_peer_where(id, |p, x| x.stale && Family::unicast(p.afi()) == f)
 }
 

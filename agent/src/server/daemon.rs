@@ -40,6 +40,42 @@ const BATCH_BUDGET: Duration = Duration::from_millis(50);
 /// reading their sockets (about 100 bytes each while they wait).
 const BACKLOG_PATHS: usize = 128 * 1024;
 
+/// Accepted connections waiting for the main task: the accept thread
+/// keeps taking connections off the kernel's queue while the main task is
+/// busy (a storm of hosts joining), so none waits for a SYN
+/// retransmission.
+const ACCEPTED_QUEUE: usize = 4096;
+
+/// A listener's own thread: blocking `accept` in a loop, each connection
+/// handed to the main task. On a thread of its own (not a task among
+/// thousands of sessions on the runtime's workers), it is scheduled as
+/// soon as connections wait, which keeps the kernel's accept queue from
+/// overflowing while the workers are busy sending dumps.
+fn accept_loop(
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    tx: mpsc::Sender<(std::net::TcpStream, SocketAddr)>,
+) {
+    loop {
+        match listener.accept() {
+            Ok(c) => {
+                if tx.blocking_send(c).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!("accept on {addr} failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Accepted connections the main task starts sessions for after each
+/// batch of events: route events go first, but a storm of them must not
+/// starve new connections.
+const ACCEPTS_PER_BATCH: usize = 256;
+
 /// The capabilities a route server offers one kind of peer. Graceful
 /// restart lists both families with forwarding preserved: what a route
 /// server hands out stays valid while it restarts (the appliances and hosts
@@ -96,6 +132,22 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The accept queue the BGP listeners ask for. When every host reconnects
+/// at once (a route server restart), the connections beyond the queue
+/// have their SYNs dropped and wait for the retransmission (1 s, then 3 s,
+/// ...). The kernel caps it at the namespace's `net.core.somaxconn`
+/// (4096 by default since Linux 5.4).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// The accept queue a listener gets: [`LISTEN_BACKLOG`], capped by
+/// `net.core.somaxconn` when that can be read.
+fn accept_queue() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .map_or(LISTEN_BACKLOG, |max| max.min(LISTEN_BACKLOG))
+}
+
 async fn listen(addr: SocketAddr, cfg: &ServerConfig) -> anyhow::Result<TcpListener> {
     let s = if addr.is_ipv4() {
         TcpSocket::new_v4()?
@@ -105,7 +157,7 @@ async fn listen(addr: SocketAddr, cfg: &ServerConfig) -> anyhow::Result<TcpListe
     s.set_reuseaddr(true)?;
     s.bind(addr)?;
     protect(&s, addr, cfg)?;
-    Ok(s.listen(128)?)
+    Ok(s.listen(LISTEN_BACKLOG)?)
 }
 
 /// The listener's half of RFC 2385 and RFC 5082: an MD5 key per appliance
@@ -294,6 +346,17 @@ impl Daemon {
         self.tasks.push(h.task);
     }
 
+    /// A connection from the accept thread, into the runtime.
+    fn accept_std(&mut self, stream: std::net::TcpStream, remote: SocketAddr) {
+        match stream
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(stream))
+        {
+            Ok(s) => self.accept(s, remote),
+            Err(e) => warn!("accepted connection from {remote} unusable: {e}"),
+        }
+    }
+
     fn accept(&mut self, stream: TcpStream, remote: SocketAddr) {
         let ip = canonical(remote.ip());
         if let Some(id) = self.rs.appliance_by_addr(ip) {
@@ -427,6 +490,19 @@ pub async fn run(
     socket_path: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
+    let limit = match super::nofile::raise() {
+        Ok(r) => {
+            info!("open-file limit {} (was {} at start)", r.now, r.before);
+            Some(r.now)
+        }
+        Err(e) => {
+            warn!("cannot raise the open-file limit: {e}");
+            None
+        }
+    };
+    if let Some(w) = limit.and_then(|l| super::nofile::advice(l, &cfg)) {
+        warn!("{w}");
+    }
     let socket_path = socket_path.unwrap_or_else(|| cfg.socket_path());
     let mut front = Front::open(
         &socket_path,
@@ -435,36 +511,31 @@ pub async fn run(
     )
     .await?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let (accept_tx, mut accepted) = mpsc::channel::<(TcpStream, SocketAddr)>(64);
+    let (accept_tx, mut accepted) =
+        mpsc::channel::<(std::net::TcpStream, SocketAddr)>(ACCEPTED_QUEUE);
     let mut listeners = Vec::new();
     for a in &cfg.listen {
         let addr = SocketAddr::new(*a, cfg.port);
         let l = listen(addr, &cfg)
             .await
             .with_context(|| format!("cannot listen for BGP on {addr}"))?;
-        info!("listening for BGP on {addr}");
+        info!(
+            "listening for BGP on {addr} (accept queue {})",
+            accept_queue()
+        );
         listeners.push((
             addr,
             l.as_fd()
                 .try_clone_to_owned()
                 .context("keeping the listener for reloads")?,
         ));
+        let l = l.into_std().context("taking the listener to its thread")?;
+        l.set_nonblocking(false)?;
         let tx = accept_tx.clone();
-        tokio::spawn(async move {
-            loop {
-                match l.accept().await {
-                    Ok((s, remote)) => {
-                        if tx.send((s, remote)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        warn!("accept on {addr} failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        });
+        std::thread::Builder::new()
+            .name(format!("bgp-accept-{}", listeners.len()))
+            .spawn(move || accept_loop(l, addr, tx))
+            .context("starting the accept thread")?;
     }
 
     let mut d = Daemon {
@@ -538,6 +609,12 @@ pub async fn run(
                 }
                 d.rs.flush_due(Instant::now());
                 d.rs.tick(Instant::now());
+                for _ in 0..ACCEPTS_PER_BATCH {
+                    match accepted.try_recv() {
+                        Ok((s, remote)) => d.accept_std(s, remote),
+                        Err(_) => break,
+                    }
+                }
                 if let Ok((req, reply)) = front.queries.try_recv() {
                     let _ = reply.send(d.answer(req));
                 }
@@ -546,7 +623,7 @@ pub async fn run(
                 d.rs.bfd_signal(ev.id, ev.signal);
                 d.rs.flush();
             }
-            Some((s, remote)) = accepted.recv() => d.accept(s, remote),
+            Some((s, remote)) = accepted.recv() => d.accept_std(s, remote),
             Some((req, reply)) = front.queries.recv() => {
                 d.rs.flush();
                 let _ = reply.send(d.answer(req));

@@ -4,6 +4,7 @@ pub mod bfd;
 pub mod core;
 pub mod daemon;
 pub mod host_policy;
+pub mod nofile;
 pub mod reload;
 pub mod view;
 

@@ -194,6 +194,30 @@ impl Plan {
         phases
     }
 
+    /// Appliance `a`'s table (round 0, as the first phase announces it)
+    /// once more, with the churn mark set in every MED when `marked`, and
+    /// the paths a receiver then holds from it. Only the MED changes, so
+    /// every path stays in a route server's multipath set: the change a
+    /// fan-out benchmark times.
+    pub fn remarked(
+        &self,
+        a: Appliance,
+        prefixes: &[Prefix],
+        marked: bool,
+    ) -> (Vec<u8>, Vec<(Prefix, Attrs)>) {
+        let mut out = Vec::new();
+        let mut paths = Vec::new();
+        for (k, g) in self.groups.iter().enumerate() {
+            let mut attrs = self.attrs(a, k, ROUND_LOAD);
+            if marked {
+                attrs.med = Some(attrs.med.unwrap_or(0) | CHURNED);
+            }
+            encode_announce(&attrs, &prefixes[g.clone()], &mut out);
+            paths.extend(prefixes[g.clone()].iter().map(|p| (*p, attrs.clone())));
+        }
+        (out, paths)
+    }
+
     /// How many phases [`Plan::phases`] returns.
     pub fn phase_count(&self) -> usize {
         if self.shape == Shape::Churn { 2 } else { 1 }
@@ -351,6 +375,30 @@ mod tests {
             assert_eq!((a.as_path[0], b.as_path[0]), (65001, 65002));
             assert!(!a.as_path.contains(&65515) && !a.as_path.contains(&23456));
         }
+    }
+
+    #[test]
+    fn remarked_table_changes_only_the_med_mark() {
+        let ps = prefixes::generate(0, 500);
+        let plan = Plan::new(Shape::Table, ps.len());
+        let mut t = BTreeMap::new();
+        replay(&plan.phases(app(1), &ps)[0], &mut t);
+        let (bytes, paths) = plan.remarked(app(1), &ps, true);
+        replay(&bytes, &mut t);
+        let want: BTreeMap<Prefix, Attrs> = paths.into_iter().collect();
+        assert_eq!(t, want);
+        for (p, before) in plan.paths_after(0, app(1), &ps) {
+            let now = &t[&p];
+            assert_eq!(now.med, before.med.map(|m| m | CHURNED));
+            assert_eq!(
+                (&now.as_path, now.next_hop),
+                (&before.as_path, before.next_hop)
+            );
+        }
+        let (bytes, paths) = plan.remarked(app(1), &ps, false);
+        replay(&bytes, &mut t);
+        assert!(t.values().all(|a| a.med.unwrap() & CHURNED == 0));
+        assert_eq!(paths.len(), 500);
     }
 
     #[test]

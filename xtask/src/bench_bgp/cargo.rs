@@ -1,6 +1,7 @@
-//! Cargo from inside the benchmark: re-running `bench bgp` from a release
-//! build of xtask (the in-process generator and receiver must be
-//! optimized), and building the release `steer` binary under test.
+//! Cargo from inside the benchmarks: re-running `bench bgp` (or `bench
+//! fanout`) from a release build of xtask (the in-process generators and
+//! receivers must be optimized), and building the release `steer` binary
+//! under test.
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,7 @@ fn cargo() -> std::process::Command {
 /// Re-runs this very command from a release build of xtask.
 pub fn rerun_release() -> Result<()> {
     println!(
-        "bench bgp: re-running as a release build (the generator and receiver must not be the bottleneck)"
+        "bench: re-running as a release build (the generators and receivers must not be the bottleneck)"
     );
     interrupt::install();
     let status = cargo()

@@ -6,11 +6,15 @@
 //! else.
 //!
 //! - Steer: `[[peer]]` per appliance (`passive`, `max_prefixes` = N +
-//!   1000), hosts from 10.1.0.0/24; no VNet prefixes, no branch-to-branch.
+//!   1000), hosts from 10.1.0.0/24 (or the range `bench fanout` gives);
+//!   no VNet prefixes, no branch-to-branch.
 //! - BIRD 2: one `protocol bgp` per appliance from a template with
 //!   `import all; export none;`, and `protocol bgp host` (iBGP, `direct`)
 //!   with `import none; export all; add paths tx; next hop keep;`. BIRD
 //!   with `add paths tx` exports every path of the table, not only the best.
+//!   For `bench fanout` the host protocol takes dynamic neighbours from a
+//!   range instead (`neighbor range R internal`, one spawned protocol per
+//!   host, multihop as iBGP is by default: the hosts are routed).
 //! - GoBGP: a neighbour per appliance, the host with `add-paths send-max =
 //!   P`, and a global export policy rejecting everything towards the
 //!   appliances' neighbour-set (GoBGP would otherwise send each appliance
@@ -18,10 +22,10 @@
 
 use std::fmt::Write;
 
-use super::topology::{HOST_ADDR, LAN, RS_ADDR, RS_ASN, appliance};
+use super::topology::{HOST_ADDR, RS_ADDR, RS_ASN, appliance};
 
-/// `steer server` configuration.
-pub fn steer(appliances: usize, max_prefixes: usize) -> String {
+/// `steer server` configuration; hosts connect from `hosts` (a prefix).
+pub fn steer(appliances: usize, max_prefixes: usize, hosts: &str) -> String {
     let mut c = format!("asn = {RS_ASN}\nrouter_id = \"{RS_ADDR}\"\nlisten = [\"{RS_ADDR}\"]\n");
     for i in 0..appliances {
         let (addr, asn) = appliance(i);
@@ -31,12 +35,13 @@ pub fn steer(appliances: usize, max_prefixes: usize) -> String {
             i + 1
         );
     }
-    let _ = write!(c, "\n[hosts]\nranges = [\"{LAN}\"]\n");
+    let _ = write!(c, "\n[hosts]\nranges = [\"{hosts}\"]\n");
     c
 }
 
-/// BIRD 2 configuration; `log` is the log file.
-pub fn bird(appliances: usize, log: &str) -> String {
+/// BIRD 2 configuration; `log` is the log file. The host leg is the one
+/// receiver at HOST_ADDR, or with `hosts_range` dynamic neighbours from it.
+pub fn bird(appliances: usize, log: &str, hosts_range: Option<&str>) -> String {
     let mut c = format!(
         "log \"{log}\" {{ info, remote, warning, error, auth, fatal, bug }};
 router id {RS_ADDR};
@@ -57,13 +62,16 @@ template bgp nva {{
             i + 1
         );
     }
+    let neighbor = match hosts_range {
+        None => format!("neighbor {HOST_ADDR} as {RS_ASN};\n  direct;"),
+        Some(r) => format!("neighbor range {r} internal;\n  dynamic name \"host\";"),
+    };
     let _ = write!(
         c,
         "
 protocol bgp host {{
   local {RS_ADDR} as {RS_ASN};
-  neighbor {HOST_ADDR} as {RS_ASN};
-  direct;
+  {neighbor}
   passive on;
   ipv4 {{ import none; export all; add paths tx; next hop keep; }};
 }}

@@ -52,7 +52,8 @@ const FRR_BGPD: &str = "/usr/lib/frr/bgpd";
 
 impl RouteServer {
     /// Writes the configuration for `appliances` into `dir` and starts the
-    /// daemon in `ns`.
+    /// daemon in `ns`. The host leg is `bench bgp`'s one receiver, or with
+    /// `hosts_range` dynamic neighbours from that range (Steer and BIRD).
     pub fn start(
         imp: Impl,
         ns: &Netns,
@@ -60,11 +61,23 @@ impl RouteServer {
         steer_bin: &Path,
         appliances: usize,
         max_prefixes: usize,
+        hosts_range: Option<&str>,
     ) -> Result<RouteServer> {
         let log = dir.join(format!("{imp:?}.log").to_lowercase());
+        if hosts_range.is_some() && matches!(imp, Impl::Gobgp | Impl::Frr) {
+            bail!(
+                "{}: dynamic host neighbours are only set up for Steer and BIRD",
+                imp.title()
+            );
+        }
         let cmd = match imp {
             Impl::Steer => {
-                let conf = write(dir, "steer.toml", &configs::steer(appliances, max_prefixes))?;
+                let hosts = hosts_range.unwrap_or(super::topology::LAN);
+                let conf = write(
+                    dir,
+                    "steer.toml",
+                    &configs::steer(appliances, max_prefixes, hosts),
+                )?;
                 let check = Command::new(steer_bin)
                     .args(["check", "server", "--config"])
                     .arg(&conf)
@@ -87,6 +100,7 @@ impl RouteServer {
                 let text = configs::bird(
                     appliances,
                     &dir.join("bird-daemon.log").display().to_string(),
+                    hosts_range,
                 );
                 let conf = write(dir, "bird.conf", &text)?;
                 let check = Command::new("bird")
@@ -192,6 +206,15 @@ impl RouteServer {
             .map_err(|e| anyhow!("{e:#}; last log lines:\n{}", self.log_tail()))
     }
 
+    /// `e`, the failure of a run, with the daemon's last log lines.
+    pub fn explain(&self, e: anyhow::Error) -> anyhow::Error {
+        let title = self.imp.title();
+        anyhow!(
+            "{title}: {e:#}\nlast log lines of {title}:\n{}",
+            self.log_tail()
+        )
+    }
+
     /// The last lines of its output (and BIRD's own log file).
     pub fn log_tail(&self) -> String {
         let mut tail = self.process.log_tail();
@@ -213,14 +236,23 @@ impl RouteServer {
 
     /// Peak resident set size (`VmHWM`) in bytes.
     pub fn peak_rss(&self) -> Result<u64> {
+        self.status_bytes("VmHWM:")
+    }
+
+    /// Resident set size now (`VmRSS`) in bytes.
+    pub fn rss(&self) -> Result<u64> {
+        self.status_bytes("VmRSS:")
+    }
+
+    fn status_bytes(&self, field: &str) -> Result<u64> {
         let path = format!("/proc/{}/status", self.pid());
         let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
         let kib: u64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
-            .with_context(|| format!("no VmHWM in {path}"))?;
+            .with_context(|| format!("no {field} in {path}"))?;
         Ok(kib * 1024)
     }
 

@@ -251,7 +251,7 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn one_run(input: &Input, args: &Args) -> Result<()> {
-    let text = configs::steer(input.peers, input.prefixes + 1000);
+    let text = configs::steer(input.peers, input.prefixes + 1000, super::topology::LAN);
     let cfg = ServerConfig::from_str(Path::new("bench.toml"), &text)?;
     let base = alloc_count::snapshot().live;
     let mut rs = RouteServer::new(Arc::new(cfg));

@@ -174,7 +174,10 @@ fn receive(mut reader: MsgReader, stop: &AtomicBool, shared: &Shared) -> PathTab
                     && table.churned() == target.churned
                 {
                     t.reached = Some(Instant::now());
-                    shared.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
+                    shared.cpu_ns.store(
+                        steer_tests::hostsim::poller::thread_cpu_ns(),
+                        Ordering::Relaxed,
+                    );
                 }
             }
             Ok(Some((NOTIFICATION, body))) => {
@@ -193,16 +196,6 @@ fn receive(mut reader: MsgReader, stop: &AtomicBool, shared: &Shared) -> PathTab
             .get_or_insert(failure);
     }
     table
-}
-
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn u16_at(b: &[u8], at: usize) -> Result<usize> {

@@ -535,6 +535,7 @@ fn graceful_restart_time_expiry_sweeps_stale_routes() {
         },
         t0,
     );
+    rs.tick(t0 + crate::rib::group::DUMP_KEEP);
     assert_eq!(rs.next_deadline(), Some(t0 + Duration::from_secs(120)));
     rs.tick(t0 + Duration::from_secs(121));
     rs.flush();
@@ -1023,6 +1024,7 @@ fn bfd_down_withdraws_even_with_graceful_restart_configured() {
     );
     bfd_down(&mut rs, fw1.id);
     assert!(default_route_next_hops(&mut h, &mut state).is_empty());
+    rs.tick(Instant::now() + crate::rib::group::DUMP_KEEP);
     assert!(rs.next_deadline().is_none(), "nothing kept as stale");
 }
 
@@ -1064,8 +1066,8 @@ fn a_departed_host_is_forgotten_by_its_address_once_its_session_task_ended() {
     assert!(rs.peer(h.id).is_some(), "its session task still runs");
     let old = h.id;
     drop(h);
-    rs.tick(Instant::now());
-    assert!(rs.peer(old).is_none(), "forgotten");
+    rs.tick(Instant::now() + Duration::from_secs(1));
+    assert!(rs.peer(old).is_none(), "forgotten at the next look");
     let new = rs.host_for(addr).unwrap();
     assert_ne!(new, old, "a new connection gets a new entry");
     assert_eq!(
@@ -1078,4 +1080,70 @@ fn a_departed_host_is_forgotten_by_its_address_once_its_session_task_ended() {
             .map(|id| rs.peer(id).unwrap().name.clone()),
         Some("fw1".to_string())
     );
+}
+
+#[test]
+fn hosts_joining_while_the_table_stands_share_one_encoded_dump() {
+    let mut rs = server("");
+    let fw1 = appliance(&mut rs, "fw1");
+    announce(&mut rs, &fw1, &["0.0.0.0/0"], attrs(&[65020], "10.1.0.20"));
+    let mut a = host(&mut rs, "10.1.0.31", false);
+    let mut b = host(&mut rs, "10.1.0.32", false);
+    let (da, db) = (a.rx.try_recv().unwrap(), b.rx.try_recv().unwrap());
+    assert!(!da.is_empty());
+    assert_eq!(da.as_ptr(), db.as_ptr(), "one encoding for both joins");
+    let fw2 = appliance(&mut rs, "fw2");
+    announce(&mut rs, &fw2, &["0.0.0.0/0"], attrs(&[65021], "10.1.0.21"));
+    let mut c = host(&mut rs, "10.1.0.33", false);
+    let dc = c.rx.try_recv().unwrap();
+    assert_ne!(dc.as_ptr(), da.as_ptr(), "the table changed: a new dump");
+    rs.tick(Instant::now() + crate::rib::group::DUMP_KEEP);
+    let mut d = host(&mut rs, "10.1.0.34", false);
+    let paths = |h: &std::collections::BTreeMap<(String, u32), PathAttributes>| {
+        h.keys().filter(|(p, _)| p == "0.0.0.0/0").count()
+    };
+    let mut got = Default::default();
+    assert!(drain(&mut d, &mut got) > 0);
+    assert_eq!(paths(&got), 2, "a dump made after the kept one expired");
+    assert!(d.rx.try_recv().is_err());
+}
+
+#[test]
+fn hosts_setting_up_are_looked_at_when_their_list_doubles_or_a_second_passed() {
+    let mut rs = server("");
+    let now = Instant::now();
+    let mut sessions = Vec::new();
+    let mut setting_up = |rs: &mut RouteServer, from: u8, n: u8| -> Vec<PeerId> {
+        (from..from + n)
+            .map(|i| {
+                let id = rs.host_for(format!("10.1.0.{i}").parse().unwrap()).unwrap();
+                let (tx, rx) = mpsc::unbounded_channel();
+                rs.peer_mut(id).unwrap().cmd = Some(tx);
+                sessions.push(rx);
+                id
+            })
+            .collect()
+    };
+    let mut ids = setting_up(&mut rs, 100, 40);
+    rs.tick(now);
+    assert_eq!(
+        rs.departing_swept,
+        Some((now, 40)),
+        "first look keeps all 40"
+    );
+    ids.extend(setting_up(&mut rs, 140, 30));
+    let soon = now + Duration::from_millis(10);
+    rs.tick(soon);
+    assert_eq!(rs.departing_swept, Some((now, 40)), "70 is not twice 40");
+    ids.extend(setting_up(&mut rs, 170, 10));
+    rs.tick(soon);
+    assert_eq!(rs.departing_swept, Some((soon, 80)), "80 is");
+    drop(sessions);
+    rs.tick(soon);
+    assert!(
+        ids.iter().all(|id| rs.peer(*id).is_some()),
+        "not looked at yet"
+    );
+    rs.tick(soon + DEPARTING_SWEEP);
+    assert!(ids.iter().all(|id| rs.peer(*id).is_none()), "forgotten");
 }
