@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 use steer_tests::scenario::{RouteServer, RouteServerLab};
 use steer_tests::{
-    Announce, BirdConfig, FrrConfig, Netns, Steer, default_timeout, hooks, wait_for,
+    Announce, BirdConfig, FrrConfig, Netns, Steer, default_timeout, hooks, traffic, wait_for,
 };
 
 fn rs_config(gr_time: u16) -> String {
@@ -205,19 +205,6 @@ fn loss(child: std::process::Child) -> Result<(u32, u32, Vec<u32>)> {
     Ok((nums[0], nums[1], missing))
 }
 
-/// Packets the kernel dropped because a CPU's input backlog was full, on
-/// every CPU (`/proc/net/softnet_stat`, second column): a flood anywhere on
-/// the machine, another lab's included, shows here.
-fn softnet_dropped() -> Result<u64> {
-    let text = std::fs::read_to_string("/proc/net/softnet_stat")?;
-    text.lines()
-        .map(|l| {
-            let field = l.split_whitespace().nth(1).unwrap_or("0");
-            Ok(u64::from_str_radix(field, 16)?)
-        })
-        .sum()
-}
-
 #[test]
 fn kill_9_of_the_agent_loses_no_packet_and_a_route_withdrawn_meanwhile_is_swept() -> Result<()> {
     kill_9_loses_no_packet("", &["tc", "return"])
@@ -244,7 +231,7 @@ fn kill_9_loses_no_packet(dataplane: &str, hooks: &[&str]) -> Result<()> {
         .iter()
         .map(|hook| forwarded(h.agent("host1"), hook))
         .collect::<Result<_>>()?;
-    let backlog_drops = softnet_dropped()?;
+    let backlog_drops = traffic::softnet_dropped()?;
     let ping = steady_ping(h.ns("vm1"), "10.250.0.1", 800)?;
     let start = std::time::Instant::now();
     std::thread::sleep(Duration::from_secs(1));
@@ -273,7 +260,7 @@ fn kill_9_loses_no_packet(dataplane: &str, hooks: &[&str]) -> Result<()> {
          {restarting:?} to {restarted:?}, and the ping ended at {:?}; meanwhile the kernel's \
          per-CPU backlogs (shared by every namespace) dropped {} packets",
         start.elapsed(),
-        softnet_dropped()? - backlog_drops
+        traffic::softnet_dropped()? - backlog_drops
     );
     for (hook, before) in hooks.iter().zip(before) {
         let carried = forwarded(h.agent("host1"), hook)? - before;

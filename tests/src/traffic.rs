@@ -153,6 +153,12 @@ pub struct UdpReport {
     pub intact: u64,
     /// Datagrams received with another payload.
     pub corrupted: u64,
+    /// Datagrams the receiver's own socket dropped (`UdpRcvbufErrors`,
+    /// `Udp6RcvbufErrors` of its namespace), not the path.
+    pub receiver_drops: u64,
+    /// Packets the machine's per-CPU input backlogs dropped meanwhile
+    /// (every namespace's: a flood elsewhere counts too).
+    pub backlog_drops: u64,
 }
 
 impl UdpReport {
@@ -183,8 +189,10 @@ pub fn udp_datagrams(
     let sock = to.enter(move || -> Result<UdpSocket> {
         let s = UdpSocket::bind(to_addr)?;
         s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        force_recv_buffer(&s, RECV_BUFFER)?;
         Ok(s)
     })??;
+    let before = (snmp(to)?, softnet_dropped()?);
     let receiver = std::thread::spawn(move || -> UdpReport {
         let mut r = UdpReport::default();
         let (mut buf, mut expect) = (vec![0u8; 65536], vec![0u8; size]);
@@ -221,7 +229,52 @@ pub fn udp_datagrams(
         .join()
         .map_err(|_| anyhow::anyhow!("UDP receiver panicked"))?;
     r.sent = count;
+    let after = snmp(to)?;
+    r.receiver_drops = ["UdpRcvbufErrors", "Udp6RcvbufErrors"]
+        .iter()
+        .map(|c| after.get(*c).unwrap_or(&0) - before.0.get(*c).unwrap_or(&0))
+        .sum();
+    r.backlog_drops = softnet_dropped()? - before.1;
     Ok(r)
+}
+
+/// The receiving socket's buffer: room for every datagram a test sends, so
+/// a receiver thread the loaded machine schedules late drops nothing.
+const RECV_BUFFER: usize = 32 << 20;
+
+/// `SO_RCVBUFFORCE` (root: beyond `net.core.rmem_max`).
+fn force_recv_buffer(s: &UdpSocket, bytes: usize) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let v = libc::c_int::try_from(bytes)?;
+    // SAFETY: a valid socket and an int-sized option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    ensure!(
+        rc == 0,
+        "SO_RCVBUFFORCE: {}",
+        std::io::Error::last_os_error()
+    );
+    Ok(())
+}
+
+/// Packets the kernel dropped because a CPU's input backlog was full, on
+/// every CPU (`/proc/net/softnet_stat`, second column): a flood anywhere on
+/// the machine, another test's included, shows here.
+pub fn softnet_dropped() -> Result<u64> {
+    let text = std::fs::read_to_string("/proc/net/softnet_stat")?;
+    text.lines()
+        .map(|l| {
+            let field = l.split_whitespace().nth(1).unwrap_or("0");
+            Ok(u64::from_str_radix(field, 16)?)
+        })
+        .sum()
 }
 
 /// An iperf3 server in a namespace, stopped on drop.
