@@ -10,12 +10,12 @@ mod session_support;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use session_support::{Wire, default_limits, establish_outgoing, start_with_backlog};
+use session_support::{Wire, default_limits, down, establish_outgoing, start_with_backlog};
 use steer::bgp::capability::Capability;
 use steer::bgp::fsm::DownReason;
 use steer::bgp::iana::ErrorCode;
 use steer::bgp::message::{Message, Open};
-use steer::bgp::peer::{Backlog, PeerMsg, SessionEvent};
+use steer::bgp::peer::{Backlog, PeerMsg};
 use tokio::sync::mpsc;
 
 const ID: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 4);
@@ -47,21 +47,6 @@ async fn paused_session() -> (
     backlog.add(11);
     assert!(backlog.over());
     (w, rx, backlog, h)
-}
-
-/// The first Down within `within`, if any.
-async fn down(rx: &mut mpsc::UnboundedReceiver<PeerMsg>, within: Duration) -> Option<DownReason> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(PeerMsg {
-                event: SessionEvent::Down { reason },
-                ..
-            })) => return Some(reason),
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => return None,
-        }
-    }
 }
 
 #[tokio::test]

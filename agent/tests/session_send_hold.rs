@@ -12,12 +12,12 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use session_support::{Wire, establish_outgoing, peer_open, start_with};
+use session_support::{Wire, down, establish_outgoing, peer_open, start_with};
 use steer::bgp::capability::Capability;
 use steer::bgp::error::Notification;
 use steer::bgp::fsm::DownReason;
 use steer::bgp::message::Message;
-use steer::bgp::peer::{PeerMsg, SessionEvent};
+use steer::bgp::peer::PeerMsg;
 use steer::bgp::session::SendLimits;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -48,20 +48,6 @@ async fn session(
         .unwrap();
     let (w, e) = establish_outgoing(&mut rx, &listener, peer_open(PEER_ID)).await;
     (w, e.out, rx, h)
-}
-
-async fn down(rx: &mut mpsc::UnboundedReceiver<PeerMsg>, within: Duration) -> Option<DownReason> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(PeerMsg {
-                event: SessionEvent::Down { reason },
-                ..
-            })) => return Some(reason),
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => return None,
-        }
-    }
 }
 
 /// True once a write from the peer's end fails as after a RST.

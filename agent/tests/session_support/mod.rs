@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use steer::bgp::capability::Capability;
-use steer::bgp::fsm::{Backoff, FsmConfig};
+use steer::bgp::fsm::{Backoff, DownReason, FsmConfig};
 use steer::bgp::message::{CodecConfig, Message, Open, decode, frame_len};
 use steer::bgp::peer::{Backlog, Established, PeerMsg, SessionCommand, SessionEvent};
 use steer::bgp::session::{self, SendLimits, SessionHandle, SessionSpec};
@@ -159,6 +159,24 @@ pub async fn incoming(h: &SessionHandle) -> Wire {
     let (session_side, _) = l.accept().await.unwrap();
     h.cmd.send(SessionCommand::Incoming(session_side)).unwrap();
     Wire::new(peer_side)
+}
+
+/// The first Down event within `within`, if any.
+pub async fn down(
+    rx: &mut mpsc::UnboundedReceiver<PeerMsg>,
+    within: Duration,
+) -> Option<DownReason> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(PeerMsg {
+                event: SessionEvent::Down { reason },
+                ..
+            })) => return Some(reason),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return None,
+        }
+    }
 }
 
 /// The next Established event.
