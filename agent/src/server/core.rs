@@ -946,26 +946,21 @@ impl RouteServer {
         let peer = self.peers.get_mut(&id).expect("peer");
         let holds_paths = peer.received > 0 || peer.restarting.is_some();
         if families.is_empty() {
-            let n = if holds_paths {
-                self.table.remove_peer_where(id, |_, _| true)
-            } else {
-                0
-            };
+            let n = remove_held(&mut self.table, id, holds_paths, |_, _| true);
             info!(peer = %peer.name, "session down ({reason}): withdrew {n} paths");
             peer.received = 0;
             peer.restarting = None;
         } else {
             let keep = families.clone();
-            let (n, dropped) = if holds_paths {
-                (
-                    self.table
-                        .mark_stale(id, |p| keep.contains(&Family::unicast(p.afi()))),
-                    self.table
-                        .remove_peer_where(id, |p, _| !keep.contains(&Family::unicast(p.afi()))),
-                )
-            } else {
-                (0, 0)
+            let n = match holds_paths {
+                true => self
+                    .table
+                    .mark_stale(id, |p| keep.contains(&Family::unicast(p.afi()))),
+                false => 0,
             };
+            let dropped = remove_held(&mut self.table, id, holds_paths, |p, _| {
+                !keep.contains(&Family::unicast(p.afi()))
+            });
             peer.received = peer.received.saturating_sub(dropped as u32);
             info!(
                 peer = %peer.name,
@@ -1053,11 +1048,7 @@ impl RouteServer {
             {
                 continue;
             }
-            let n = if peer.received > 0 {
-                self.table.remove_peer_where(id, |_, p| p.stale)
-            } else {
-                0
-            };
+            let n = remove_held(&mut self.table, id, peer.received > 0, |_, p| p.stale);
             let peer = self.peers.get_mut(&id).expect("peer");
             peer.received = peer.received.saturating_sub(n as u32);
             peer.restarting = None;
@@ -1211,10 +1202,31 @@ fn peer_name(peers: &FxHashMap<PeerId, PeerEntry>, id: PeerId) -> String {
 /// Removes `id`'s stale paths of `f`; a peer that holds no paths at all
 /// (`received`, a host without VM prefixes) costs no look at the table.
 fn sweep_stale(table: &mut Table, id: PeerId, f: Family, received: u32) -> usize {
-    if received == 0 {
+    remove_held(table, id, received > 0, |p, x| {
+        x.stale && Family::unicast(p.afi()) == f
+    })
+}
+
+/// Removes the paths of `id` that `pred` selects. A peer that `holds` no
+/// path (none received, no restart: most hosts) costs no look at the
+/// table; in debug builds (the tests, the fuzz targets) the table is
+/// checked to agree.
+fn remove_held(
+    table: &mut Table,
+    id: PeerId,
+    holds: bool,
+    pred: impl Fn(&Prefix, &Path) -> bool,
+) -> usize {
+    if !holds {
+        debug_assert!(
+            table
+                .iter()
+                .all(|(_, d)| d.decided().paths().all(|p| p.source.peer != id)),
+            "peer {id} holds paths its count says it does not"
+        );
         return 0;
     }
-    table.remove_peer_where(id, |p, x| x.stale && Family::unicast(p.afi()) == f)
+    table.remove_peer_where(id, pred)
 }
 
 #[cfg(test)]
