@@ -153,6 +153,9 @@ struct FibState {
     kernel: KernelFib,
     xdp: Option<XdpDataplane>,
     learned: HashMap<Prefix, Want>,
+    /// How many learned routes use each next hop: the uplinks are looked
+    /// for again only when a next hop appears or goes, not per batch.
+    hop_refs: HopRefs,
     connected: HashSet<Prefix>,
     k_installed: HashMap<Prefix, RouteTarget>,
     x_installed: HashMap<Prefix, XdpTarget>,
@@ -217,6 +220,7 @@ impl FibState {
             kernel,
             xdp,
             learned: HashMap::new(),
+            hop_refs: HopRefs::default(),
             connected: HashSet::new(),
             k_installed,
             x_installed,
@@ -235,12 +239,19 @@ impl FibState {
     /// on the interfaces that reach them.
     fn uplink_addrs(&self) -> BTreeSet<IpAddr> {
         let mut addrs: BTreeSet<IpAddr> = self.setup.route_servers.iter().copied().collect();
-        for w in self.learned.values() {
-            if let Want::Forward(hops) = w {
-                addrs.extend(hops.iter().copied());
-            }
-        }
+        addrs.extend(self.hop_refs.0.keys().copied());
         addrs
+    }
+
+    /// Learns (`Some`) or forgets (`None`) the route for `p`, keeping
+    /// [`FibState::hop_refs`]; true when a next hop appeared or went.
+    fn learn(&mut self, p: Prefix, w: Option<Want>) -> bool {
+        let added = self.hop_refs.count(w.as_ref(), 1);
+        let old = match w {
+            Some(w) => self.learned.insert(p, w),
+            None => self.learned.remove(&p),
+        };
+        self.hop_refs.count(old.as_ref(), -1) | added
     }
 
     /// Puts the return path on the uplinks (see the module header) when
@@ -606,6 +617,31 @@ fn present(interfaces: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// How many learned routes use each next hop.
+#[derive(Debug, Default)]
+struct HopRefs(HashMap<IpAddr, u32>);
+
+impl HopRefs {
+    /// Counts `w`'s next hops once more (`delta` 1) or once less (-1);
+    /// true when a next hop appeared or went.
+    fn count(&mut self, w: Option<&Want>, delta: i32) -> bool {
+        let Some(Want::Forward(hops)) = w else {
+            return false;
+        };
+        let mut changed = false;
+        for h in hops {
+            let n = self.0.entry(*h).or_insert(0);
+            changed |= *n == 0;
+            *n = n.saturating_add_signed(delta);
+            if *n == 0 {
+                self.0.remove(h);
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
 /// Whether an interface named `name` exists in this namespace.
 fn exists(name: &str) -> bool {
     std::ffi::CString::new(name)
@@ -694,17 +730,17 @@ pub fn start(setup: FibSetup) -> anyhow::Result<(FibHandle, std::thread::JoinHan
                         }
                     }
                     let mut prefixes = Vec::with_capacity(changes.len());
+                    let mut hops_changed = false;
                     for (p, w) in changes {
-                        match w {
-                            Some(w) => s.learned.insert(p, w),
-                            None => s.learned.remove(&p),
-                        };
+                        hops_changed |= s.learn(p, w);
                         prefixes.push(p);
                     }
                     prefixes.sort();
                     prefixes.dedup();
                     s.install(&prefixes, true);
-                    s.refresh_uplinks(false);
+                    if hops_changed {
+                        s.refresh_uplinks(false);
+                    }
                 }
                 FibCmd::Sweep => {
                     s.synced = true;
@@ -738,4 +774,30 @@ pub fn start(setup: FibSetup) -> anyhow::Result<(FibHandle, std::thread::JoinHan
         .recv()
         .map_err(|_| anyhow::anyhow!("the FIB thread died while opening the dataplane"))??;
     Ok((FibHandle { tx }, join))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fwd(hops: &[&str]) -> Want {
+        Want::Forward(hops.iter().map(|h| h.parse().unwrap()).collect())
+    }
+
+    #[test]
+    fn hop_refs_report_only_a_next_hop_that_appears_or_goes() {
+        let mut r = HopRefs::default();
+        assert!(r.count(Some(&fwd(&["10.1.0.10"])), 1), "a new hop");
+        assert!(!r.count(Some(&fwd(&["10.1.0.10"])), 1), "a second route");
+        assert!(r.count(Some(&fwd(&["10.1.0.10", "10.1.0.20"])), 1));
+        assert!(!r.count(Some(&Want::Vnet), 1), "no next hop");
+        assert!(!r.count(None, -1));
+        assert!(!r.count(Some(&fwd(&["10.1.0.10"])), -1));
+        assert!(!r.count(Some(&fwd(&["10.1.0.10"])), -1));
+        assert!(
+            r.count(Some(&fwd(&["10.1.0.10", "10.1.0.20"])), -1),
+            "both gone"
+        );
+        assert!(r.0.is_empty());
+    }
 }
